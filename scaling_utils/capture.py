@@ -1,0 +1,254 @@
+"""Activation capture: forward hooks on named sites of a causal LM, reduced on the fly.
+
+Sites: the embeddings, each block's attention output (before the residual add), each block's
+output (the residual stream) and the final norm.  For each site and each context length n in a
+grid, the representation at position n-1 of every window is added to float64 grouped sums
+(:class:`~scaling_utils.stats.MomentAccumulator`), so memory does not grow with the number of
+windows.  In a causal model position n-1 sees exactly the first n tokens, so one forward pass
+over a window of N tokens yields the sample for every n <= N at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .stats import MomentAccumulator, Moments, effective_context
+
+SITE_KINDS = ("embeddings", "attention", "block", "final_norm")
+_ATTENTION_NAMES = ("self_attn", "attn", "attention")
+_FINAL_NORM_NAMES = ("norm", "ln_f", "final_layer_norm", "final_norm")
+
+
+@dataclass(frozen=True)
+class Site:
+    """A hooked module: ``name`` like 'attention.3', its ``kind``, ``layer`` and module path."""
+
+    name: str
+    kind: str
+    layer: int
+    module: str
+
+
+@dataclass(frozen=True)
+class CaptureResult:
+    """Streaming statistics of one capture run.
+
+    ``moments[site.name]`` holds grouped sums of the representation at each length in
+    ``lengths``.  With attention weights: ``n_eff``, ``n_eff_no_sink`` (attention renormalised
+    without position 0) and ``sink_mass`` (attention on position 0), each the mean over windows,
+    shape (layers, lengths, heads).  With ``position_loss``: per-group mean next-token loss at
+    every context length 1..N-1, shape (groups, N-1).
+    """
+
+    lengths: np.ndarray
+    sites: tuple[Site, ...]
+    moments: dict[str, Moments]
+    n_windows: int
+    query: str
+    n_eff: np.ndarray | None = None
+    n_eff_no_sink: np.ndarray | None = None
+    sink_mass: np.ndarray | None = None
+    position_loss: np.ndarray | None = None
+
+    def site(self, name: str) -> Site:
+        return next(s for s in self.sites if s.name == name)
+
+    def sites_of(self, kind: str) -> list[Site]:
+        return [s for s in self.sites if s.kind == kind]
+
+
+def find_sites(model: torch.nn.Module) -> tuple[Site, ...]:
+    """The standard sites of a Hugging Face causal LM (Llama, Gemma, GPT-2, GPT-NeoX, Qwen...)."""
+    names = {id(m): n for n, m in model.named_modules()}
+    embed = model.get_input_embeddings()
+    blocks_name, blocks = _decoder_blocks(model)
+    sites = [Site("embeddings", "embeddings", -1, names[id(embed)])]
+    for i, block in enumerate(blocks):
+        attn = next((n for n in _ATTENTION_NAMES if hasattr(block, n)), None)
+        if attn is None:
+            raise ValueError(f"block {blocks_name}.{i} has no attention module named {_ATTENTION_NAMES}")
+        sites.append(Site(f"attention.{i}", "attention", i, f"{blocks_name}.{i}.{attn}"))
+        sites.append(Site(f"block.{i}", "block", i, f"{blocks_name}.{i}"))
+    parent = blocks_name.rsplit(".", 1)[0] if "." in blocks_name else ""
+    for norm in _FINAL_NORM_NAMES:
+        path = f"{parent}.{norm}" if parent else norm
+        if path in dict(model.named_modules()):
+            sites.append(Site("final_norm", "final_norm", len(blocks), path))
+            break
+    return tuple(sites)
+
+
+def forward(model: torch.nn.Module, input_ids: torch.Tensor) -> Any:
+    """One evaluation forward pass, keeping only the last position's logits (the capture and the
+    bare baseline of the benchmarks call exactly this)."""
+    with torch.inference_mode():
+        return model(input_ids=input_ids, use_cache=False, logits_to_keep=1)
+
+
+def capture_statistics(model: torch.nn.Module, windows: np.ndarray, lengths: Sequence[int], *,
+                       batch_size: int = 8, n_groups: int = 16, n_projections: int = 0,
+                       seed: int = 0, kinds: Sequence[str] = SITE_KINDS,
+                       attention_weights: bool = False, position_loss: bool = False,
+                       fixed_query_token: int | None = None,
+                       progress: bool = True) -> CaptureResult:
+    """Run ``model`` over ``windows`` (N x T token ids) and reduce every site on the fly.
+
+    For each n in ``lengths`` the sample is the representation at position n-1.  With
+    ``fixed_query_token`` the last token is replaced by that token for every n (one pass per n),
+    so that only the context varies.  ``attention_weights`` needs eager attention.
+    """
+    windows = np.asarray(windows)
+    lengths = np.asarray(sorted(set(int(n) for n in lengths)))
+    n_windows, max_len = windows.shape
+    if lengths[0] < 1 or lengths[-1] > max_len:
+        raise ValueError(f"lengths must lie in [1, {max_len}] (the window length), got "
+                         f"{lengths[0]}..{lengths[-1]}.")
+    if n_groups > n_windows:
+        raise ValueError(f"n_groups ({n_groups}) exceeds the number of windows ({n_windows}); "
+                         "use fewer groups or more windows.")
+    if attention_weights and model.config._attn_implementation != "eager":
+        raise ValueError("attention weights need eager attention: load the model with "
+                         "attn_implementation='eager'.")
+    if (position_loss or attention_weights) and fixed_query_token is not None:
+        raise ValueError("position_loss and attention_weights are measured on the windows as "
+                         "they are; run them without fixed_query_token.")
+    unknown = set(kinds) - set(SITE_KINDS)
+    if unknown:
+        raise ValueError(f"unknown site kinds {sorted(unknown)}; choose from {SITE_KINDS}.")
+    device = next(model.parameters()).device
+    all_sites = find_sites(model)
+    sites = tuple(s for s in all_sites if s.kind in kinds)
+    if position_loss and not any(s.kind == "final_norm" for s in all_sites):
+        raise ValueError("position_loss needs a final norm site, which this model lacks.")
+    dim = model.get_input_embeddings().embedding_dim
+    generator = torch.Generator().manual_seed(seed)
+    directions = None
+    if n_projections:
+        directions = torch.randn(dim, n_projections, generator=generator, dtype=torch.float64)
+        directions /= directions.norm(dim=0, keepdim=True)
+    acc = {s.name: MomentAccumulator(n_groups, len(lengths), dim, device, directions) for s in sites}
+    attn = _AttentionStats(model.config.num_hidden_layers) if attention_weights else None
+    loss = _PositionLoss(n_groups, max_len, device) if position_loss else None
+    state: dict[str, torch.Tensor] = {}
+
+    def on_output(site: Site, output: Any) -> None:
+        hidden = output[0] if isinstance(output, tuple) else output
+        if site.name in acc:
+            acc[site.name].update(hidden[:, state["positions"]], state["groups"], state["windows"],
+                                  state["length_index"])
+        if attn is not None and site.kind == "attention":
+            weights = output[1] if isinstance(output, tuple) and len(output) > 1 else None
+            if weights is None:
+                raise RuntimeError(f"{site.module} returned no attention weights; use eager attention.")
+            attn.update(site.layer, weights[:, :, state["positions"], :])
+        if loss is not None and site.kind == "final_norm":
+            loss.update(model, hidden, state["ids"], state["groups"])
+
+    jobs = _jobs(windows, lengths, fixed_query_token)
+    hooked = [s for s in all_sites if s.name in acc or (attn and s.kind == "attention")
+              or (loss and s.kind == "final_norm")]
+    total = sum(len(range(0, n_windows, batch_size)) for _ in jobs)
+    bar = tqdm(total=total, desc="capture", disable=not progress, leave=False)
+    with _hooks(model, hooked, on_output):
+        for ids_all, positions, length_index in jobs:
+            for start in range(0, n_windows, batch_size):
+                ids = torch.as_tensor(ids_all[start:start + batch_size], device=device)
+                window_ids = torch.arange(start, start + len(ids), device=device)
+                state.update(ids=ids, windows=window_ids, groups=window_ids % n_groups,
+                             positions=torch.as_tensor(positions, device=device),
+                             length_index=torch.as_tensor(length_index, device=device))
+                forward(model, ids)
+                bar.update()
+    bar.close()
+    query = ("last token of each window" if fixed_query_token is None
+             else f"fixed final token id {fixed_query_token}")
+    return CaptureResult(
+        lengths, sites, {name: a.result() for name, a in acc.items()}, n_windows, query,
+        *(attn.result() if attn else (None, None, None)),
+        loss.result() if loss else None,
+    )
+
+
+def _jobs(windows: np.ndarray, lengths: np.ndarray, fixed_query_token: int | None):
+    """(token ids, positions read, length indices) per pass: one pass for all n, or one per n."""
+    if fixed_query_token is None:
+        return [(windows, lengths - 1, np.arange(len(lengths)))]
+    jobs = []
+    for k, n in enumerate(lengths):
+        ids = windows[:, :n].copy()
+        ids[:, -1] = fixed_query_token
+        jobs.append((ids, np.array([n - 1]), np.array([k])))
+    return jobs
+
+
+class _AttentionStats:
+    """Running means over windows of n_eff, n_eff without position 0, and attention on position 0."""
+
+    def __init__(self, n_layers: int):
+        self.sums: list[np.ndarray | float] = [0.0] * n_layers
+        self.count = np.zeros(n_layers)
+
+    def update(self, layer: int, weights: torch.Tensor) -> None:
+        # weights: batch x heads x k x T, the rows of the query positions (zero past the mask)
+        w = weights.detach().to(torch.float64)
+        rest = w[..., 1:] / w[..., 1:].sum(-1, keepdim=True).clamp_min(1e-300)
+        stats = torch.stack([effective_context(w), effective_context(rest), w[..., 0]])
+        self.sums[layer] = self.sums[layer] + stats.sum(1).transpose(1, 2).cpu().numpy()  # 3 x k x H
+        self.count[layer] += w.shape[0]
+
+    def result(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        means = np.stack(self.sums, 1) / self.count[None, :, None, None]  # 3 x layers x k x H
+        return means[0], means[1], means[2]
+
+
+class _PositionLoss:
+    """Per-group sums of the next-token loss at every context length, via the output head in
+    chunks so that the full batch x length x vocabulary logits never exist at once."""
+
+    def __init__(self, n_groups: int, max_len: int, device: torch.device):
+        self.total = torch.zeros(n_groups, max_len - 1, dtype=torch.float64, device=device)
+        self.count = torch.zeros(n_groups, dtype=torch.float64, device=device)
+
+    def update(self, model, hidden: torch.Tensor, ids: torch.Tensor, groups: torch.Tensor) -> None:
+        head = model.get_output_embeddings()
+        cap = getattr(model.config, "final_logit_softcapping", None)
+        losses = []
+        for start in range(0, hidden.shape[1] - 1, 128):
+            stop = min(start + 128, hidden.shape[1] - 1)
+            logits = head(hidden[:, start:stop]).float()
+            if cap:
+                logits = torch.tanh(logits / cap) * cap
+            target = ids[:, start + 1:stop + 1]
+            losses.append(torch.nn.functional.cross_entropy(
+                logits.transpose(1, 2), target, reduction="none"))
+        self.total.index_add_(0, groups, torch.cat(losses, 1).to(torch.float64))
+        self.count.index_add_(0, groups, torch.ones_like(groups, dtype=torch.float64))
+
+    def result(self) -> np.ndarray:
+        return (self.total / self.count[:, None]).cpu().numpy()
+
+
+@contextlib.contextmanager
+def _hooks(model: torch.nn.Module, sites: Sequence[Site], on_output) -> Iterator[None]:
+    modules = dict(model.named_modules())
+    handles = [modules[s.module].register_forward_hook(
+        lambda _m, _i, out, s=s: on_output(s, out)) for s in sites]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _decoder_blocks(model: torch.nn.Module) -> tuple[str, torch.nn.ModuleList]:
+    n_layers = model.config.num_hidden_layers
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.ModuleList) and len(module) == n_layers:
+            return name, module
+    raise ValueError(f"no list of {n_layers} decoder blocks found in {type(model).__name__}")

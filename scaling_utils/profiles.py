@@ -1,0 +1,195 @@
+"""Named parameter sets (`smoke`, `cpu`, `gpu`) for every notebook, and their validation.
+
+papermill only warns about an unknown ``-p`` name and never checks types, so each notebook's
+first code cell calls :func:`resolve_parameters`, which fails with a message naming the
+problem and the fix.  The table of parameters in the book is generated from :data:`NOTEBOOKS`,
+so documentation and behaviour cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Mapping
+
+PROFILE_NAMES = ("smoke", "cpu", "gpu")
+DEFAULT_PROFILE = "cpu"
+
+
+class ParameterError(ValueError):
+    """A notebook parameter is unknown, of the wrong type or out of range."""
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One notebook parameter: its type, meaning, allowed values and value in each profile."""
+
+    name: str
+    kind: type
+    help: str
+    smoke: Any
+    cpu: Any
+    gpu: Any
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple | None = None
+    optional: bool = False  # None is a meaningful value (e.g. "the offline default model")
+
+    def profile_value(self, profile: str) -> Any:
+        return getattr(self, profile)
+
+    def check(self, value: Any) -> Any:
+        """Return ``value`` converted to ``kind``, or raise ParameterError saying what is wrong."""
+        if value is None:
+            if self.optional:
+                return None
+            raise ParameterError(f"parameter {self.name!r} must not be None. {self._usage()}")
+        if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if self.kind is int and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        wrong_bool = isinstance(value, bool) and self.kind is not bool
+        if wrong_bool or not isinstance(value, self.kind):
+            raise ParameterError(
+                f"parameter {self.name!r} must be of type {self.kind.__name__}, got "
+                f"{value!r} ({type(value).__name__}). {self._usage()}"
+            )
+        if self.choices is not None and value not in self.choices:
+            raise ParameterError(
+                f"parameter {self.name!r} must be one of {list(self.choices)}, got {value!r}."
+            )
+        if self.minimum is not None and value < self.minimum:
+            raise ParameterError(
+                f"parameter {self.name!r} must be >= {self.minimum}, got {value!r}. {self._usage()}"
+            )
+        if self.maximum is not None and value > self.maximum:
+            raise ParameterError(
+                f"parameter {self.name!r} must be <= {self.maximum}, got {value!r}. {self._usage()}"
+            )
+        return value
+
+    def _usage(self) -> str:
+        return f"({self.name}: {self.help})"
+
+
+@dataclass(frozen=True)
+class NotebookConfig:
+    """Validated parameters of one notebook run; attribute access reads ``values``."""
+
+    notebook: str
+    profile: str
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        values = object.__getattribute__(self, "values")
+        if name in values:
+            return values[name]
+        raise AttributeError(name)
+
+    def key(self, *names: str) -> str:
+        """Short hash of the named values (all when none given), used as a cache key."""
+        chosen = {k: self.values[k] for k in (names or sorted(self.values))}
+        return hashlib.sha256(json.dumps(chosen, sort_keys=True).encode()).hexdigest()[:16]
+
+
+_COMMON = (
+    Parameter("profile", str, "named parameter set filling every value left as None",
+              "smoke", "cpu", "gpu", choices=PROFILE_NAMES),
+    Parameter("seed", int, "seed for every random choice (windows, directions, bootstrap)",
+              0, 0, 0, minimum=0),
+    Parameter("device", str, "torch device; None picks cuda, then mps, then cpu",
+              None, None, None, optional=True),
+)
+
+NOTEBOOKS: Mapping[str, tuple[Parameter, ...]] = MappingProxyType({
+    "theorem1_clt": _COMMON + (
+        Parameter("model", str, "Hugging Face name or local folder; None = offline SmolLM2-135M",
+                  None, None, None, optional=True),
+        Parameter("corpus", str, "'wikipedia', 'shakespeare', a local text file, or hf:NAME",
+                  "wikipedia", "wikipedia", "wikipedia"),
+        Parameter("n_windows", int, "random context windows drawn from the corpus",
+                  8, 48, 512, minimum=4),
+        Parameter("max_length", int, "longest context n (tokens); one pass serves every n",
+                  32, 256, 2048, minimum=4),
+        Parameter("min_length", int, "shortest context n of the geometric grid",
+                  4, 4, 4, minimum=1),
+        Parameter("batch_size", int, "windows per forward pass",
+                  4, 8, 32, minimum=1),
+        Parameter("n_groups", int, "groups of windows resampled by the bootstrap",
+                  4, 16, 32, minimum=2),
+        Parameter("n_boot", int, "bootstrap replicates for confidence intervals",
+                  50, 400, 1000, minimum=10),
+        Parameter("n_projections", int, "random directions tested for Gaussianity",
+                  4, 8, 16, minimum=1),
+        Parameter("exclude_top_dims", int,
+                  "drop this many massive-activation dimensions in the 'without' variance",
+                  2, 2, 2, minimum=0),
+        Parameter("fixed_query", bool, "also measure with one fixed final token (extra passes)",
+                  True, True, True),
+        Parameter("random_twin", bool, "also measure the random-initialised twin on i.i.d. tokens",
+                  True, True, True),
+        Parameter("synthetic_samples", int, "samples per n for the i.i.d. attention control",
+                  200, 2000, 4000, minimum=20),
+        Parameter("synthetic_dim", int, "width of the i.i.d. attention control",
+                  16, 32, 64, minimum=2),
+    ),
+    "reproducibility": _COMMON,
+})
+
+
+def profile_values(notebook: str, profile: str) -> dict[str, Any]:
+    """The parameter values of ``profile`` for ``notebook``."""
+    specs = _specs(notebook)
+    if profile not in PROFILE_NAMES:
+        raise ParameterError(f"unknown profile {profile!r}; choose one of {list(PROFILE_NAMES)}.")
+    return {p.name: p.profile_value(profile) for p in specs}
+
+
+def resolve_parameters(notebook: str, namespace: Mapping[str, Any],
+                       baseline: set[str] | frozenset[str] = frozenset()) -> NotebookConfig:
+    """Validate a notebook's parameters and fill those left as ``None`` from the profile.
+
+    ``namespace`` is the notebook's ``globals()``; names in ``baseline`` (those defined before
+    the parameters cell) and private names are ignored, so any other name is a parameter and an
+    unknown one (a typo in ``papermill -p``) is an error, with the closest valid name suggested.
+    """
+    specs = {p.name: p for p in _specs(notebook)}
+    given = {k: v for k, v in namespace.items()
+             if k not in baseline and not k.startswith("_") and k not in _IPYTHON_NAMES}
+    unknown = sorted(set(given) - set(specs))
+    if unknown:
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, specs, n=1)
+            hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise ParameterError(
+            f"unknown parameter(s) for notebook {notebook!r}: {', '.join(hints)}. "
+            f"Valid parameters: {', '.join(sorted(specs))}."
+        )
+    profile = specs["profile"].check(given.get("profile") or DEFAULT_PROFILE)
+    values = {}
+    for name, spec in specs.items():
+        value = given.get(name)
+        values[name] = spec.check(spec.profile_value(profile) if value is None else value)
+    return NotebookConfig(notebook, profile, MappingProxyType(values))
+
+
+def parameter_table(notebook: str) -> list[dict[str, Any]]:
+    """Rows (name, type, meaning, value per profile) describing a notebook's parameters."""
+    return [
+        {"name": p.name, "type": p.kind.__name__ + (" or None" if p.optional else ""),
+         "meaning": p.help, **{prof: p.profile_value(prof) for prof in PROFILE_NAMES}}
+        for p in _specs(notebook)
+    ]
+
+
+def _specs(notebook: str) -> tuple[Parameter, ...]:
+    if notebook not in NOTEBOOKS:
+        raise ParameterError(f"unknown notebook {notebook!r}; known: {sorted(NOTEBOOKS)}.")
+    return NOTEBOOKS[notebook]
+
+
+_IPYTHON_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "open"})
