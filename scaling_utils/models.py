@@ -42,6 +42,12 @@ class LoadedModel:
                 return int(value)
         raise AttributeError(f"model config {type(config).__name__} states no maximum context")
 
+    def check_context(self, length: int) -> None:
+        """Fail early, naming the fix, when windows of ``length`` tokens exceed the model."""
+        if length > self.max_context:
+            raise ValueError(f"a window of {length} tokens is longer than {self.name}'s context "
+                             f"({self.max_context}); use max_length <= {self.max_context}.")
+
     @property
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.model.parameters())

@@ -129,14 +129,17 @@ NOTEBOOKS: Mapping[str, tuple[Parameter, ...]] = MappingProxyType({
                   2, 2, 2, minimum=0),
         Parameter("fixed_query", bool, "also measure with one fixed final token (extra passes)",
                   True, True, True),
-        Parameter("random_twin", bool, "also measure the random-initialised twin on i.i.d. tokens",
+        Parameter("random_twin_control", bool, "also measure the random-initialised twin on i.i.d. tokens",
                   True, True, True),
         Parameter("synthetic_samples", int, "samples per n for the i.i.d. attention control",
                   200, 2000, 4000, minimum=20),
         Parameter("synthetic_dim", int, "width of the i.i.d. attention control",
                   16, 32, 64, minimum=2),
     ),
-    "reproducibility": _COMMON,
+    "reproducibility": _COMMON + (
+        Parameter("build_log", str, "JSON run-time log written by scripts/build_book.py",
+                  None, None, None, optional=True),
+    ),
 })
 
 

@@ -259,13 +259,15 @@ def normality_tests(samples: np.ndarray, n_null: int = 2000, seed: int = 0) -> N
     if m < 5:
         raise ValueError(f"normality tests need at least 5 samples, got {m}.")
     ks, ad = _ks_ad(samples)
-    null_ks, null_ad = _null_statistics(m, n_null, seed)
+    null_ks, null_ad = normality_null(m, n_null, seed)
     ks_p = (1 + (null_ks[None, :] >= ks[:, None]).sum(1)) / (n_null + 1)
     ad_p = (1 + (null_ad[None, :] >= ad[:, None]).sum(1)) / (n_null + 1)
     return NormalityResult(ks, ks_p, ad, ad_p, m, n_null)
 
 
-def _null_statistics(m: int, n_null: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def normality_null(m: int, n_null: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """KS and AD statistics of ``n_null`` standard-normal samples of size m, each standardised
+    by its own mean and sd: the null distribution when both are estimated."""
     rng = np.random.default_rng([seed, m])
     ks, ad = [], []
     for start in range(0, n_null, 500):  # chunks bound memory at 500 x m

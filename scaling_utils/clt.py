@@ -1,0 +1,155 @@
+"""Theorem 1 analysis: how the variance and the Gaussianity of captured representations change
+with the context length n, and how the variance tracks the effective context n_eff.
+
+Every function reads a :class:`~scaling_utils.capture.CaptureResult` and returns tidy tables
+(pandas DataFrames) for plotting and glueing; the estimators themselves live in ``stats``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .capture import CaptureResult
+from .stats import (benjamini_hochberg, fit_power_law, holm, massive_dims, normality_null, normality_tests,
+                    total_variance)
+
+CLAIMED_EXPONENT = -1.0
+
+
+@dataclass(frozen=True)
+class VarianceScaling:
+    """``curves``: variance per site and n (long form); ``fits``: one power-law fit per site."""
+
+    curves: pd.DataFrame
+    fits: pd.DataFrame
+
+
+def variance_scaling(result: CaptureResult, n_boot: int = 400, seed: int = 0,
+                     exclude_top_dims: int = 0, against: str = "n") -> VarianceScaling:
+    """Fit E||r - mu||^2 ~ x^b per site, x = n (``against="n"``) or the layer's mean effective
+    context (``against="n_eff"``, needs attention weights), with bootstrap CIs over window
+    groups.  ``exclude_top_dims`` drops that many massive-activation coordinates first."""
+    if against not in ("n", "n_eff"):
+        raise ValueError(f"against must be 'n' or 'n_eff', got {against!r}.")
+    if against == "n_eff" and result.n_eff is None:
+        raise ValueError("n_eff needs a capture with attention_weights=True.")
+    curves, fits = [], []
+    for site in result.sites:
+        if against == "n_eff" and site.kind not in ("attention", "block"):
+            continue
+        moments = result.moments[site.name]
+        excluded = massive_dims(moments, exclude_top_dims) if exclude_top_dims else None
+        gv = total_variance(moments, excluded)
+        x = result.lengths.astype(float) if against == "n" else result.n_eff[site.layer].mean(-1)
+        n_groups = gv.by_group.shape[0]
+        fit = fit_power_law(np.tile(x, (n_groups, 1)), gv.by_group,
+                            np.repeat(np.arange(n_groups), len(x)), n_boot=n_boot, seed=seed)
+        row = dict(site=site.name, kind=site.kind, layer=site.layer)
+        fits.append({**row, "exponent": fit.exponent, "ci_low": fit.ci_low, "ci_high": fit.ci_high,
+                     "covers_claim": fit.covers(CLAIMED_EXPONENT), "prefactor": fit.prefactor})
+        curves += [{**row, "n": n, against: xv, "variance": v}
+                   for n, xv, v in zip(result.lengths, x, gv.variance)]
+    return VarianceScaling(pd.DataFrame(curves).drop_duplicates(), pd.DataFrame(fits))
+
+
+def effective_context_table(result: CaptureResult) -> pd.DataFrame:
+    """Mean n_eff (over heads and windows) per layer and n, with and without the first position,
+    and the mean attention on the first position (the attention sink)."""
+    if result.n_eff is None:
+        raise ValueError("effective context needs a capture with attention_weights=True.")
+    rows = []
+    for layer in range(result.n_eff.shape[0]):
+        for k, n in enumerate(result.lengths):
+            rows.append(dict(layer=layer, n=int(n), n_eff=result.n_eff[layer, k].mean(),
+                             n_eff_no_sink=result.n_eff_no_sink[layer, k].mean(),
+                             sink_mass=np.nan if result.sink_mass is None
+                             else result.sink_mass[layer, k].mean()))
+    table = pd.DataFrame(rows)
+    table["n_eff_over_n"] = table.n_eff / table.n
+    return table
+
+
+def gaussianity(result: CaptureResult, sites=None, n_null: int = 2000, seed: int = 0,
+                alpha: float = 0.05) -> pd.DataFrame:
+    """KS (Lilliefors) and Anderson-Darling tests of each stored random projection, per site and n.
+
+    p-values use the Monte-Carlo null for estimated mean and variance; ``holm_reject`` controls
+    the family-wise error over the directions of one (site, n); ``bh_reject`` the false-discovery
+    rate over every test in the table.
+    """
+    rows = []
+    for site in result.sites:
+        if sites is not None and site.name not in sites:
+            continue
+        proj = result.moments[site.name].projections
+        if proj is None:
+            raise ValueError(f"site {site.name} kept no projections: capture with n_projections > 0.")
+        for k, n in enumerate(result.lengths):
+            samples = proj[:, k][np.isfinite(proj[:, k]).all(1)]
+            test = normality_tests(samples, n_null=n_null, seed=seed)
+            reject = holm(test.ks_pvalue) < alpha
+            for j in range(samples.shape[1]):
+                rows.append(dict(site=site.name, kind=site.kind, layer=site.layer, n=int(n),
+                                 direction=j, ks=test.ks[j], ks_pvalue=test.ks_pvalue[j],
+                                 ad=test.ad[j], ad_pvalue=test.ad_pvalue[j],
+                                 holm_reject=bool(reject[j]), samples=test.n))
+    table = pd.DataFrame(rows)
+    table["bh_reject"] = benjamini_hochberg(table.ks_pvalue) < alpha
+    return table
+
+
+def ks_null_quantile(n_samples: int, q: float = 0.95, n_null: int = 4000, seed: int = 0) -> float:
+    """The q-quantile of the KS statistic under normality with estimated mean and variance."""
+    return float(np.quantile(normality_null(n_samples, n_null, seed)[0], q))
+
+
+@dataclass(frozen=True)
+class PositionLoss:
+    """Mean next-token loss per context length and the fit L(t) = L_inf + A t^(-alpha)."""
+
+    curve: pd.DataFrame
+    alpha: float
+    ci_low: float
+    ci_high: float
+    loss_infinity: float
+
+
+def position_loss(result: CaptureResult, n_boot: int = 200, seed: int = 0,
+                  min_length: int = 2) -> PositionLoss:
+    """Kaplan et al.'s per-token loss against position, fitted with an offset power law and
+    bootstrap CIs over window groups; alpha is reported as a positive decay exponent."""
+    if result.position_loss is None:
+        raise ValueError("position loss needs a capture with position_loss=True.")
+    by_group = result.position_loss  # groups x (N-1): loss predicting token t from t tokens
+    t = np.arange(1, by_group.shape[1] + 1)
+    keep = t >= min_length
+    n_groups = by_group.shape[0]
+    fit = fit_power_law(np.tile(t[keep], (n_groups, 1)), by_group[:, keep],
+                        np.repeat(np.arange(n_groups), keep.sum()), n_boot=n_boot, seed=seed,
+                        offset=True)
+    curve = pd.DataFrame(dict(context=t, loss=by_group.mean(0), fitted=fit.predict(t)))
+    return PositionLoss(curve, -fit.exponent, -fit.ci_high, -fit.ci_low, fit.offset)
+
+
+def verdict(ci_low: float, ci_high: float, claimed: float = CLAIMED_EXPONENT) -> str:
+    """Plain-words reading of an exponent's CI against the claimed 1/n decay."""
+    if ci_low <= claimed <= ci_high:
+        return "consistent with 1/n"
+    if ci_high < claimed:
+        return "falls faster than 1/n"
+    if ci_high < 0:
+        return "falls, but slower than 1/n"
+    if ci_low > 0:
+        return "grows with n"
+    return "no decay detected"
+
+
+def length_grid(min_length: int, max_length: int) -> np.ndarray:
+    """Context lengths min, 2 min, 4 min, ... up to and including max_length."""
+    if not 1 <= min_length <= max_length:
+        raise ValueError(f"need 1 <= min_length <= max_length, got {min_length} and {max_length}.")
+    grid = min_length * 2 ** np.arange(int(np.log2(max_length / min_length)) + 1)
+    return np.unique(np.append(grid, max_length))

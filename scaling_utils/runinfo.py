@@ -1,0 +1,66 @@
+"""The environment a notebook ran in, captured at run time for the reproducibility pages."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from dataclasses import dataclass, field
+from importlib import metadata
+
+import torch
+
+PACKAGES = ("scaling-utils", "torch", "transformers", "numpy", "scipy", "pandas", "matplotlib",
+            "seaborn", "gensim", "gguf", "accelerate", "papermill", "jupyter-book", "myst-nb",
+            "sphinx-proof")
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """Python, packages, hardware and source revision of one run."""
+
+    python: str
+    platform: str
+    cpu: str
+    cores: int
+    accelerator: str
+    commit: str
+    packages: dict = field(default_factory=dict)
+
+
+def run_info() -> RunInfo:
+    """Collect the versions and hardware of this process."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    if torch.cuda.is_available():
+        accelerator = f"CUDA: {torch.cuda.get_device_name(0)}"
+    elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        accelerator = "Apple MPS"
+    else:
+        accelerator = "none (CPU only)"
+    return RunInfo(platform.python_version(), platform.platform(), _cpu_name(),
+                   os.cpu_count() or 0, accelerator, _git_commit(), versions)
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=5, cwd=os.path.dirname(__file__))
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"

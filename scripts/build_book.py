@@ -1,0 +1,107 @@
+"""Execute every notebook with papermill under one profile, then build the Jupyter Book.
+
+    python scripts/build_book.py [--profile cpu] [--root DIR] [--only NAME ...] [--no-site]
+
+Notebook sources are MyST text files in notebooks/; executed copies go to
+<root>/book/executed/ (a build output).  The build fails (exit 1) if any notebook raised,
+because with execution off the book would otherwise render the traceback silently.
+``--root`` builds in another folder (the book sources are copied there), which the tests use
+so that a smoke build never overwrites the executed cpu-profile notebooks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jupytext
+import nbformat
+import papermill
+
+REPO = Path(__file__).resolve().parent.parent
+BOOK_SOURCES = ("_config.yml", "_toc.yml", "book")
+LAST = "reproducibility"  # reads the run times of the others, so it runs last
+
+
+def notebook_names() -> list[str]:
+    names = sorted(p.stem for p in (REPO / "notebooks").glob("*.md"))
+    return sorted(names, key=lambda n: n == LAST)
+
+
+def execute(name: str, profile: str, executed: Path, log: Path, timeout: int) -> dict:
+    """Convert one MyST notebook to JSON, run it with papermill, and report how it went."""
+    source = jupytext.read(REPO / "notebooks" / f"{name}.md")
+    source.metadata.pop("jupytext", None)
+    staged = executed / f".{name}.input.ipynb"
+    nbformat.write(source, staged)
+    target = executed / f"{name}.ipynb"
+    parameters = {"profile": profile}
+    if name == LAST:
+        parameters["build_log"] = str(log)
+    start = time.perf_counter()
+    error = None
+    try:
+        papermill.execute_notebook(staged, target, parameters=parameters, cwd=REPO / "notebooks",
+                                   kernel_name="python3", execution_timeout=timeout,
+                                   progress_bar=False)
+    except papermill.PapermillExecutionError as err:
+        error = f"{err.ename}: {err.evalue}"
+    finally:
+        staged.unlink(missing_ok=True)
+    seconds = time.perf_counter() - start
+    if error is None and nbformat.read(target, 4).metadata.get("papermill", {}).get("exception"):
+        error = "papermill recorded an exception"
+    return {"notebook": name, "profile": profile, "seconds": round(seconds, 1),
+            "status": "ok" if error is None else f"FAILED: {error}"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "gpu"])
+    parser.add_argument("--root", type=Path, default=REPO, help="folder to build the book in")
+    parser.add_argument("--only", nargs="*", help="execute only these notebooks")
+    parser.add_argument("--no-site", action="store_true", help="execute notebooks only")
+    parser.add_argument("--timeout", type=int, default=1800, help="seconds per notebook cell")
+    args = parser.parse_args(argv)
+
+    root = args.root.resolve()
+    if root != REPO:
+        for item in BOOK_SOURCES:
+            src, dst = REPO / item, root / item
+            if src.is_dir():
+                shutil.copytree(src, dst, dirs_exist_ok=True, ignore=shutil.ignore_patterns("executed"))
+            else:
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dst)
+    executed = root / "book" / "executed"
+    executed.mkdir(parents=True, exist_ok=True)
+    log = executed / "build_log.json"
+    runs: list[dict] = []
+    for name in args.only or notebook_names():
+        print(f"executing {name} (profile {args.profile}) ...", flush=True)
+        runs.append(execute(name, args.profile, executed, log, args.timeout))
+        print(f"  {runs[-1]['status']} in {runs[-1]['seconds']} s", flush=True)
+        log.write_text(json.dumps(runs, indent=1))
+    failed = [r for r in runs if r["status"] != "ok"]
+    if failed:
+        print("notebooks that failed: " + ", ".join(r["notebook"] for r in failed), file=sys.stderr)
+        print(f"their tracebacks are in {executed}/<name>.ipynb", file=sys.stderr)
+        return 1
+    if args.no_site:
+        return 0
+    build = subprocess.run([Path(sys.executable).parent / "jupyter-book", "build", str(root),
+                            "--all", "-W", "-n", "--keep-going"], cwd=root)
+    if build.returncode != 0:
+        print("the book build reported warnings or errors (see above)", file=sys.stderr)
+        return build.returncode
+    print(f"\nThe book is at {root / '_build' / 'html' / 'index.html'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
