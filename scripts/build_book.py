@@ -33,9 +33,10 @@ def notebook_names() -> list[str]:
     return sorted(names, key=lambda n: n == LAST)
 
 
-def execute(name: str, profile: str, executed: Path, log: Path, timeout: int) -> dict:
+def execute(path: Path, profile: str, executed: Path, log: Path, timeout: int) -> dict:
     """Convert one MyST notebook to JSON, run it with papermill, and report how it went."""
-    source = jupytext.read(REPO / "notebooks" / f"{name}.md")
+    name = path.stem
+    source = jupytext.read(path)
     source.metadata.pop("jupytext", None)
     staged = executed / f".{name}.input.ipynb"
     nbformat.write(source, staged)
@@ -54,8 +55,14 @@ def execute(name: str, profile: str, executed: Path, log: Path, timeout: int) ->
     finally:
         staged.unlink(missing_ok=True)
     seconds = time.perf_counter() - start
-    if error is None and nbformat.read(target, 4).metadata.get("papermill", {}).get("exception"):
+    result = nbformat.read(target, 4)
+    if error is None and result.metadata.get("papermill", {}).get("exception"):
         error = "papermill recorded an exception"
+    for cell in result.cells:  # the page prints the profile itself; hide papermill's cell
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = tags + ["remove-cell"]
+    nbformat.write(result, target)
     return {"notebook": name, "profile": profile, "seconds": round(seconds, 1),
             "status": "ok" if error is None else f"FAILED: {error}"}
 
@@ -84,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     runs: list[dict] = []
     for name in args.only or notebook_names():
         print(f"executing {name} (profile {args.profile}) ...", flush=True)
-        runs.append(execute(name, args.profile, executed, log, args.timeout))
+        runs.append(execute(REPO / "notebooks" / f"{name}.md", args.profile, executed, log,
+                            args.timeout))
         print(f"  {runs[-1]['status']} in {runs[-1]['seconds']} s", flush=True)
         log.write_text(json.dumps(runs, indent=1))
     failed = [r for r in runs if r["status"] != "ok"]

@@ -1,0 +1,180 @@
+"""Benchmarks: capture with streaming statistics against a bare forward pass and against keeping
+every hidden state, plus the Theorem 1 notebook's run time per profile.
+
+    python benchmarks/run.py [--windows 16] [--length 256] [--batch 8] [--rounds 3] [--notebook]
+
+Throughput ratios are measured side by side in one process (rounds interleaved, median
+reported); peak memory is measured in a fresh process per mode and window count, so that one
+mode's allocations cannot hide another's.  Results are printed and written to
+benchmarks/results/capture.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from scaling_utils.capture import capture_statistics, forward  # noqa: E402
+from scaling_utils.clt import length_grid  # noqa: E402
+from scaling_utils.data import load_corpus, random_windows, tokenize  # noqa: E402
+from scaling_utils.models import load_model  # noqa: E402
+from scaling_utils.stats import total_variance  # noqa: E402
+
+
+def setup(args):
+    lm = load_model(device=args.device, attn_implementation=args.attention)
+    tokens = tokenize(load_corpus("wikipedia"), lm.tokenizer)
+    windows = random_windows(tokens, args.windows, args.length, seed=0)
+    return lm, windows, length_grid(4, args.length)
+
+
+def bare(lm, windows, lengths, batch):
+    for start in range(0, len(windows), batch):
+        forward(lm.model, torch.as_tensor(windows[start:start + batch], device=lm.device))
+
+
+def streaming(lm, windows, lengths, batch):
+    return capture_statistics(lm.model, windows, lengths, batch_size=batch,
+                              n_groups=min(16, len(windows)), progress=False)
+
+
+def keep_all(lm, windows, lengths, batch):
+    """The naive route: keep every hidden state of every position, then reduce."""
+    kept = []
+    with torch.inference_mode():
+        for start in range(0, len(windows), batch):
+            ids = torch.as_tensor(windows[start:start + batch], device=lm.device)
+            out = lm.model(input_ids=ids, use_cache=False, logits_to_keep=1,
+                           output_hidden_states=True)
+            kept.append([h.cpu() for h in out.hidden_states])
+    stacked = [torch.cat([k[i] for k in kept])[:, lengths - 1].double() for i in range(len(kept[0]))]
+    return [((h - h.mean(0)) ** 2).sum(-1).mean(0) for h in stacked]
+
+
+MODES = {"bare": bare, "capture": streaming, "keep_all": keep_all}
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def throughput(args) -> dict:
+    lm, windows, lengths = setup(args)
+    bare(lm, windows[: args.batch], lengths, args.batch)  # warm-up
+    times = {mode: [] for mode in MODES}
+    for _ in range(args.rounds):
+        for mode, fn in MODES.items():
+            sync(lm.device)
+            start = time.perf_counter()
+            fn(lm, windows, lengths, args.batch)
+            sync(lm.device)
+            times[mode].append(time.perf_counter() - start)
+    tokens = windows.size
+    med = {mode: statistics.median(t) for mode, t in times.items()}
+    return {"device": str(lm.device), "attention": args.attention, "windows": args.windows,
+            "length": args.length, "batch": args.batch, "rounds": args.rounds,
+            "tokens_per_s": {m: tokens / t for m, t in med.items()},
+            "capture_over_bare": med["bare"] / med["capture"],
+            "capture_over_keep_all": med["keep_all"] / med["capture"]}
+
+
+def peak_memory(args) -> dict:
+    """Peak memory of one mode in this fresh process (GPU: allocated bytes; CPU: RSS)."""
+    lm, windows, lengths = setup(args)
+    if lm.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    result = MODES[args.mode](lm, windows, lengths, args.batch)
+    if lm.device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated() - base
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+    kept = 0
+    if args.mode == "capture":
+        kept = sum(m.total.nbytes + m.total_sq.nbytes + m.count.nbytes for m in result.moments.values())
+        assert np.isfinite(total_variance(next(iter(result.moments.values()))).variance).all()
+    return {"mode": args.mode, "windows": args.windows, "peak_bytes_above_model": int(peak),
+            "statistics_bytes": int(kept)}
+
+
+def memory_table(args) -> list[dict]:
+    rows = []
+    for mode in ("capture", "keep_all"):
+        for n in (args.windows, 2 * args.windows):
+            cmd = [sys.executable, __file__, "--mode", mode, "--windows", str(n), "--length",
+                   str(args.length), "--batch", str(args.batch), "--attention", args.attention]
+            if args.device:
+                cmd += ["--device", args.device]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return rows
+
+
+def notebook_times(profiles) -> list[dict]:
+    """Wall time of the Theorem 1 notebook per profile, each with an empty result cache."""
+    import tempfile
+    rows = []
+    for profile in profiles:
+        with tempfile.TemporaryDirectory() as root, tempfile.TemporaryDirectory() as cache:
+            start = time.perf_counter()
+            subprocess.run([sys.executable, str(REPO / "scripts" / "build_book.py"), "--profile",
+                            profile, "--root", root, "--only", "theorem1_clt", "--no-site"],
+                           check=True, capture_output=True,
+                           env={**__import__("os").environ, "SCALING_UTILS_CACHE": cache})
+            rows.append({"notebook": "theorem1_clt", "profile": profile,
+                         "seconds": round(time.perf_counter() - start, 1)})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--windows", type=int, default=16)
+    parser.add_argument("--length", type=int, default=256)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--attention", default="sdpa", choices=["sdpa", "eager"])
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--mode", choices=list(MODES), help=argparse.SUPPRESS)
+    parser.add_argument("--notebook", nargs="*", metavar="PROFILE",
+                        help="also time the Theorem 1 notebook with these profiles (default smoke cpu)")
+    args = parser.parse_args()
+    if args.mode:  # child process of memory_table
+        print(json.dumps(peak_memory(args)))
+        return
+    report = {"throughput": throughput(args), "memory": memory_table(args)}
+    if args.notebook is not None:
+        report["notebook"] = notebook_times(args.notebook or ["smoke", "cpu"])
+    out = REPO / "benchmarks" / "results" / "capture.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
+    t = report["throughput"]
+    print(f"device {t['device']}, {t['attention']} attention, {t['windows']} windows x {t['length']} tokens, batch {t['batch']}")
+    for mode, rate in t["tokens_per_s"].items():
+        print(f"  {mode:9s} {rate:9.1f} tokens/s")
+    print(f"  capture / bare forward throughput: {t['capture_over_bare']:.3f} (target >= 0.9)")
+    print(f"  capture / keep-all throughput:     {t['capture_over_keep_all']:.3f}")
+    for row in report["memory"]:
+        print(f"  peak memory {row['mode']:8s} {row['windows']:4d} windows: "
+              f"{row['peak_bytes_above_model'] / 2**20:8.1f} MiB (statistics {row['statistics_bytes'] / 2**20:.1f} MiB)")
+    for row in report.get("notebook", []):
+        print(f"  notebook {row['notebook']} ({row['profile']}): {row['seconds']} s")
+    print(f"written to {out}")
+
+
+if __name__ == "__main__":
+    main()

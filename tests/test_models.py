@@ -1,0 +1,49 @@
+"""Model loading: the offline default, clear failures, the random-initialised twin."""
+
+import os
+
+import pytest
+import torch
+
+from scaling_utils.models import (ModelUnavailableError, load_model, pick_device, random_twin,
+                                  tiny_llama, LoadedModel)
+
+
+def test_unavailable_model_names_the_offline_default():
+    assert os.environ["HF_HUB_OFFLINE"] == "1"  # set by conftest: no download is attempted
+    with pytest.raises(ModelUnavailableError, match=r"model=None.*SmolLM2"):
+        load_model("no-such-org/no-such-model")
+
+
+def test_random_twin_has_same_config_and_fresh_seeded_weights():
+    model = tiny_llama(seed=0)
+    loaded = LoadedModel(model, None, "tiny", torch.device("cpu"))
+    twin_a, twin_b = random_twin(loaded, seed=1), random_twin(loaded, seed=1)
+    assert twin_a.model.config.to_dict() == model.config.to_dict()
+    pa = dict(twin_a.model.named_parameters())
+    assert not torch.equal(pa["model.layers.0.self_attn.q_proj.weight"],
+                           dict(model.named_parameters())["model.layers.0.self_attn.q_proj.weight"])
+    for name, p in twin_b.model.named_parameters():
+        assert torch.equal(p, pa[name])
+
+
+def test_window_longer_than_the_model_context_fails_early():
+    loaded = LoadedModel(tiny_llama(max_context=64), None, "tiny", torch.device("cpu"))
+    with pytest.raises(ValueError, match="max_length <= 64"):
+        loaded.check_context(65)
+
+
+def test_device_defaults_to_cpu_here():
+    assert pick_device("cpu").type == "cpu"
+    assert pick_device().type in ("cpu", "cuda", "mps")
+
+
+@pytest.mark.slow
+def test_offline_default_loads_and_predicts_text():
+    lm = load_model()
+    assert lm.model.config.num_hidden_layers == 30 and lm.max_context >= 2048
+    ids = lm.tokenizer("The capital of France is Paris. The capital of Italy is",
+                       return_tensors="pt").input_ids
+    with torch.inference_mode():
+        loss = lm.model(input_ids=ids, labels=ids).loss.item()
+    assert loss < 5.0  # a trained model; a random one scores about log(49152) = 10.8

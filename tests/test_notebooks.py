@@ -1,0 +1,80 @@
+"""The notebooks through papermill and the book build, as a user runs them (smoke profile)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jupytext
+import nbformat
+import papermill
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "scripts"))
+import build_book  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def smoke_book(tmp_path_factory):
+    """Execute every notebook with the smoke profile and build the site in a scratch folder."""
+    root = tmp_path_factory.mktemp("book")
+    cache = tmp_path_factory.mktemp("cache")
+    env = {**__import__("os").environ, "SCALING_UTILS_CACHE": str(cache)}
+    run = subprocess.run([sys.executable, str(REPO / "scripts" / "build_book.py"),
+                          "--profile", "smoke", "--root", str(root)],
+                         capture_output=True, text=True, env=env, timeout=900)
+    return root, run
+
+
+@pytest.mark.slow
+def test_smoke_book_builds_without_warnings(smoke_book):
+    root, run = smoke_book
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert f"The book is at {root / '_build' / 'html' / 'index.html'}" in run.stdout
+    log = json.loads((root / "book" / "executed" / "build_log.json").read_text())
+    assert {r["notebook"] for r in log} >= {"theorem1_clt", "reproducibility"}
+    assert all(r["status"] == "ok" and r["profile"] == "smoke" for r in log)
+
+
+@pytest.mark.slow
+def test_theorem1_page_has_glued_numbers_offline_math_and_no_errors(smoke_book):
+    root, _ = smoke_book
+    notebook = nbformat.read(root / "book" / "executed" / "theorem1_clt.ipynb", 4)
+    assert not notebook.metadata.papermill.get("exception")
+    glued = {o.metadata["scrapbook"]["name"] for c in notebook.cells if c.cell_type == "code"
+             for o in c.get("outputs", []) if "scrapbook" in o.get("metadata", {})}
+    source = (REPO / "notebooks" / "theorem1_clt.md").read_text()
+    import re
+    quoted = set(re.findall(r"\{glue:(?:text|md)\}`(t1_\w+)", source))
+    assert quoted and quoted <= glued, quoted - glued
+    html = (root / "_build" / "html" / "book" / "executed" / "theorem1_clt.html").read_text()
+    assert "_static/mathjax/tex-mml-chtml.js" in html
+    assert "cdn.jsdelivr" not in html and "Traceback" not in html
+    assert (root / "_build" / "html" / "_static" / "mathjax" / "tex-mml-chtml.js").exists()
+    assert "profile: smoke" in html
+
+
+
+
+def test_mistyped_parameter_stops_the_notebook_with_the_fix(tmp_path):
+    nb = jupytext.read(REPO / "notebooks" / "theorem1_clt.md")
+    nb.metadata.pop("jupytext", None)
+    nbformat.write(nb, tmp_path / "t1.ipynb")
+    with pytest.raises(papermill.PapermillExecutionError) as err:
+        papermill.execute_notebook(tmp_path / "t1.ipynb", tmp_path / "out.ipynb",
+                                   parameters={"profile": "smoke", "n_window": 3},
+                                   cwd=REPO / "notebooks", kernel_name="python3",
+                                   progress_bar=False)
+    assert err.value.ename == "ParameterError"
+    assert "did you mean 'n_windows'" in err.value.evalue
+
+
+def test_a_failing_notebook_fails_the_build(tmp_path):
+    (tmp_path / "broken.md").write_text(
+        "---\njupytext:\n  text_representation:\n    extension: .md\n    format_name: myst\n"
+        "kernelspec:\n  display_name: Python 3\n  language: python\n  name: python3\n---\n\n"
+        "# Broken\n\n```{code-cell} ipython3\n:tags: [parameters]\nprofile = None\n```\n\n"
+        "```{code-cell} ipython3\nraise RuntimeError('boom')\n```\n")
+    result = build_book.execute(tmp_path / "broken.md", "smoke", tmp_path, tmp_path / "log.json", 60)
+    assert result["status"].startswith("FAILED") and "boom" in result["status"]

@@ -1,0 +1,83 @@
+"""Notebook parameter validation: every mistake fails with a message naming it and the fix."""
+
+import pytest
+
+from scaling_utils.profiles import (NOTEBOOKS, PROFILE_NAMES, ParameterError, parameter_table,
+                                    profile_values, resolve_parameters)
+
+
+def _namespace(**given):
+    names = {p.name: None for p in NOTEBOOKS["theorem1_clt"]}
+    names.update(given)
+    return names
+
+
+def test_profile_fills_every_value_left_as_none():
+    cfg = resolve_parameters("theorem1_clt", _namespace(profile="smoke"))
+    assert cfg.profile == "smoke"
+    assert cfg.values == {**profile_values("theorem1_clt", "smoke")}
+    assert cfg.n_windows == profile_values("theorem1_clt", "smoke")["n_windows"]
+
+
+def test_default_profile_is_cpu_and_overrides_win():
+    cfg = resolve_parameters("theorem1_clt", _namespace(n_windows=12))
+    assert cfg.profile == "cpu"
+    assert cfg.n_windows == 12
+
+
+def test_unknown_parameter_names_the_closest_valid_one():
+    with pytest.raises(ParameterError, match=r"'n_window'.*did you mean 'n_windows'"):
+        resolve_parameters("theorem1_clt", _namespace(n_window=3))
+
+
+def test_names_defined_before_the_parameters_cell_are_ignored():
+    namespace = _namespace(np=object(), _private=1, In=[])
+    cfg = resolve_parameters("theorem1_clt", namespace, baseline={"np"})
+    assert "np" not in cfg.values
+
+
+@pytest.mark.parametrize("name,value,message", [
+    ("n_windows", "many", "must be of type int"),
+    ("n_windows", True, "must be of type int"),
+    ("n_windows", 2, "must be >= 4"),
+    ("fixed_query", 1, "must be of type bool"),
+    ("profile", "laptop", "must be one of"),
+    ("corpus", None, None),  # None means "use the profile"; allowed
+])
+def test_wrong_type_or_range_is_rejected(name, value, message):
+    if message is None:
+        resolve_parameters("theorem1_clt", _namespace(**{name: value}))
+        return
+    with pytest.raises(ParameterError, match=message):
+        resolve_parameters("theorem1_clt", _namespace(**{name: value}))
+
+
+def test_integral_float_is_accepted_as_int_and_int_as_float():
+    cfg = resolve_parameters("theorem1_clt", _namespace(n_windows=16.0))
+    assert cfg.n_windows == 16 and isinstance(cfg.n_windows, int)
+
+
+def test_every_profile_value_passes_its_own_validation():
+    for notebook in NOTEBOOKS:
+        for profile in PROFILE_NAMES:
+            names = {p.name: None for p in NOTEBOOKS[notebook]}
+            resolve_parameters(notebook, {**names, "profile": profile})
+
+
+def test_parameter_table_lists_every_parameter_with_profile_values():
+    rows = parameter_table("theorem1_clt")
+    assert [r["name"] for r in rows] == [p.name for p in NOTEBOOKS["theorem1_clt"]]
+    assert all(set(PROFILE_NAMES) <= set(r) for r in rows)
+
+
+def test_unknown_notebook_and_profile():
+    with pytest.raises(ParameterError, match="unknown notebook"):
+        profile_values("theorem9", "cpu")
+    with pytest.raises(ParameterError, match="unknown profile"):
+        profile_values("theorem1_clt", "tpu")
+
+
+def test_config_key_depends_on_values():
+    a = resolve_parameters("theorem1_clt", _namespace(seed=1))
+    b = resolve_parameters("theorem1_clt", _namespace(seed=2))
+    assert a.key() != b.key() and a.key("corpus") == b.key("corpus")

@@ -1,0 +1,130 @@
+"""Estimators against known answers (fixed seeds; tolerances from the estimators' spread)."""
+
+import numpy as np
+import pytest
+import torch
+
+from scaling_utils import stats
+
+
+def _averages_of_iid_vectors(n_windows=400, dim=8, lengths=(2, 4, 8, 16, 32, 64), seed=0):
+    """Per-window squared deviation of the mean of the first n of 64 i.i.d. vectors (causal-
+    prefix sampling, so values of one window at different n are correlated)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n_windows, max(lengths), dim))
+    prefix_means = np.cumsum(x, 1) / np.arange(1, max(lengths) + 1)[None, :, None]
+    y = np.stack([(prefix_means[:, n - 1] ** 2).sum(-1) for n in lengths], 1)  # mu = 0
+    return np.tile(lengths, (n_windows, 1)), y, np.repeat(np.arange(n_windows), len(lengths))
+
+
+def test_power_law_of_iid_averages_has_exponent_minus_one():
+    x, y, groups = _averages_of_iid_vectors()
+    fit = stats.fit_power_law(x, y, groups, n_boot=400, seed=1)
+    assert fit.covers(-1.0)
+    assert abs(fit.exponent + 1) < 0.1  # SE of the slope here is about 0.03
+    assert fit.ci_high - fit.ci_low < 0.3
+    assert fit.prefactor == pytest.approx(8.0, rel=0.15)  # tr Cov = dim for one vector
+
+
+def test_power_law_ci_excludes_a_wrong_exponent():
+    x, y, groups = _averages_of_iid_vectors()
+    y_slow = y * x ** 0.5  # now variance ~ n^-0.5
+    fit = stats.fit_power_law(x, y_slow, groups, n_boot=300, seed=1)
+    assert not fit.covers(-1.0)
+    assert fit.covers(-0.5)
+
+
+def test_group_bootstrap_is_wider_than_naive_for_correlated_rows():
+    # each window contributes one shared random factor to all its lengths
+    rng = np.random.default_rng(3)
+    n_w, lengths = 200, np.array([1, 2, 4, 8, 16])
+    shared = rng.lognormal(0, 0.5, n_w)[:, None]
+    y = shared * lengths[None, :] ** -1.0 * rng.lognormal(0, 0.05, (n_w, len(lengths)))
+    x = np.tile(lengths, (n_w, 1))
+    g = np.repeat(np.arange(n_w), len(lengths))
+    grouped = stats.fit_power_law(x, y, g, n_boot=300, seed=0)
+    naive = stats.fit_power_law(x, y, None, n_boot=300, seed=0)
+    assert grouped.covers(-1.0)
+    assert (naive.ci_high - naive.ci_low) > (grouped.ci_high - grouped.ci_low)
+
+
+def test_offset_power_law_recovers_known_parameters():
+    rng = np.random.default_rng(0)
+    t = np.arange(1, 257)
+    n_g = 20
+    y = 3.0 + 2.0 * t[None, :] ** -0.6 + rng.normal(0, 0.05, (n_g, t.size))
+    fit = stats.fit_power_law(np.tile(t, (n_g, 1)), y, np.repeat(np.arange(n_g), t.size),
+                              n_boot=100, seed=0, offset=True)
+    assert fit.exponent == pytest.approx(-0.6, abs=0.05)
+    assert fit.offset == pytest.approx(3.0, abs=0.05)
+    assert fit.covers(-0.6)
+
+
+def test_power_law_rejects_bad_input():
+    with pytest.raises(ValueError, match="distinct x"):
+        stats.fit_power_law([1, 1], [1, 2])
+    with pytest.raises(ValueError, match="positive"):
+        stats.fit_power_law([0, 1, 2], [1, 2, 3])
+
+
+def test_lilliefors_false_positive_rate_is_alpha():
+    # 2000 normal samples of size 50: rejections at 5 % are Binomial(2000, 0.05): SD 0.005
+    rng = np.random.default_rng(7)
+    result = stats.normality_tests(rng.normal(3.0, 2.0, (50, 2000)), n_null=2000, seed=1)
+    assert abs((result.ks_pvalue < 0.05).mean() - 0.05) < 0.02
+    assert abs((result.ad_pvalue < 0.05).mean() - 0.05) < 0.02
+
+
+def test_plain_ks_with_estimated_parameters_would_be_too_lenient():
+    # the naive KS null (scipy's kstest against the fitted normal) almost never rejects
+    from scipy import stats as sps
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(50, 1000))
+    naive = np.array([sps.kstest((c - c.mean()) / c.std(ddof=1), "norm").pvalue for c in x.T])
+    assert (naive < 0.05).mean() < 0.01
+
+
+def test_normality_tests_detect_skewed_data():
+    rng = np.random.default_rng(0)
+    result = stats.normality_tests(rng.exponential(size=(200, 20)), n_null=1000, seed=0)
+    assert (result.ks_pvalue < 0.05).mean() > 0.9
+    assert (result.ad_pvalue < 0.05).mean() > 0.9
+
+
+def test_multiple_testing_corrections_match_hand_computation():
+    p = np.array([0.01, 0.04, 0.03, 0.5])
+    np.testing.assert_allclose(stats.holm(p), [0.04, 0.09, 0.09, 0.5])
+    np.testing.assert_allclose(stats.benjamini_hochberg(p), [0.04, 0.04 * 4 / 3, 0.04 * 4 / 3, 0.5])
+
+
+def test_effective_context_of_uniform_and_one_hot_attention():
+    for n in (1, 7, 64):
+        assert stats.effective_context(np.full(n, 1 / n)) == pytest.approx(n)
+    assert stats.effective_context(torch.tensor([0.0, 1.0, 0.0])).item() == pytest.approx(1.0)
+
+
+def test_streaming_moments_equal_exact_statistics():
+    rng = np.random.default_rng(0)
+    data = rng.normal(2.0, 3.0, (37, 3, 5))  # windows x lengths x dim
+    acc = stats.MomentAccumulator(4, 3, 5, torch.device("cpu"), torch.eye(5)[:, :2])
+    for start in range(0, 37, 8):  # uneven batches
+        ids = torch.arange(start, min(start + 8, 37))
+        acc.update(torch.as_tensor(data[start:start + 8]), ids % 4, ids, torch.arange(3))
+    m = acc.result()
+    np.testing.assert_allclose(m.mean, data.mean(0))
+    exact = ((data - data.mean(0)) ** 2).sum(-1).sum(0) / (37 - 1)
+    np.testing.assert_allclose(stats.total_variance(m).variance, exact)
+    np.testing.assert_allclose(m.projections, data[:, :, :2])
+    dropped = stats.total_variance(m, exclude_dims=np.array([0, 4])).variance
+    np.testing.assert_allclose(dropped, ((data[..., 1:4] - data[..., 1:4].mean(0)) ** 2).sum(-1).sum(0) / 36)
+
+
+def test_massive_dims_finds_the_large_coordinates():
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(20, 2, 10))
+    data[..., 7] += 100
+    data[..., 2] -= 50
+    acc = stats.MomentAccumulator(2, 2, 10, torch.device("cpu"))
+    ids = torch.arange(20)
+    acc.update(torch.as_tensor(data), ids % 2, ids, torch.arange(2))
+    assert list(stats.massive_dims(acc.result(), 2)) == [7, 2]
