@@ -17,6 +17,10 @@ from .stats import (benjamini_hochberg, fit_power_law, holm, massive_dims, norma
                     total_variance)
 
 CLAIMED_EXPONENT = -1.0
+# Corrections of higher order in 1/n bias a finite-n slope by a few hundredths even where the
+# theorem holds exactly (the i.i.d. control shows it), so "consistent with -1" means that the
+# CI reaches within this margin of -1.
+CLAIM_MARGIN = 0.05
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,7 @@ def variance_scaling(result: CaptureResult, n_boot: int = 400, seed: int = 0,
                             np.repeat(np.arange(n_groups), used.sum()), n_boot=n_boot, seed=seed)
         row = dict(site=site.name, kind=site.kind, layer=site.layer)
         fits.append({**row, "exponent": fit.exponent, "ci_low": fit.ci_low, "ci_high": fit.ci_high,
-                     "covers_claim": fit.covers(CLAIMED_EXPONENT), "prefactor": fit.prefactor})
+                     "covers_claim": consistent_with_claim(fit.ci_low, fit.ci_high), "prefactor": fit.prefactor})
         curves += [{**row, "n": n, against: xv, "variance": v}
                    for n, xv, v in zip(result.lengths, x, gv.variance)]
     return VarianceScaling(pd.DataFrame(curves).drop_duplicates(), pd.DataFrame(fits))
@@ -138,9 +142,15 @@ def position_loss(result: CaptureResult, n_boot: int = 200, seed: int = 0,
     return PositionLoss(curve, -fit.exponent, -fit.ci_high, -fit.ci_low, fit.offset)
 
 
+def consistent_with_claim(ci_low: float, ci_high: float, claimed: float = CLAIMED_EXPONENT,
+                          margin: float = CLAIM_MARGIN) -> bool:
+    """Whether the CI [ci_low, ci_high] reaches within ``margin`` of the claimed exponent."""
+    return bool(ci_low <= claimed + margin and ci_high >= claimed - margin)
+
+
 def verdict(ci_low: float, ci_high: float, claimed: float = CLAIMED_EXPONENT) -> str:
     """Plain-words reading of an exponent's CI against the claimed 1/n decay."""
-    if ci_low <= claimed <= ci_high:
+    if consistent_with_claim(ci_low, ci_high, claimed):
         return "consistent with 1/n"
     if ci_high < claimed:
         return "falls faster than 1/n"

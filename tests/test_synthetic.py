@@ -9,15 +9,16 @@ from scaling_utils.synthetic import iid_attention_control
 
 @pytest.fixture(scope="module")
 def control():
-    return iid_attention_control(1200, clt.length_grid(4, 256), dim=16, seed=0, n_groups=24,
+    return iid_attention_control(1200, clt.length_grid(4, 1024), dim=16, seed=0, n_groups=24,
                                  n_projections=8)
 
 
 def test_control_variance_falls_as_one_over_n(control):
-    fits = clt.variance_scaling(control, n_boot=300, seed=0).fits.set_index("site")
+    fits = clt.variance_scaling(control, n_boot=300, seed=0, fit_from=64).fits.set_index("site")
     for site in ("attention.0", "block.0"):
+        # within the pre-asymptotic margin; seed-to-seed spread of the exponent is about 0.01
         assert fits.loc[site, "covers_claim"], fits.loc[site]
-        assert abs(fits.loc[site, "exponent"] + 1) < 0.12
+        assert abs(fits.loc[site, "exponent"] + 1) < clt.CLAIM_MARGIN
 
 
 def test_control_attention_is_diffuse(control):
@@ -27,8 +28,8 @@ def test_control_attention_is_diffuse(control):
 
 def test_control_becomes_gaussian(control):
     table = clt.gaussianity(control, n_null=1000, seed=0)
-    at_max = table.query("n == 256")
+    at_max = table.query("n == 1024")
     # 16 tests at the 5 % level after FDR control: expect no rejections
     assert at_max.bh_reject.sum() <= 1
     ks = table.groupby("n").ks.median()
-    assert ks.loc[256] < clt.ks_null_quantile(1200, q=0.95)
+    assert ks.loc[1024] < clt.ks_null_quantile(1200, q=0.95)

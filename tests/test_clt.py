@@ -1,0 +1,36 @@
+"""Theorem 1 analysis helpers: grids, verdict wording, position-loss fit."""
+
+import numpy as np
+import pytest
+
+from scaling_utils import clt
+from scaling_utils.capture import CaptureResult
+
+
+def test_length_grid_is_geometric_and_ends_at_max():
+    assert clt.length_grid(4, 32).tolist() == [4, 8, 16, 32]
+    assert clt.length_grid(4, 48).tolist() == [4, 8, 16, 32, 48]
+    with pytest.raises(ValueError, match="min_length <= max_length"):
+        clt.length_grid(64, 32)
+
+
+@pytest.mark.parametrize("ci,expected", [
+    ((-1.2, -0.9), "consistent with 1/n"),
+    ((-0.97, -0.9), "consistent with 1/n"),  # within the margin
+    ((-1.5, -1.1), "falls faster than 1/n"),
+    ((-0.6, -0.3), "falls, but slower than 1/n"),
+    ((-0.1, 0.1), "no decay detected"),
+    ((0.1, 0.3), "grows with n"),
+])
+def test_verdict_reads_the_interval(ci, expected):
+    assert clt.verdict(*ci) == expected
+
+
+def test_position_loss_recovers_a_known_decay():
+    rng = np.random.default_rng(0)
+    t = np.arange(1, 256)
+    loss = 2.5 + 1.5 * t ** -0.55 + rng.normal(0, 0.02, (16, t.size))
+    result = CaptureResult(np.array([4]), (), {}, 16, "", position_loss=loss)
+    fit = clt.position_loss(result, n_boot=50, seed=0)
+    assert fit.ci_low <= 0.55 <= fit.ci_high
+    assert fit.loss_infinity == pytest.approx(2.5, abs=0.05)
