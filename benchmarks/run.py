@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -91,19 +90,42 @@ def throughput(args) -> dict:
             "capture_over_keep_all": med["keep_all"] / med["capture"]}
 
 
+class PeakRSS:
+    """Highest resident set size of this process while the block runs (sampled every 5 ms)."""
+
+    def __enter__(self):
+        import threading
+        import psutil
+        self._proc, self._stop = psutil.Process(), threading.Event()
+        self.start = self.peak = self._proc.memory_info().rss
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def _watch(self):
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, self._proc.memory_info().rss)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._proc.memory_info().rss)
+
+
 def peak_memory(args) -> dict:
-    """Peak memory of one mode in this fresh process (GPU: allocated bytes; CPU: RSS)."""
+    """Peak memory above the loaded model of one mode in this fresh process (GPU: allocated
+    bytes; CPU: resident set size)."""
     lm, windows, lengths = setup(args)
+    bare(lm, windows[: args.batch], lengths, args.batch)  # allocator warm-up, as in `throughput`
     if lm.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
-    else:
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    result = MODES[args.mode](lm, windows, lengths, args.batch)
+    with PeakRSS() as rss:
+        result = MODES[args.mode](lm, windows, lengths, args.batch)
     if lm.device.type == "cuda":
         peak = torch.cuda.max_memory_allocated() - base
     else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+        peak = rss.peak - rss.start
     kept = 0
     if args.mode == "capture":
         kept = sum(m.total.nbytes + m.total_sq.nbytes + m.count.nbytes for m in result.moments.values())
@@ -114,7 +136,7 @@ def peak_memory(args) -> dict:
 
 def memory_table(args) -> list[dict]:
     rows = []
-    for mode in ("capture", "keep_all"):
+    for mode in ("bare", "capture", "keep_all"):
         for n in (args.windows, 2 * args.windows):
             cmd = [sys.executable, __file__, "--mode", mode, "--windows", str(n), "--length",
                    str(args.length), "--batch", str(args.batch), "--attention", args.attention]

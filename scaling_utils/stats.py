@@ -207,16 +207,23 @@ def _fit_pure_power(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
 
 
 def _fit_offset_power(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
-    """Least squares of y = c + exp(a) x**b in (c, a, b), started from the pure fit on y - min."""
-    b0, a0, _ = _fit_pure_power(x, np.maximum(y - 0.9 * y.min(), 1e-12))
+    """Least squares of y = c + A x**b by variable projection: for each b the best (c, A) is a
+    linear fit, so only the exponent b (in [-5, 0]) is searched numerically."""
+    def linear_fit(b):
+        design = np.column_stack([np.ones_like(x), x ** b])
+        coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+        return coef, ((design @ coef - y) ** 2).sum()
 
-    def residual(p):
-        return p[0] + np.exp(p[1]) * x ** p[2] - y
+    def loss(b):
+        coef, sse = linear_fit(b)
+        return sse if coef[1] > 0 else np.inf
 
-    sol = optimize.least_squares(residual, [0.9 * y.min(), a0, min(b0, -1e-3)],
-                                 bounds=([-np.inf, -np.inf, -5.0], [np.inf, np.inf, 0.0]))
-    c, a, b = sol.x
-    return b, a, c
+    grid = np.linspace(-5, -1e-3, 60)
+    start = grid[np.argmin([loss(b) for b in grid])]
+    sol = optimize.minimize_scalar(loss, bounds=(max(-5, start - 0.1), min(-1e-3, start + 0.1)),
+                                   method="bounded", options={"xatol": 1e-6})
+    (c, amplitude), _ = linear_fit(sol.x)
+    return sol.x, np.log(max(amplitude, 1e-300)), c
 
 
 # --------------------------------------------------------------------------- normality
