@@ -56,10 +56,16 @@ class MomentAccumulator:
         """Add ``values`` (batch x k x D), seen at the length indices ``length_index`` (k,),
         for windows with ids ``windows`` (batch,) in groups ``groups`` (batch,)."""
         v = values.detach().to(torch.float64)
-        for j, k in enumerate(length_index.tolist()):
-            self.total[:, k].index_add_(0, groups, v[:, j])
-            self.total_sq[:, k].index_add_(0, groups, v[:, j] ** 2)
-            self.count[:, k].index_add_(0, groups, torch.ones_like(groups, dtype=torch.float64))
+        ones = torch.ones(v.shape[:2], dtype=torch.float64, device=v.device)
+        if torch.equal(length_index.cpu(), torch.arange(self.count.shape[1])):  # all at once
+            self.total.index_add_(0, groups, v)
+            self.total_sq.index_add_(0, groups, v * v)
+            self.count.index_add_(0, groups, ones)
+        else:
+            for j, k in enumerate(length_index.tolist()):
+                self.total[:, k].index_add_(0, groups, v[:, j])
+                self.total_sq[:, k].index_add_(0, groups, v[:, j] * v[:, j])
+                self.count[:, k].index_add_(0, groups, ones[:, j])
         if self.directions is not None:
             proj = (v @ self.directions).cpu().numpy()  # batch x k x m
             for b, (w, g) in enumerate(zip(windows.tolist(), groups.tolist())):
