@@ -1,5 +1,8 @@
 """Synthetic sources with known answers.
 
+``HMMSource``: a language whose exact next-token probabilities are computable (forward
+algorithm), so its irreducible loss is known rather than fitted (Theorem 2).
+
 ``iid_attention_control``: one softmax-attention layer with a fixed query over i.i.d. Gaussian
 tokens, followed by a bounded Lipschitz FFN.  These are exactly the assumptions (A1)-(A4) of
 Theorem 1 (with truly independent blocks), so its output variance must fall as 1/n and its
@@ -8,6 +11,8 @@ when it holds.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -58,3 +63,171 @@ def iid_attention_control(n_samples: int, lengths, dim: int = 32, seed: int = 0,
     n_eff = (n_eff_sum / n_samples)[None, :, None]  # layers x lengths x heads
     return CaptureResult(lengths, sites, {k: a.result() for k, a in acc.items()}, n_samples,
                          "fixed query vector", n_eff=n_eff, n_eff_no_sink=n_eff)
+
+
+# --------------------------------------------------------------------------- known-entropy language
+
+PRESETS = {
+    # 128 hidden states, 64 symbols, sparse rows: students of 3 K..400 K non-embedding parameters
+    # show a real capacity gap on it (see the Theorem 2 chapter)
+    "sparse128": dict(n_states=128, n_symbols=64, transition_concentration=0.02,
+                      emission_concentration=0.03),
+    # a small source for tests and the smoke profile
+    "tiny": dict(n_states=8, n_symbols=6, transition_concentration=0.2, emission_concentration=0.3),
+}
+
+
+class SourceError(ValueError):
+    """A transition/emission specification that is not a valid hidden Markov model."""
+
+
+@dataclass(frozen=True)
+class EntropyEstimate:
+    """An entropy (nats per token) estimated by Monte Carlo, with its standard error."""
+
+    value: float
+    stderr: float
+
+
+@dataclass(frozen=True)
+class HMMSource:
+    """A hidden Markov model over tokens whose exact conditional probabilities are computable.
+
+    ``transition[i, j] = P(z_{t+1}=j | z_t=i)``, ``emission[i, v] = P(x_t=v | z_t=i)``, both
+    row-stochastic; ``initial`` defaults to the stationary distribution of the hidden chain.
+    A Markov chain over tokens is the case of an identity emission (:func:`markov_chain`).
+    """
+
+    transition: np.ndarray
+    emission: np.ndarray
+    initial: np.ndarray | None = None
+
+    def __post_init__(self):
+        t = _stochastic("transition", self.transition)
+        e = _stochastic("emission", self.emission)
+        if t.shape[0] != t.shape[1]:
+            raise SourceError(f"transition must be square, got shape {t.shape}.")
+        if e.shape[0] != t.shape[0]:
+            raise SourceError(f"emission has {e.shape[0]} rows but there are {t.shape[0]} states; "
+                              "give one emission row per hidden state.")
+        init = stationary_distribution(t) if self.initial is None else \
+            _stochastic("initial", np.atleast_2d(self.initial))[0]
+        if init.shape[0] != t.shape[0]:
+            raise SourceError(f"initial has {init.shape[0]} entries for {t.shape[0]} states.")
+        object.__setattr__(self, "transition", t)
+        object.__setattr__(self, "emission", e)
+        object.__setattr__(self, "initial", init)
+
+    @property
+    def n_states(self) -> int:
+        return self.transition.shape[0]
+
+    @property
+    def n_symbols(self) -> int:
+        return self.emission.shape[1]
+
+    def sample(self, n_sequences: int, length: int, seed: int) -> np.ndarray:
+        """``n_sequences`` independent token sequences of ``length``, each started from
+        ``initial`` (int64 array, n_sequences x length)."""
+        rng = np.random.default_rng(seed)
+        cum_t, cum_e = np.cumsum(self.transition, 1), np.cumsum(self.emission, 1)
+        cum_t[:, -1] = cum_e[:, -1] = 1.0  # guard against rounding in the last bin
+        state = np.searchsorted(np.cumsum(self.initial), rng.random(n_sequences), side="right")
+        state = np.minimum(state, self.n_states - 1)
+        tokens = np.empty((n_sequences, length), dtype=np.int64)
+        u_emit, u_move = rng.random((length, n_sequences)), rng.random((length, n_sequences))
+        for t in range(length):
+            tokens[:, t] = (cum_e[state] <= u_emit[t, :, None]).sum(1)
+            state = (cum_t[state] <= u_move[t, :, None]).sum(1)
+        return tokens
+
+    def nll(self, tokens: np.ndarray) -> np.ndarray:
+        """Exact -log p(x_t | x_<t) in nats for every token of every row (rows start from
+        ``initial``), by the scaled forward algorithm: the filtered state distribution is
+        renormalised each step and the log of each normaliser is the token's log-probability."""
+        tokens = np.atleast_2d(np.asarray(tokens))
+        if tokens.min() < 0 or tokens.max() >= self.n_symbols:
+            raise SourceError(f"tokens must lie in [0, {self.n_symbols}).")
+        n, length = tokens.shape
+        emission_t = np.ascontiguousarray(self.emission.T)  # V x S: rows are likelihoods
+        belief = np.broadcast_to(self.initial, (n, self.n_states))
+        out = np.empty((n, length))
+        for t in range(length):
+            joint = belief * emission_t[tokens[:, t]]
+            norm = joint.sum(1)
+            out[:, t] = -np.log(norm)
+            belief = (joint / norm[:, None]) @ self.transition
+        return out if out.shape[0] > 1 or np.ndim(tokens) > 1 else out[0]
+
+    def windowed_entropy(self, context: int, n_sequences: int = 2000, seed: int = 0) -> EntropyEstimate:
+        """Mean exact loss of a window of ``context`` tokens started from ``initial``: the best
+        loss any model that sees only that window can reach (its irreducible loss)."""
+        per_sequence = self.nll(self.sample(n_sequences, context, seed)).mean(1)
+        return EntropyEstimate(float(per_sequence.mean()),
+                               float(per_sequence.std(ddof=1) / np.sqrt(n_sequences)))
+
+    def entropy_rate(self, n_sequences: int = 200, length: int = 2000, burn_in: int = 500,
+                     seed: int = 0) -> EntropyEstimate:
+        """Entropy rate H = lim E[-log p(x_t | x_<t)] estimated from long sequences (positions
+        after ``burn_in``), with the standard error across independent sequences."""
+        per_sequence = self.nll(self.sample(n_sequences, length, seed))[:, burn_in:].mean(1)
+        return EntropyEstimate(float(per_sequence.mean()),
+                               float(per_sequence.std(ddof=1) / np.sqrt(n_sequences)))
+
+
+def markov_chain(transition: np.ndarray, initial: np.ndarray | None = None) -> HMMSource:
+    """A Markov chain over tokens as an HMM with identity emission."""
+    transition = np.asarray(transition, float)
+    return HMMSource(transition, np.eye(transition.shape[0]), initial)
+
+
+def markov_entropy_rate(transition: np.ndarray) -> float:
+    """Closed form for a Markov chain: H = -sum_i pi_i sum_j T_ij log T_ij."""
+    t = _stochastic("transition", transition)
+    pi = stationary_distribution(t)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.where(t > 0, np.log(t), 0.0)
+    return float(-(pi[:, None] * t * logs).sum())
+
+
+def random_hmm(n_states: int, n_symbols: int, transition_concentration: float,
+               emission_concentration: float, seed: int) -> HMMSource:
+    """Rows drawn from symmetric Dirichlet distributions; small concentrations give sparse,
+    low-entropy rows (a structured language) and large ones near-uniform rows."""
+    rng = np.random.default_rng(seed)
+    transition = rng.dirichlet(np.full(n_states, transition_concentration), size=n_states)
+    emission = rng.dirichlet(np.full(n_symbols, emission_concentration), size=n_states)
+    # Dirichlet draws with tiny concentration can underflow to all-zero rows; repair them
+    for matrix in (transition, emission):
+        bad = ~np.isfinite(matrix).all(1) | (matrix.sum(1) <= 0)
+        matrix[bad] = np.eye(matrix.shape[1])[rng.integers(0, matrix.shape[1], bad.sum())]
+        matrix /= matrix.sum(1, keepdims=True)
+    return HMMSource(transition, emission)
+
+
+def preset_source(name: str, seed: int = 0) -> HMMSource:
+    """A named random source (see ``PRESETS``)."""
+    if name not in PRESETS:
+        raise SourceError(f"unknown source preset {name!r}; choose one of {sorted(PRESETS)}.")
+    return random_hmm(**PRESETS[name], seed=seed)
+
+
+def stationary_distribution(transition: np.ndarray) -> np.ndarray:
+    """pi with pi T = pi (the left eigenvector for eigenvalue 1, normalised)."""
+    values, vectors = np.linalg.eig(transition.T)
+    pi = np.abs(np.real(vectors[:, np.argmin(np.abs(values - 1))]))
+    return pi / pi.sum()
+
+
+def _stochastic(name: str, matrix) -> np.ndarray:
+    m = np.asarray(matrix, dtype=float)
+    if m.ndim != 2 or 0 in m.shape:
+        raise SourceError(f"{name} must be a non-empty 2-D array, got shape {m.shape}.")
+    if not np.isfinite(m).all() or (m < 0).any():
+        raise SourceError(f"{name} must have finite, non-negative entries.")
+    sums = m.sum(1)
+    if not np.allclose(sums, 1.0, atol=1e-8):
+        worst = int(np.argmax(np.abs(sums - 1)))
+        raise SourceError(f"{name} rows must sum to 1 (row {worst} sums to {sums[worst]:.6g}); "
+                          "normalise with m / m.sum(1, keepdims=True).")
+    return m

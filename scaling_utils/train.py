@@ -1,0 +1,220 @@
+"""Small causal transformers ("students") trained on a synthetic source with a plain torch loop.
+
+Students are transformers' own Llama classes built from a size spec, so the capture code that
+serves pretrained models serves them unchanged.  Each run is keyed by a hash of its
+configuration and cached atomically: a grid that is killed halfway restarts without redoing
+finished runs.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .cache import cached
+from .models import pick_device
+from .synthetic import HMMSource
+
+DATA_MODES = ("fresh", "repeated")
+
+
+@dataclass(frozen=True)
+class StudentSpec:
+    """Depth, width and heads of a Llama-style student; the MLP is 4 x width (SwiGLU)."""
+
+    n_layers: int
+    d_model: int
+    n_heads: int
+
+    def __post_init__(self):
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads}).")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run.  ``data_mode="fresh"``: every step draws new sequences from the source,
+    so D tokens are seen once; ``"repeated"``: a dataset of ``dataset_tokens`` is drawn once and
+    cycled until D tokens have been processed."""
+
+    spec: StudentSpec
+    tokens: int
+    vocab_size: int
+    context: int = 64
+    batch_size: int = 32
+    learning_rate: float = 3e-3
+    warmup_fraction: float = 0.05
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    seed: int = 0
+    data_mode: str = "fresh"
+    dataset_tokens: int | None = None
+    n_evals: int = 8
+
+    def __post_init__(self):
+        if self.data_mode not in DATA_MODES:
+            raise ValueError(f"data_mode must be one of {DATA_MODES}, got {self.data_mode!r}.")
+        if self.data_mode == "repeated" and not self.dataset_tokens:
+            raise ValueError("data_mode='repeated' needs dataset_tokens (the size of the dataset).")
+        if self.tokens < self.batch_size * self.context:
+            raise ValueError(f"tokens ({self.tokens}) is less than one batch "
+                             f"({self.batch_size} x {self.context}).")
+
+    @property
+    def steps(self) -> int:
+        return self.tokens // (self.batch_size * self.context)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Held-out loss along training (``curve_tokens``, ``curve_loss``), the final loss, size and
+    speed of one run, and its final weights (``state``, CPU tensors)."""
+
+    config: TrainConfig
+    n_parameters: int  # non-embedding
+    curve_tokens: np.ndarray
+    curve_loss: np.ndarray
+    seconds: float
+    state: dict = field(repr=False, default_factory=dict)
+
+    @property
+    def final_loss(self) -> float:
+        return float(self.curve_loss[-1])
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.config.tokens / self.seconds
+
+
+def build_student(spec: StudentSpec, vocab_size: int, context: int, seed: int = 0,
+                  attn_implementation: str = "sdpa"):
+    """A randomly initialised Llama student (``attn_implementation="eager"`` to see weights)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=vocab_size, hidden_size=spec.d_model,
+                         intermediate_size=4 * spec.d_model, num_hidden_layers=spec.n_layers,
+                         num_attention_heads=spec.n_heads, num_key_value_heads=spec.n_heads,
+                         max_position_embeddings=context, tie_word_embeddings=True,
+                         attn_implementation=attn_implementation)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return LlamaForCausalLM(config)
+
+
+def non_embedding_parameters(model) -> int:
+    """Parameters outside the token embedding and output head (Kaplan et al.'s N)."""
+    embedding = {id(p) for p in model.get_input_embeddings().parameters()}
+    embedding |= {id(p) for p in model.get_output_embeddings().parameters()}
+    return sum(p.numel() for p in model.parameters() if id(p) not in embedding)
+
+
+def evaluation_set(source: HMMSource, n_sequences: int, context: int, seed: int):
+    """Held-out sequences and the source's exact loss on them (positions 1.., as for students).
+
+    The exact loss starts each window from the stationary distribution: the best any model
+    that sees only the window can do, i.e. the irreducible loss eps for these students."""
+    tokens = source.sample(n_sequences, context, seed)
+    exact = source.nll(tokens)[:, 1:]
+    return tokens, float(exact.mean()), float(exact.mean(1).std(ddof=1) / math.sqrt(n_sequences))
+
+
+def evaluate(model, tokens: np.ndarray, batch_size: int = 256) -> float:
+    """Mean next-token loss (nats) of ``model`` on ``tokens``, positions 1..T-1."""
+    device = next(model.parameters()).device
+    model.eval()
+    total, count = 0.0, 0
+    with torch.inference_mode():
+        for start in range(0, len(tokens), batch_size):
+            ids = torch.as_tensor(tokens[start:start + batch_size], device=device)
+            n_targets = ids.numel() - len(ids)  # the first position has nothing to predict it
+            total += model(input_ids=ids, labels=ids).loss.item() * n_targets
+            count += n_targets
+    model.train()
+    return total / count
+
+
+def train_student(config: TrainConfig, source: HMMSource, eval_tokens: np.ndarray,
+                  device: str | torch.device | None = None, progress: bool = False) -> TrainResult:
+    """AdamW with linear warmup then cosine decay to 10 %, gradient clipping, and the held-out
+    loss measured ``n_evals`` times at evenly spaced token counts (the last at the end)."""
+    device = pick_device(device)
+    torch.manual_seed(config.seed)
+    model = build_student(config.spec, config.vocab_size, config.context, config.seed).to(device)
+    model.train()
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.ndim < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}],
+                                  lr=config.learning_rate, betas=(0.9, 0.95))
+    steps = config.steps
+    warmup = max(1, int(config.warmup_fraction * steps))
+
+    def schedule(step):
+        if step < warmup:
+            return (step + 1) / warmup
+        progress_ = (step - warmup) / max(1, steps - warmup)
+        return 0.1 + 0.45 * (1 + math.cos(math.pi * progress_))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    batches = _batches(config, source)
+    eval_steps = set(np.linspace(0, steps, config.n_evals + 1).astype(int)[1:].tolist())
+    curve_tokens, curve_loss = [], []
+    start = time.perf_counter()
+    for step in tqdm(range(steps), disable=not progress, leave=False, desc="train"):
+        ids = torch.as_tensor(next(batches), device=device)
+        loss = model(input_ids=ids, labels=ids).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        if step + 1 in eval_steps:
+            curve_tokens.append((step + 1) * config.batch_size * config.context)
+            curve_loss.append(evaluate(model, eval_tokens))
+    seconds = time.perf_counter() - start
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    return TrainResult(config, non_embedding_parameters(model), np.array(curve_tokens),
+                       np.array(curve_loss), seconds, state)
+
+
+def load_student(result: TrainResult, device: str | torch.device | None = None,
+                 attn_implementation: str = "sdpa"):
+    """Rebuild a trained student from a :class:`TrainResult` (for capture and probing)."""
+    c = result.config
+    model = build_student(c.spec, c.vocab_size, c.context, c.seed, attn_implementation)
+    model.load_state_dict(result.state)
+    return model.to(pick_device(device)).eval()
+
+
+def run_grid(configs: Sequence[TrainConfig], source: HMMSource, eval_tokens: np.ndarray,
+             source_key: dict, device: str | torch.device | None = None,
+             cache: str | None = None, progress: bool = True) -> list[TrainResult]:
+    """Train every configuration, each cached under a hash of (config, source, evaluation set):
+    finished runs are read back, so a killed grid resumes where it stopped."""
+    results = []
+    for config in tqdm(configs, disable=not progress, desc="grid"):
+        key = {"config": asdict(config), "source": source_key,
+               "eval": [len(eval_tokens), int(np.asarray(eval_tokens).sum())]}
+        results.append(cached("train", key, lambda c=config: train_student(
+            c, source, eval_tokens, device=device), folder=cache))
+    return results
+
+
+def _batches(config: TrainConfig, source: HMMSource):
+    """Token batches (batch x context): fresh draws, or cycles over a fixed dataset."""
+    rng = np.random.default_rng([config.seed, 1])
+    if config.data_mode == "fresh":
+        while True:
+            yield source.sample(config.batch_size, config.context, int(rng.integers(2 ** 62)))
+    n_sequences = max(config.batch_size, config.dataset_tokens // config.context)
+    dataset = source.sample(n_sequences, config.context, int(rng.integers(2 ** 62)))
+    while True:
+        order = rng.permutation(n_sequences)
+        for start in range(0, n_sequences - config.batch_size + 1, config.batch_size):
+            yield dataset[order[start:start + config.batch_size]]
