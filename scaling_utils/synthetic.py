@@ -73,7 +73,7 @@ PRESETS = {
     "sparse128": dict(n_states=128, n_symbols=64, transition_concentration=0.02,
                       emission_concentration=0.03),
     # a small source for tests and the smoke profile
-    "tiny": dict(n_states=8, n_symbols=6, transition_concentration=0.2, emission_concentration=0.3),
+    "tiny": dict(n_states=8, n_symbols=6, transition_concentration=0.1, emission_concentration=0.1),
 }
 
 

@@ -1,0 +1,66 @@
+"""Chinchilla approach-3 fits recover known parameters; the published-data loader checks input."""
+
+import numpy as np
+import pytest
+
+from scaling_utils.scaling_law import (ScalingDataError, compare_laws, fit_chinchilla,
+                                       load_epoch_chinchilla)
+
+TRUE = dict(E=1.8, A=480.0, B=2000.0, alpha=0.35, beta=0.37)
+
+
+def _points(seed, noise=0.005, gamma=0.0):
+    rng = np.random.default_rng(seed)
+    N = np.repeat(np.geomspace(1e7, 1e10, 16), 15)
+    D = np.tile(np.geomspace(1e9, 1e12, 15), 16)
+    L = TRUE["E"] + TRUE["A"] / N ** TRUE["alpha"] + TRUE["B"] * N ** gamma / D ** TRUE["beta"]
+    return N, D, L * np.exp(rng.normal(0, noise, N.size))
+
+
+def test_fit_recovers_known_parameters_from_noisy_points():
+    # 240 points with 0.5 % noise: seed-to-seed spread of E is about 0.01, of alpha 0.005
+    fit = fit_chinchilla(*_points(1), n_boot=40, seed=0)
+    assert fit.E == pytest.approx(TRUE["E"], abs=0.04)
+    assert fit.alpha == pytest.approx(TRUE["alpha"], abs=0.02)
+    assert fit.beta == pytest.approx(TRUE["beta"], abs=0.02)
+    lo, hi = fit.ci["beta"]
+    assert lo < fit.beta < hi and hi - lo < 0.1
+    np.testing.assert_allclose(fit.predict(1e9, 1e11), 1.8 + 480 / 1e9 ** 0.35 + 2000 / 1e11 ** 0.37,
+                               rtol=0.01)
+
+
+def test_fixed_entropy_is_held_and_the_rest_recovered():
+    fit = fit_chinchilla(*_points(2), E=TRUE["E"])
+    assert fit.E == TRUE["E"] and fit.E_fixed
+    assert fit.alpha == pytest.approx(TRUE["alpha"], abs=0.01)
+    assert fit.beta == pytest.approx(TRUE["beta"], abs=0.01)
+
+
+def test_comparison_detects_a_data_term_that_depends_on_size():
+    additive = compare_laws(*_points(3), E=TRUE["E"])
+    coupled = compare_laws(*_points(3, gamma=0.15), E=TRUE["E"])
+    assert abs(additive.coupled.gamma) < 0.05
+    assert coupled.coupled.gamma == pytest.approx(0.15, abs=0.05)
+    assert coupled.aic_difference < -10 and coupled.cv_rmse_coupled < coupled.cv_rmse_additive
+
+
+def test_bad_points_are_rejected():
+    with pytest.raises(ScalingDataError, match="at least 6"):
+        fit_chinchilla([1, 2], [1, 2], [1, 2])
+    with pytest.raises(ScalingDataError, match="positive"):
+        fit_chinchilla(*[np.r_[np.ones(6), -1.0]] * 3)
+
+
+def test_epoch_loader(tmp_path):
+    good = tmp_path / "points.csv"
+    good.write_text("Model Size,Training FLOP,loss\n1e8,6e18,3.0\n2e8,1.2e19,2.9\n" * 3)
+    N, D, L = load_epoch_chinchilla(good)
+    np.testing.assert_allclose(D, 1e10)
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(ScalingDataError, match="not a readable CSV"):
+        load_epoch_chinchilla(tmp_path / "empty.csv")
+    (tmp_path / "cols.csv").write_text("N,FLOP,L\n1,2,3\n")
+    with pytest.raises(ScalingDataError, match="lacks the column"):
+        load_epoch_chinchilla(tmp_path / "cols.csv")
+    with pytest.raises(ScalingDataError, match="does not exist"):
+        load_epoch_chinchilla(tmp_path / "missing.csv")

@@ -1,0 +1,74 @@
+"""Student training: determinism, learning, resumable cached grids."""
+
+import numpy as np
+import pytest
+
+from scaling_utils import train
+from scaling_utils.synthetic import preset_source
+from scaling_utils.train import StudentSpec, TrainConfig
+
+SOURCE = preset_source("tiny", seed=1)  # exact loss about 1.07 nats, unigram entropy 1.40
+EVAL, EPS, EPS_SE = train.evaluation_set(SOURCE, 64, 16, seed=99)
+
+
+def _config(**kw):
+    base = dict(spec=StudentSpec(1, 16, 2), tokens=16 * 16 * 40, vocab_size=SOURCE.n_symbols,
+                context=16, batch_size=16, n_evals=2)
+    return TrainConfig(**{**base, **kw})
+
+
+def test_seeded_training_is_deterministic_on_cpu():
+    a = train.train_student(_config(seed=3), SOURCE, EVAL, device="cpu")
+    b = train.train_student(_config(seed=3), SOURCE, EVAL, device="cpu")
+    np.testing.assert_array_equal(a.curve_loss, b.curve_loss)
+    c = train.train_student(_config(seed=4), SOURCE, EVAL, device="cpu")
+    assert not np.array_equal(a.curve_loss, c.curve_loss)
+
+
+def test_student_learns_towards_the_exact_loss():
+    result = train.train_student(_config(tokens=16 * 16 * 150, learning_rate=1e-2), SOURCE, EVAL,
+                                 device="cpu")
+    sample = SOURCE.sample(2000, 16, seed=5)
+    freq = np.bincount(sample.ravel(), minlength=SOURCE.n_symbols) / sample.size
+    unigram = -(freq[freq > 0] * np.log(freq[freq > 0])).sum()
+    assert result.final_loss < unigram - 0.15  # it learned context, not only frequencies
+    assert result.final_loss > EPS - 3 * EPS_SE  # and cannot beat the source
+    model = train.load_student(result)
+    assert train.evaluate(model, EVAL) == pytest.approx(result.final_loss, rel=1e-6)
+
+
+def test_repeated_data_mode_cycles_a_fixed_dataset():
+    config = _config(data_mode="repeated", dataset_tokens=16 * 16 * 2)
+    batches = train._batches(config, SOURCE)
+    seen = {next(batches).tobytes() for _ in range(8)}
+    distinct_rows = {row.tobytes() for b in seen for row in np.frombuffer(b, dtype=np.int64).reshape(16, 16)}
+    assert len(distinct_rows) <= 32
+    with pytest.raises(ValueError, match="dataset_tokens"):
+        _config(data_mode="repeated")
+
+
+def test_killed_grid_resumes_without_recomputing(cache_folder, monkeypatch):
+    configs = [_config(seed=s) for s in range(3)]
+    calls = []
+    real = train.train_student
+
+    def flaky(config, *args, **kwargs):
+        calls.append(config.seed)
+        if config.seed == 1 and calls.count(1) == 1:
+            raise KeyboardInterrupt  # the grid is killed during its second run
+        return real(config, *args, **kwargs)
+
+    monkeypatch.setattr(train, "train_student", flaky)
+    key = {"preset": "tiny", "seed": 0}
+    with pytest.raises(KeyboardInterrupt):
+        train.run_grid(configs, SOURCE, EVAL, key, device="cpu", progress=False)
+    results = train.run_grid(configs, SOURCE, EVAL, key, device="cpu", progress=False)
+    assert calls == [0, 1, 1, 2]  # run 0 was read back from the cache
+    assert [r.config.seed for r in results] == [0, 1, 2]
+
+
+def test_size_spec_is_checked():
+    with pytest.raises(ValueError, match="divisible"):
+        StudentSpec(1, 10, 3)
+    with pytest.raises(ValueError, match="less than one batch"):
+        _config(tokens=10)
