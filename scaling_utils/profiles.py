@@ -51,6 +51,8 @@ class Parameter:
             value = float(value)
         if self.kind is int and isinstance(value, float) and value.is_integer():
             value = int(value)
+        if self.kind is tuple and isinstance(value, list):  # papermill -y gives lists
+            value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
         wrong_bool = isinstance(value, bool) and self.kind is not bool
         if wrong_bool or not isinstance(value, self.kind):
             raise ParameterError(
@@ -139,6 +141,33 @@ NOTEBOOKS: Mapping[str, tuple[Parameter, ...]] = MappingProxyType({
                   256, 1024, 4096, minimum=8),
         Parameter("synthetic_dim", int, "width of the i.i.d. attention control",
                   16, 32, 64, minimum=2),
+    ),
+    "theorem2_bias_variance": _COMMON + (
+        Parameter("source", str, "preset of the known-entropy language (scaling_utils.synthetic.PRESETS)",
+                  "tiny", "sparse128", "sparse128", choices=("tiny", "sparse128")),
+        Parameter("source_seed", int, "seed of the random source", 1, 0, 0, minimum=0),
+        Parameter("context", int, "student context length (tokens)", 16, 64, 64, minimum=4),
+        Parameter("sizes", tuple, "student sizes as (layers, width, heads) triples",
+                  ((1, 8, 2), (1, 16, 2), (2, 32, 4)),
+                  ((1, 8, 2), (1, 16, 2), (2, 32, 4), (2, 64, 4)),
+                  ((1, 8, 2), (1, 16, 2), (2, 32, 4), (2, 64, 4), (2, 128, 4), (4, 256, 8))),
+        Parameter("tokens", tuple, "training tokens D of the grid (each a separate run)",
+                  (4096, 16384), (65536, 262144, 1048576),
+                  (65536, 262144, 1048576, 4194304, 16777216)),
+        Parameter("seeds", int, "training seeds per (P, D) cell", 1, 2, 3, minimum=1),
+        Parameter("batch_size", int, "sequences per step", 16, 32, 64, minimum=1),
+        Parameter("learning_rate", float, "peak AdamW learning rate", 3e-3, 3e-3, 2e-3,
+                  minimum=1e-6, maximum=1.0),
+        Parameter("repeated_sizes", int,
+                  "how many of the largest sizes also train on a repeated dataset of min(tokens)",
+                  1, 1, 3, minimum=0),
+        Parameter("eval_sequences", int, "held-out sequences for every evaluation", 64, 512, 2048,
+                  minimum=8),
+        Parameter("n_boot", int, "bootstrap replicates for the scaling-law CIs", 10, 100, 400,
+                  minimum=0),
+        Parameter("published_data", str,
+                  "path of Epoch AI's digitised Chinchilla CSV to refit (not shipped)",
+                  None, None, None, optional=True),
     ),
     "reproducibility": _COMMON + (
         Parameter("build_log", str, "JSON run-time log written by scripts/build_book.py",
