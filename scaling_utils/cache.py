@@ -15,6 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+from . import __version__
+
 ENV_VAR = "SCALING_UTILS_CACHE"
 
 
@@ -31,9 +33,16 @@ def cache_dir(path: str | os.PathLike | None = None) -> Path:
 
 
 def config_hash(config: Any) -> str:
-    """Stable short hash of a JSON-serialisable configuration."""
-    text = json.dumps(config, sort_keys=True, default=str)
+    """Stable short hash of a JSON-serialisable configuration (numpy values become lists;
+    anything else that JSON cannot hold is an error, never an abbreviated repr)."""
+    text = json.dumps(config, sort_keys=True, default=_plain)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "tolist"):  # numpy arrays and scalars, torch tensors
+        return value.tolist()
+    raise TypeError(f"cache keys must be JSON values, got {type(value).__name__}: {value!r:.80}")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -59,15 +68,16 @@ def cached(kind: str, config: Any, compute: Callable[[], Any],
     so a user can see what each entry holds.
     """
     base = cache_dir(folder) / kind
+    config = {"config": config, "scaling_utils": __version__}  # new code, new entries
     key = config_hash(config)
     path = base / f"{key}.pkl"
     if path.exists() and not refresh:
         return load_entry(path)
     result = compute()
     payload = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
-    meta = {"config": config, "sha256": hashlib.sha256(payload).hexdigest()}
+    meta = {**config, "sha256": hashlib.sha256(payload).hexdigest()}
     # checksum first: a crash between the two writes leaves no payload, hence a plain miss
-    atomic_write_bytes(base / f"{key}.json", json.dumps(meta, indent=1, default=str).encode())
+    atomic_write_bytes(base / f"{key}.json", json.dumps(meta, indent=1, default=_plain).encode())
     atomic_write_bytes(path, payload)
     return result
 

@@ -18,8 +18,8 @@ from .stats import (benjamini_hochberg, fit_power_law, holm, massive_dims, norma
 
 CLAIMED_EXPONENT = -1.0
 # Corrections of higher order in 1/n bias a finite-n slope by a few hundredths even where the
-# theorem holds exactly (the i.i.d. control shows it), so "consistent with -1" means that the
-# CI reaches within this margin of -1.
+# theorem holds (the i.i.d. control shows it), so "consistent with -1" means that the whole CI
+# lies within this margin of -1.
 CLAIM_MARGIN = 0.05
 
 
@@ -50,29 +50,43 @@ def variance_scaling(result: CaptureResult, n_boot: int = 400, seed: int = 0,
         moments = result.moments[site.name]
         excluded = massive_dims(moments, exclude_top_dims) if exclude_top_dims else None
         gv = total_variance(moments, excluded)
-        x = result.lengths.astype(float) if against == "n" else result.n_eff[site.layer].mean(-1)
+        if np.all(gv.variance <= 0):  # constant by construction (embeddings of a fixed query)
+            continue
+        x = result.lengths.astype(float) if against == "n" else layer_n_eff(result)[site.layer]
         used = result.lengths >= fit_from
-        n_groups = gv.by_group.shape[0]
-        fit = fit_power_law(np.tile(x[used], (n_groups, 1)), gv.by_group[:, used],
-                            np.repeat(np.arange(n_groups), used.sum()), n_boot=n_boot, seed=seed)
+        fit = fit_power_law(*_by_group(x[used], gv.by_group[:, used]), n_boot=n_boot, seed=seed)
         row = dict(site=site.name, kind=site.kind, layer=site.layer)
         fits.append({**row, "exponent": fit.exponent, "ci_low": fit.ci_low, "ci_high": fit.ci_high,
                      "covers_claim": consistent_with_claim(fit.ci_low, fit.ci_high), "prefactor": fit.prefactor})
         curves += [{**row, "n": n, against: xv, "variance": v}
                    for n, xv, v in zip(result.lengths, x, gv.variance)]
-    return VarianceScaling(pd.DataFrame(curves).drop_duplicates(), pd.DataFrame(fits))
+    return VarianceScaling(pd.DataFrame(curves), pd.DataFrame(fits))
+
+
+def layer_n_eff(result: CaptureResult) -> np.ndarray:
+    """Effective context of each layer (layers x lengths): the harmonic mean over heads of the
+    mean n_eff, since concatenated heads add variances sigma_h^2 / n_eff_h."""
+    return 1.0 / (1.0 / result.n_eff).mean(-1)
+
+
+def _by_group(x: np.ndarray, by_group: np.ndarray):
+    """(x, y, groups) arrays for fit_power_law from a groups x lengths table."""
+    n_groups = by_group.shape[0]
+    return np.tile(x, (n_groups, 1)), by_group, np.repeat(np.arange(n_groups), len(x))
 
 
 def effective_context_table(result: CaptureResult) -> pd.DataFrame:
-    """Mean n_eff (over heads and windows) per layer and n, with and without the first position,
-    and the mean attention on the first position (the attention sink)."""
+    """n_eff per layer and n (mean over windows, harmonic mean over heads), with and without the
+    first position, and the mean attention on the first position (the attention sink)."""
     if result.n_eff is None:
         raise ValueError("effective context needs a capture with attention_weights=True.")
     rows = []
+    harmonic = layer_n_eff(result)
+    no_sink = 1.0 / (1.0 / result.n_eff_no_sink).mean(-1)
     for layer in range(result.n_eff.shape[0]):
         for k, n in enumerate(result.lengths):
-            rows.append(dict(layer=layer, n=int(n), n_eff=result.n_eff[layer, k].mean(),
-                             n_eff_no_sink=result.n_eff_no_sink[layer, k].mean(),
+            rows.append(dict(layer=layer, n=int(n), n_eff=harmonic[layer, k],
+                             n_eff_no_sink=no_sink[layer, k],
                              sink_mass=np.nan if result.sink_mass is None
                              else result.sink_mass[layer, k].mean()))
     table = pd.DataFrame(rows)
@@ -80,32 +94,35 @@ def effective_context_table(result: CaptureResult) -> pd.DataFrame:
     return table
 
 
-def gaussianity(result: CaptureResult, sites=None, n_null: int = 2000, seed: int = 0,
+def gaussianity(variants: dict, n_null: int = 2000, seed: int = 0,
                 alpha: float = 0.05) -> pd.DataFrame:
-    """KS (Lilliefors) and Anderson-Darling tests of each stored random projection, per site and n.
+    """KS (Lilliefors) and Anderson-Darling tests of each stored random projection.
 
-    p-values use the Monte-Carlo null for estimated mean and variance; ``holm_reject`` controls
-    the family-wise error over the directions of one (site, n); ``bh_reject`` the false-discovery
-    rate over every test in the table.
+    ``variants`` maps a name to ``(result, site names)``.  p-values use the Monte-Carlo null for
+    estimated mean and variance; ``holm_reject`` controls the family-wise error over the
+    directions of one (variant, site, n); ``bh_reject`` the false-discovery rate over every test
+    in the table; ``ks_over_null`` is the KS statistic over its null 95 % quantile.
     """
     rows = []
-    for site in result.sites:
-        if sites is not None and site.name not in sites:
-            continue
-        proj = result.moments[site.name].projections
-        if proj is None:
-            raise ValueError(f"site {site.name} kept no projections: capture with n_projections > 0.")
-        for k, n in enumerate(result.lengths):
-            samples = proj[:, k][np.isfinite(proj[:, k]).all(1)]
-            test = normality_tests(samples, n_null=n_null, seed=seed)
-            reject = holm(test.ks_pvalue) < alpha
-            for j in range(samples.shape[1]):
-                rows.append(dict(site=site.name, kind=site.kind, layer=site.layer, n=int(n),
-                                 direction=j, ks=test.ks[j], ks_pvalue=test.ks_pvalue[j],
-                                 ad=test.ad[j], ad_pvalue=test.ad_pvalue[j],
-                                 holm_reject=bool(reject[j]), samples=test.n))
+    for name, (result, site_names) in variants.items():
+        for site in (s for s in result.sites if s.name in set(site_names)):
+            proj = result.moments[site.name].projections
+            if proj is None:
+                raise ValueError(f"site {site.name} kept no projections: capture with n_projections > 0.")
+            for k, n in enumerate(result.lengths):
+                samples = proj[:, k][np.isfinite(proj[:, k]).all(1)]
+                test = normality_tests(samples, n_null=n_null, seed=seed)
+                reject = holm(test.ks_pvalue) < alpha
+                for j in range(samples.shape[1]):
+                    rows.append(dict(variant=name, site=site.name, kind=site.kind, layer=site.layer,
+                                     n=int(n), direction=j, ks=test.ks[j],
+                                     ks_pvalue=test.ks_pvalue[j], ad=test.ad[j],
+                                     ad_pvalue=test.ad_pvalue[j], holm_reject=bool(reject[j]),
+                                     samples=test.n))
     table = pd.DataFrame(rows)
     table["bh_reject"] = benjamini_hochberg(table.ks_pvalue) < alpha
+    null_q = {m: ks_null_quantile(m, seed=seed) for m in table.samples.unique()}
+    table["ks_over_null"] = table.ks / table.samples.map(null_q)
     return table
 
 
@@ -134,9 +151,7 @@ def position_loss(result: CaptureResult, n_boot: int = 200, seed: int = 0,
     by_group = result.position_loss  # groups x (N-1): loss predicting token t from t tokens
     t = np.arange(1, by_group.shape[1] + 1)
     keep = t >= min_length
-    n_groups = by_group.shape[0]
-    fit = fit_power_law(np.tile(t[keep], (n_groups, 1)), by_group[:, keep],
-                        np.repeat(np.arange(n_groups), keep.sum()), n_boot=n_boot, seed=seed,
+    fit = fit_power_law(*_by_group(t[keep], by_group[:, keep]), n_boot=n_boot, seed=seed,
                         offset=True)
     curve = pd.DataFrame(dict(context=t, loss=by_group.mean(0), fitted=fit.predict(t)))
     return PositionLoss(curve, -fit.exponent, -fit.ci_high, -fit.ci_low, fit.offset)
@@ -144,14 +159,19 @@ def position_loss(result: CaptureResult, n_boot: int = 200, seed: int = 0,
 
 def consistent_with_claim(ci_low: float, ci_high: float, claimed: float = CLAIMED_EXPONENT,
                           margin: float = CLAIM_MARGIN) -> bool:
-    """Whether the CI [ci_low, ci_high] reaches within ``margin`` of the claimed exponent."""
-    return bool(ci_low <= claimed + margin and ci_high >= claimed - margin)
+    """Equivalence-style reading: the whole CI lies within ``margin`` of the claimed exponent
+    (a wide interval that merely contains it is inconclusive, not support)."""
+    return bool(claimed - margin <= ci_low and ci_high <= claimed + margin)
 
 
 def verdict(ci_low: float, ci_high: float, claimed: float = CLAIMED_EXPONENT) -> str:
     """Plain-words reading of an exponent's CI against the claimed 1/n decay."""
+    if not (np.isfinite(ci_low) and np.isfinite(ci_high)):
+        return "not estimable"
     if consistent_with_claim(ci_low, ci_high, claimed):
         return "consistent with 1/n"
+    if ci_low <= claimed <= ci_high:
+        return "inconclusive (CI too wide)"
     if ci_high < claimed:
         return "falls faster than 1/n"
     if ci_high < 0:
@@ -167,3 +187,24 @@ def length_grid(min_length: int, max_length: int) -> np.ndarray:
         raise ValueError(f"need 1 <= min_length <= max_length, got {min_length} and {max_length}.")
     grid = min_length * 2 ** np.arange(int(np.log2(max_length / min_length)) + 1)
     return np.unique(np.append(grid, max_length))
+
+
+def summarise_fits(fits: pd.DataFrame) -> pd.DataFrame:
+    """Per (variant, kind) of attention and block sites: the layer-0 fit, the median exponent and
+    how many layers fall under each verdict (``fits`` needs ``variant`` and ``verdict`` columns)."""
+    rows = []
+    for (variant, kind), group in fits.groupby(["variant", "kind"], sort=False):
+        if kind not in ("attention", "block"):
+            continue
+        first = group.sort_values("layer").iloc[0]
+        counts = group.verdict.value_counts()
+        rows.append({"variant": variant, "kind": kind, "layers": len(group),
+                     "layer0_exponent": first.exponent, "layer0_ci_low": first.ci_low,
+                     "layer0_ci_high": first.ci_high, "layer0_verdict": first.verdict,
+                     "median_exponent": group.exponent.median(),
+                     "consistent": int(counts.get("consistent with 1/n", 0)),
+                     "inconclusive": int(counts.get("inconclusive (CI too wide)", 0)),
+                     "slower": int(counts.get("falls, but slower than 1/n", 0)),
+                     "no_decay": int(counts.get("no decay detected", 0)),
+                     "grows": int(counts.get("grows with n", 0))})
+    return pd.DataFrame(rows)

@@ -96,11 +96,9 @@ def random_windows(tokens: np.ndarray, n_windows: int, length: int, seed: int) -
     rng = np.random.default_rng(seed)
     n_slots = len(tokens) // length
     if n_slots >= n_windows:
-        # disjoint windows: pick slots, then jitter each inside its slot
+        # disjoint windows: distinct slots of a tiling shifted by one common random offset
         slots = rng.choice(n_slots, size=n_windows, replace=False)
-        spare = len(tokens) - n_slots * length
-        starts = slots * length + rng.integers(0, spare + 1, size=n_windows) * (spare > 0)
-        starts = np.minimum(starts, len(tokens) - length)
+        starts = slots * length + rng.integers(0, len(tokens) - n_slots * length + 1)
     else:
         starts = rng.integers(0, len(tokens) - length + 1, size=n_windows)
     return np.stack([tokens[s:s + length] for s in starts])

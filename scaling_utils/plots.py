@@ -41,8 +41,8 @@ def exponents_by_layer(fits: pd.DataFrame, ax: plt.Axes, title: str = "",
 def ks_against_n(table: pd.DataFrame, ax: plt.Axes, title: str = "") -> plt.Axes:
     """KS distance to the fitted normal, divided by the 95 % null quantile for the same sample
     size (column ``ks_over_null``), per context length: above 1 is a rejection at 5 %."""
-    sns.lineplot(data=table, x="n", y="ks_over_null", hue="variant", marker="o",
-                 errorbar=("pi", 50), ax=ax)
+    sns.lineplot(data=table, x="n", y="ks_over_null", hue="series" if "series" in table else "variant",
+                 marker="o", errorbar=("pi", 50), ax=ax)
     ax.axhline(1.0, color="k", ls="--", lw=1.2, label="95 % null quantile")
     ax.set(xscale="log", xlabel="context length n", ylabel="KS / null 95 % quantile", title=title)
     ax.legend(fontsize=7)

@@ -118,11 +118,14 @@ class LawComparison:
 
 
 def compare_laws(N, D, L, E: float | None = None, folds: int = 5, seed: int = 0) -> LawComparison:
-    """Fit both laws and compare them by AIC and by K-fold held-out error on log L."""
+    """Fit both laws and compare them by AIC and by K-fold held-out error on log L (NaN when a
+    fold would leave fewer than 6 points to fit)."""
     N, D, L = _check(N, D, L)
     additive = fit_chinchilla(N, D, L, E=E)
     coupled = fit_chinchilla(N, D, L, E=E, coupled=True)
     fold_of = np.random.default_rng(seed).permutation(len(L)) % folds
+    if min((fold_of != k).sum() for k in range(folds)) < 6:  # too few points to refit
+        return LawComparison(additive, coupled, coupled.aic - additive.aic, np.nan, np.nan)
     errors = {False: [], True: []}
     for k in range(folds):
         train, test = fold_of != k, fold_of == k

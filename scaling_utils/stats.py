@@ -44,6 +44,8 @@ class MomentAccumulator:
     def __init__(self, n_groups: int, n_lengths: int, dim: int, device: torch.device,
                  directions: torch.Tensor | None = None):
         shape = (n_groups, n_lengths, dim)
+        if device.type == "mps":  # MPS has no float64: reduce on the CPU instead
+            device = torch.device("cpu")
         self.count = torch.zeros(n_groups, n_lengths, dtype=torch.float64, device=device)
         self.total = torch.zeros(shape, dtype=torch.float64, device=device)
         self.total_sq = torch.zeros(shape, dtype=torch.float64, device=device)
@@ -55,7 +57,8 @@ class MomentAccumulator:
                length_index: torch.Tensor) -> None:
         """Add ``values`` (batch x k x D), seen at the length indices ``length_index`` (k,),
         for windows with ids ``windows`` (batch,) in groups ``groups`` (batch,)."""
-        v = values.detach().to(torch.float64)
+        v = values.detach().to(self.total.device, torch.float64)
+        groups = groups.to(self.total.device)
         ones = torch.ones(v.shape[:2], dtype=torch.float64, device=v.device)
         if torch.equal(length_index.cpu(), torch.arange(self.count.shape[1])):  # all at once
             self.total.index_add_(0, groups, v)
@@ -168,7 +171,9 @@ def fit_power_law(x, y, groups=None, n_boot: int = 1000, seed: int = 0,
     x, y = x[ok], y[ok]
     levels, level_of = np.unique(x, return_inverse=True)
     if len(levels) < (4 if offset else 2):
-        raise ValueError(f"need at least {4 if offset else 2} distinct x values, got {len(levels)}.")
+        raise ValueError(f"need at least {4 if offset else 2} distinct x values, got "
+                         f"{len(levels)}: widen the range of x (e.g. lower fit_from or raise "
+                         "max_length).")
     if np.any(levels <= 0):
         raise ValueError("x must be positive for a power law.")
     fit_curve = _fit_offset_power if offset else _fit_pure_power
@@ -176,7 +181,8 @@ def fit_power_law(x, y, groups=None, n_boot: int = 1000, seed: int = 0,
     def means(weights: np.ndarray) -> np.ndarray:
         return np.bincount(level_of, weights * y, len(levels)) / np.bincount(level_of, weights, len(levels))
 
-    point = fit_curve(levels, means(np.ones_like(y)))
+    point_means = means(np.ones_like(y))
+    point = fit_curve(levels, point_means)
     rng = np.random.default_rng(seed)
     if groups is not None:
         groups = np.asarray(groups).ravel()[ok]
@@ -192,10 +198,11 @@ def fit_power_law(x, y, groups=None, n_boot: int = 1000, seed: int = 0,
         m = means(w.astype(float))
         if np.all(np.isfinite(m)) and (offset or np.all(m > 0)):
             reps.append(fit_curve(levels, m)[0])
+    reps = [r for r in reps if np.isfinite(r)]
     lo, hi = np.quantile(reps, [(1 - ci) / 2, (1 + ci) / 2]) if reps else (np.nan, np.nan)
     exponent, intercept, off = point
     return PowerLawFit(float(exponent), float(intercept), float(lo), float(hi), float(off),
-                       levels, means(np.ones_like(y)), len(reps), unit)
+                       levels, point_means, len(reps), unit)
 
 
 def _resample_within(level_of: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -225,7 +232,10 @@ def _fit_offset_power(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float
         return sse if coef[1] > 0 else np.inf
 
     grid = np.linspace(-5, -1e-3, 60)
-    start = grid[np.argmin([loss(b) for b in grid])]
+    losses = np.array([loss(b) for b in grid])
+    if not np.isfinite(losses).any():  # y does not decrease with x: no decaying power law fits
+        return np.nan, np.nan, np.nan
+    start = grid[np.argmin(losses)]
     sol = optimize.minimize_scalar(loss, bounds=(max(-5, start - 0.1), min(-1e-3, start + 0.1)),
                                    method="bounded", options={"xatol": 1e-6})
     (c, amplitude), _ = linear_fit(sol.x)
@@ -271,10 +281,11 @@ def normality_tests(samples: np.ndarray, n_null: int = 2000, seed: int = 0) -> N
     m = samples.shape[0]
     if m < 5:
         raise ValueError(f"normality tests need at least 5 samples, got {m}.")
-    ks, ad = _ks_ad(samples)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ks, ad = _ks_ad(samples)  # a constant column gives NaN: no test, not a rejection
     null_ks, null_ad = normality_null(m, n_null, seed)
-    ks_p = (1 + (null_ks[None, :] >= ks[:, None]).sum(1)) / (n_null + 1)
-    ad_p = (1 + (null_ad[None, :] >= ad[:, None]).sum(1)) / (n_null + 1)
+    ks_p = np.where(np.isfinite(ks), (1 + (null_ks[None, :] >= ks[:, None]).sum(1)) / (n_null + 1), np.nan)
+    ad_p = np.where(np.isfinite(ad), (1 + (null_ad[None, :] >= ad[:, None]).sum(1)) / (n_null + 1), np.nan)
     return NormalityResult(ks, ks_p, ad, ad_p, m, n_null)
 
 
@@ -291,23 +302,24 @@ def normality_null(m: int, n_null: int, seed: int) -> tuple[np.ndarray, np.ndarr
 
 
 def holm(pvalues) -> np.ndarray:
-    """Holm-Bonferroni adjusted p-values (family-wise error control)."""
-    p = np.asarray(pvalues, float).ravel()
-    order = np.argsort(p)
-    adjusted = np.maximum.accumulate((len(p) - np.arange(len(p))) * p[order])
-    out = np.empty_like(p)
-    out[order] = np.minimum(adjusted, 1.0)
-    return out
+    """Holm-Bonferroni adjusted p-values (family-wise error control); NaN stays NaN and does
+    not count as a test."""
+    return _adjust(pvalues, lambda p: np.maximum.accumulate((len(p) - np.arange(len(p))) * p))
 
 
 def benjamini_hochberg(pvalues) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values (false-discovery-rate control)."""
+    """Benjamini-Hochberg adjusted p-values (false-discovery-rate control); NaN stays NaN."""
+    return _adjust(pvalues, lambda p: np.minimum.accumulate(
+        (p * len(p) / np.arange(1, len(p) + 1))[::-1])[::-1])
+
+
+def _adjust(pvalues, step) -> np.ndarray:
+    """Apply a step-wise correction to the sorted finite p-values, leaving NaN in place."""
     p = np.asarray(pvalues, float).ravel()
-    order = np.argsort(p)
-    ranked = p[order] * len(p) / np.arange(1, len(p) + 1)
-    adjusted = np.minimum.accumulate(ranked[::-1])[::-1]
-    out = np.empty_like(p)
-    out[order] = np.minimum(adjusted, 1.0)
+    out = np.full_like(p, np.nan)
+    finite = np.flatnonzero(np.isfinite(p))
+    order = finite[np.argsort(p[finite])]
+    out[order] = np.minimum(step(p[order]), 1.0)
     return out
 
 

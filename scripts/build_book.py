@@ -52,9 +52,14 @@ def execute(path: Path, profile: str, executed: Path, log: Path, timeout: int) -
                                    progress_bar=False)
     except papermill.PapermillExecutionError as err:
         error = f"{err.ename}: {err.evalue}"
+    except Exception as err:  # a cell timeout, a dead kernel: report it, build the rest
+        error = f"{type(err).__name__}: {err}"
     finally:
         staged.unlink(missing_ok=True)
     seconds = time.perf_counter() - start
+    if not target.exists():
+        return {"notebook": name, "profile": profile, "seconds": round(seconds, 1),
+                "status": f"FAILED: {error}"}
     result = nbformat.read(target, 4)
     if error is None and result.metadata.get("papermill", {}).get("exception"):
         error = "papermill recorded an exception"

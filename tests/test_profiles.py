@@ -39,7 +39,7 @@ def test_names_defined_before_the_parameters_cell_are_ignored():
 @pytest.mark.parametrize("name,value,message", [
     ("n_windows", "many", "must be of type int"),
     ("n_windows", True, "must be of type int"),
-    ("n_windows", 2, "must be >= 4"),
+    ("n_windows", 2, "must be >= 8"),
     ("fixed_query", 1, "must be of type bool"),
     ("profile", "laptop", "must be one of"),
     ("corpus", None, None),  # None means "use the profile"; allowed

@@ -27,7 +27,7 @@ def test_control_attention_is_diffuse(control):
 
 
 def test_control_becomes_gaussian(control):
-    table = clt.gaussianity(control, n_null=1000, seed=0)
+    table = clt.gaussianity({"control": (control, ["attention.0", "block.0"])}, n_null=1000, seed=0)
     at_max = table.query("n == 1024")
     # 16 tests at the 5 % level after FDR control: expect no rejections
     assert at_max.bh_reject.sum() <= 1
