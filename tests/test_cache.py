@@ -2,6 +2,9 @@
 
 import pytest
 
+import os
+
+from scaling_utils import cache
 from scaling_utils.cache import CacheCorruptError, cached
 
 
@@ -40,3 +43,23 @@ def test_interrupted_compute_leaves_no_entry(cache_folder):
     assert not list((cache_folder / "demo").glob("*")) if (cache_folder / "demo").exists() else True
     assert cached("demo", {"a": 1}, lambda: "done") == "done"
     assert not list((cache_folder / "demo").glob(".*tmp"))
+
+
+def test_a_crash_while_writing_leaves_no_partial_entry(cache_folder, monkeypatch):
+    def broken_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError, match="disk full"):
+        cached("demo", {"a": 1}, lambda: list(range(1000)))
+    monkeypatch.undo()
+    assert not list((cache_folder / "demo").glob("*"))  # neither entry nor temporary file
+    assert cached("demo", {"a": 1}, lambda: "fresh") == "fresh"
+
+
+def test_keys_accept_numpy_and_reject_other_objects():
+    import numpy as np
+    assert cache.config_hash({"x": np.arange(3)}) == cache.config_hash({"x": [0, 1, 2]})
+    assert cache.config_hash({"x": np.arange(2000)}) != cache.config_hash({"x": np.arange(1999)})
+    with pytest.raises(TypeError, match="JSON values"):
+        cache.config_hash({"x": object()})

@@ -44,8 +44,9 @@ def test_streamed_statistics_equal_those_of_stored_hidden_states(model, windows)
                                 n_projections=2, progress=False)
     with torch.inference_mode():
         hidden = model(input_ids=torch.as_tensor(windows), output_hidden_states=True).hidden_states
-    # hidden_states[1] is the output of block 0; [0] the embeddings
-    for site, states in (("embeddings", hidden[0]), ("block.0", hidden[1])):
+    # hidden_states: [0] the embeddings, [1] block 0, [2] block 1 after the final norm (Llama)
+    for site, states in (("embeddings", hidden[0]), ("block.0", hidden[1]),
+                         ("final_norm", hidden[2])):
         at_n = states[:, np.array(LENGTHS) - 1].double().numpy()  # windows x K x D
         exact = ((at_n - at_n.mean(0)) ** 2).sum(-1).sum(0) / (len(windows) - 1)
         np.testing.assert_allclose(total_variance(result.moments[site]).variance, exact, rtol=1e-9)
@@ -62,6 +63,9 @@ def test_n_eff_matches_the_attention_rows(model, windows):
         expected = effective_context(rows).mean(0).T.numpy()  # K x H
         np.testing.assert_allclose(result.n_eff[layer], expected, rtol=1e-9)
         np.testing.assert_allclose(result.sink_mass[layer], rows[..., 0].mean(0).T.numpy(), rtol=1e-9)
+        rest = rows[..., 1:] / rows[..., 1:].sum(-1, keepdim=True)
+        np.testing.assert_allclose(result.n_eff_no_sink[layer],
+                                   effective_context(rest).mean(0).T.numpy(), rtol=1e-9)
     assert np.all(result.n_eff <= np.array(LENGTHS)[None, :, None] + 1e-9)
 
 

@@ -33,9 +33,15 @@ def test_window_longer_than_the_model_context_fails_early():
         loaded.check_context(65)
 
 
-def test_device_defaults_to_cpu_here():
+def test_device_preference_is_cuda_then_mps_then_cpu(monkeypatch):
     assert pick_device("cpu").type == "cpu"
-    assert pick_device().type in ("cpu", "cuda", "mps")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert pick_device().type == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert pick_device().type == "mps"
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert pick_device().type == "cpu"
 
 
 @pytest.mark.slow

@@ -48,6 +48,11 @@ def test_theorem1_page_has_glued_numbers_offline_math_and_no_errors(smoke_book):
     import re
     quoted = set(re.findall(r"\{glue:(?:text|md)\}`(t1_\w+)", source))
     assert quoted and quoted <= glued, quoted - glued
+    values = {o.metadata["scrapbook"]["name"]: o.data.get("text/plain") for c in notebook.cells
+              if c.cell_type == "code" for o in c.get("outputs", [])
+              if "scrapbook" in o.get("metadata", {})}
+    not_finite = [k for k in quoted if values[k] in ("nan", "inf", "-inf")]
+    assert not not_finite, f"glued values that are not finite in the smoke build: {not_finite}"
     html = (root / "_build" / "html" / "book" / "executed" / "theorem1_clt.html").read_text()
     assert "_static/mathjax/tex-mml-chtml.js" in html
     assert "cdn.jsdelivr" not in html and "Traceback" not in html

@@ -33,3 +33,15 @@ def test_control_becomes_gaussian(control):
     assert at_max.bh_reject.sum() <= 1
     ks = table.groupby("n").ks.median()
     assert ks.loc[1024] < clt.ks_null_quantile(1200, q=0.95)
+
+
+@pytest.mark.parametrize("profile", ["smoke", "cpu"])
+def test_control_passes_at_the_settings_the_book_uses(profile):
+    from scaling_utils.profiles import profile_values
+    p = profile_values("theorem1_clt", profile)
+    control = iid_attention_control(p["synthetic_samples"],
+                                    clt.length_grid(p["min_length"], p["synthetic_max_length"]),
+                                    dim=p["synthetic_dim"], seed=p["seed"], n_groups=p["n_groups"])
+    fit = clt.variance_scaling(control, n_boot=200, seed=0, fit_from=p["fit_from"]).fits
+    attention = fit.set_index("site").loc["attention.0"]
+    assert clt.verdict(attention.ci_low, attention.ci_high) == "consistent with 1/n", attention
