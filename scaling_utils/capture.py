@@ -56,9 +56,6 @@ class CaptureResult:
     sink_mass: np.ndarray | None = None
     position_loss: np.ndarray | None = None
 
-    def site(self, name: str) -> Site:
-        return next(s for s in self.sites if s.name == name)
-
     def sites_of(self, kind: str) -> list[Site]:
         return [s for s in self.sites if s.kind == kind]
 
@@ -76,9 +73,10 @@ def find_sites(model: torch.nn.Module) -> tuple[Site, ...]:
         sites.append(Site(f"attention.{i}", "attention", i, f"{blocks_name}.{i}.{attn}"))
         sites.append(Site(f"block.{i}", "block", i, f"{blocks_name}.{i}"))
     parent = blocks_name.rsplit(".", 1)[0] if "." in blocks_name else ""
+    modules = dict(model.named_modules())
     for norm in _FINAL_NORM_NAMES:
         path = f"{parent}.{norm}" if parent else norm
-        if path in dict(model.named_modules()):
+        if path in modules:
             sites.append(Site("final_norm", "final_norm", len(blocks), path))
             break
     return tuple(sites)

@@ -9,8 +9,6 @@ so documentation and behaviour cannot drift apart.
 from __future__ import annotations
 
 import difflib
-import hashlib
-import json
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -90,11 +88,6 @@ class NotebookConfig:
         if name in values:
             return values[name]
         raise AttributeError(name)
-
-    def key(self, *names: str) -> str:
-        """Short hash of the named values (all when none given), used as a cache key."""
-        chosen = {k: self.values[k] for k in (names or sorted(self.values))}
-        return hashlib.sha256(json.dumps(chosen, sort_keys=True).encode()).hexdigest()[:16]
 
 
 _COMMON = (

@@ -75,9 +75,3 @@ def test_unknown_notebook_and_profile():
         profile_values("theorem9", "cpu")
     with pytest.raises(ParameterError, match="unknown profile"):
         profile_values("theorem1_clt", "tpu")
-
-
-def test_config_key_depends_on_values():
-    a = resolve_parameters("theorem1_clt", _namespace(seed=1))
-    b = resolve_parameters("theorem1_clt", _namespace(seed=2))
-    assert a.key() != b.key() and a.key("corpus") == b.key("corpus")
