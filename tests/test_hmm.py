@@ -69,3 +69,9 @@ def test_invalid_sources_are_rejected(transition, emission, message):
 def test_out_of_vocabulary_tokens_are_rejected():
     with pytest.raises(SourceError, match="tokens must lie"):
         preset_source("tiny").nll(np.array([[0, 99]]))
+
+
+def test_float32_nll_is_within_a_micro_nat_of_float64():
+    src = preset_source("sparse128", seed=0)
+    x = src.sample(50, 256, seed=0)
+    np.testing.assert_allclose(src.nll(x, dtype=__import__("torch").float32), src.nll(x), atol=5e-6)
