@@ -33,7 +33,8 @@ def test_smoke_book_builds_without_warnings(smoke_book):
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert f"The book is at {root / '_build' / 'html' / 'index.html'}" in run.stdout
     log = json.loads((root / "book" / "executed" / "build_log.json").read_text())
-    assert {r["notebook"] for r in log} >= {"theorem1_clt", "reproducibility"}
+    assert {r["notebook"] for r in log} >= {"theorem1_clt", "theorem2_bias_variance",
+                                            "reproducibility"}
     assert all(r["status"] == "ok" and r["profile"] == "smoke" for r in log)
 
 
@@ -83,3 +84,17 @@ def test_a_failing_notebook_fails_the_build(tmp_path):
         "```{code-cell} ipython3\nraise RuntimeError('boom')\n```\n")
     result = build_book.execute(tmp_path / "broken.md", "smoke", tmp_path, tmp_path / "log.json", 60)
     assert result["status"].startswith("FAILED") and "boom" in result["status"]
+
+
+@pytest.mark.slow
+def test_theorem2_page_quotes_only_glued_values(smoke_book):
+    import re
+    root, _ = smoke_book
+    notebook = nbformat.read(root / "book" / "executed" / "theorem2_bias_variance.ipynb", 4)
+    glued = {o.metadata["scrapbook"]["name"] for c in notebook.cells if c.cell_type == "code"
+             for o in c.get("outputs", []) if "scrapbook" in o.get("metadata", {})}
+    source = (REPO / "notebooks" / "theorem2_bias_variance.md").read_text()
+    quoted = set(re.findall(r"\{glue:(?:text|md)\}`(t2_\w+)", source))
+    assert quoted and quoted <= glued, quoted - glued
+    html = (root / "_build" / "html" / "book" / "executed" / "theorem2_bias_variance.html").read_text()
+    assert "Verdict on Theorem 2" in html and "Traceback" not in html
