@@ -18,6 +18,7 @@ import numpy as np
 from scipy import optimize, special
 
 HUBER_DELTA = 1e-3
+E_FLOOR = 1e-3  # lower bound of a free E; a fit that ends there has not identified E
 # The Huber objective is tiny and flat near its optimum; scipy's default tolerances stop
 # L-BFGS early (biasing the fit and collapsing bootstrap intervals), so they are tightened.
 _LBFGS = dict(method="L-BFGS-B", jac=True,
@@ -47,6 +48,8 @@ class ChinchillaFit:
     beta: float
     gamma: float = 0.0
     E_fixed: bool = False
+    E_at_bound: bool = False  # the free E ran to its lower bound: not identified by the data
+    rmse: float = np.nan  # root-mean-square residual of log L
     objective: float = np.nan
     aic: float = np.nan
     n_points: int = 0
@@ -63,26 +66,21 @@ class ChinchillaFit:
 
 
 def fit_chinchilla(N, D, L, E: float | None = None, coupled: bool = False, n_boot: int = 0,
-                   seed: int = 0, n_starts: int = 32, ci: float = 0.95,
-                   start: ChinchillaFit | None = None) -> ChinchillaFit:
+                   seed: int = 0, n_starts: int = 32, ci: float = 0.95) -> ChinchillaFit:
     """Fit the parametric law to losses ``L`` of models with ``N`` parameters trained on ``D``
     tokens.  ``E`` given: held fixed (e.g. a known entropy).  ``coupled``: the data term gets a
     factor N^gamma, so that gamma = 0 is the additive law.  ``n_boot`` > 0 adds bootstrap CIs
-    (resampling points, each refit started from the point estimate).  ``start``: run L-BFGS
-    from that fit's parameters only, instead of the grid (for refits on subsets)."""
+    (resampling points, each refit started from the point estimate).  A free E is bounded
+    below by ``E_FLOOR``; ending there means the data do not identify it (``E_at_bound``)."""
     N, D, L = _check(N, D, L)
     fixed = {} if coupled else {"gamma": 0.0}
     if E is not None:
         fixed["e"] = np.log(E)
     free = [p for p in (COUPLED if coupled else ADDITIVE) if p not in fixed]
     x = (np.log(N), np.log(D), np.log(L))
-    if start is None:
-        theta = _best_of_grid(x, free, fixed, n_starts)
-    else:
-        initial = {"a": np.log(start.A), "b": np.log(start.B), "e": np.log(start.E),
-                   "alpha": start.alpha, "beta": start.beta, "gamma": start.gamma}
-        theta = optimize.minimize(_objective, [initial[p] for p in free],
-                                  args=(x, free, fixed), **_LBFGS).x
+    bounds = [(np.log(E_FLOOR), np.log(L.min())) if p == "e" else (None, None) for p in free]
+    theta = _best_of_grid(x, free, fixed, n_starts, bounds)
+    at_bound = E is None and theta[free.index("e")] <= np.log(E_FLOOR) + 1e-6
     params = dict(zip(free, theta), **fixed)
     objective = _objective(theta, x, free, fixed)[0]
     intervals = {}
@@ -92,18 +90,23 @@ def fit_chinchilla(N, D, L, E: float | None = None, coupled: bool = False, n_boo
         for _ in range(n_boot):
             idx = rng.integers(0, len(L), len(L))
             xb = tuple(v[idx] for v in x)
-            sol = optimize.minimize(_objective, theta, args=(xb, free, fixed), **_LBFGS)
+            sol = optimize.minimize(_objective, theta, args=(xb, free, fixed), bounds=bounds,
+                                    **_LBFGS)
             reps.append(_natural(dict(zip(free, sol.x), **fixed)))
         lo, hi = (1 - ci) / 2, (1 + ci) / 2
         for key in reps[0]:
             values = np.array([r[key] for r in reps])
-            intervals[key] = tuple(np.quantile(values, [lo, hi]))
+            # a parameter the data do not identify has no meaningful interval
+            intervals[key] = (np.nan, np.nan) if at_bound else tuple(np.quantile(values, [lo, hi]))
     nat = _natural(params)
     residual = x[2] - _log_prediction(params, x)
     k = len(free)
+    # Gaussian AIC of the residuals at the Huber optimum (an approximation: the fit is not
+    # least squares, so small differences between nested laws carry little weight)
     aic = len(L) * np.log(np.mean(residual ** 2)) + 2 * k
     return ChinchillaFit(nat["E"], nat["A"], nat["B"], nat["alpha"], nat["beta"], nat["gamma"],
-                         E is not None, float(objective), float(aic), len(L), intervals)
+                         E is not None, bool(at_bound), float(np.sqrt(np.mean(residual ** 2))),
+                         float(objective), float(aic), len(L), intervals)
 
 
 @dataclass(frozen=True)
@@ -129,8 +132,8 @@ def compare_laws(N, D, L, E: float | None = None, folds: int = 5, seed: int = 0)
     errors = {False: [], True: []}
     for k in range(folds):
         train, test = fold_of != k, fold_of == k
-        for is_coupled, full in ((False, additive), (True, coupled)):
-            fit = fit_chinchilla(N[train], D[train], L[train], E=E, coupled=is_coupled, start=full)
+        for is_coupled in (False, True):  # grid starts: the full-data fit saw the held-out fold
+            fit = fit_chinchilla(N[train], D[train], L[train], E=E, coupled=is_coupled, n_starts=8)
             errors[is_coupled].append(np.log(fit.predict(N[test], D[test])) - np.log(L[test]))
     rmse = {c: float(np.sqrt(np.mean(np.concatenate(e) ** 2))) for c, e in errors.items()}
     return LawComparison(additive, coupled, coupled.aic - additive.aic, rmse[False], rmse[True])
@@ -223,13 +226,15 @@ def _objective(theta, x, free, fixed):
     return value.sum(), grad
 
 
-def _best_of_grid(x, free, fixed, n_starts) -> np.ndarray:
+def _best_of_grid(x, free, fixed, n_starts, bounds) -> np.ndarray:
     grid = _grid(free)
     params = {**{p: grid[:, i, None] for i, p in enumerate(free)}, **fixed}
     start_values = _huber(_log_prediction(params, x) - x[2])[0].sum(1)
     best, best_value = None, np.inf
     for start in grid[np.argsort(start_values)[:n_starts]]:
-        sol = optimize.minimize(_objective, start, args=(x, free, fixed), **_LBFGS)
+        start = np.array([np.clip(v, lo if lo is not None else -np.inf, hi if hi is not None else np.inf)
+                          for v, (lo, hi) in zip(start, bounds)])
+        sol = optimize.minimize(_objective, start, args=(x, free, fixed), bounds=bounds, **_LBFGS)
         if sol.fun < best_value:
             best, best_value = sol.x, sol.fun
     return best

@@ -8,6 +8,7 @@ finished runs.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -22,6 +23,7 @@ from .models import pick_device
 from .synthetic import HMMSource
 
 DATA_MODES = ("fresh", "repeated")
+TRAIN_VERSION = 1  # bump when a change to this module changes what a run produces
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,7 @@ def evaluation_set(source: HMMSource, n_sequences: int, context: int, seed: int)
 def evaluate(model, tokens: np.ndarray, batch_size: int = 256) -> float:
     """Mean next-token loss (nats) of ``model`` on ``tokens``, positions 1..T-1."""
     device = next(model.parameters()).device
+    was_training = model.training
     model.eval()
     total, count = 0.0, 0
     with torch.inference_mode():
@@ -135,7 +138,7 @@ def evaluate(model, tokens: np.ndarray, batch_size: int = 256) -> float:
             n_targets = ids.numel() - len(ids)  # the first position has nothing to predict it
             total += model(input_ids=ids, labels=ids).loss.item() * n_targets
             count += n_targets
-    model.train()
+    model.train(was_training)
     return total / count
 
 
@@ -193,17 +196,28 @@ def load_student(result: TrainResult, device: str | torch.device | None = None,
 
 
 def run_grid(configs: Sequence[TrainConfig], source: HMMSource, eval_tokens: np.ndarray,
-             source_key: dict, device: str | torch.device | None = None,
-             cache: str | None = None, progress: bool = True) -> list[TrainResult]:
-    """Train every configuration, each cached under a hash of (config, source, evaluation set):
-    finished runs are read back, so a killed grid resumes where it stopped."""
+             device: str | torch.device | None = None, cache: str | None = None,
+             progress: bool = True) -> list[TrainResult]:
+    """Train every configuration, each cached under a hash of the config, the source's matrices,
+    the evaluation tokens, the training code's version and the device type: finished runs are
+    read back, so a killed grid resumes where it stopped."""
+    fingerprint = {"source": _digest(source.transition, source.emission, source.initial),
+                   "eval": _digest(np.asarray(eval_tokens)), "train_version": TRAIN_VERSION,
+                   "device": pick_device(device).type, "torch": torch.__version__}
     results = []
     for config in tqdm(configs, disable=not progress, desc="grid"):
-        key = {"config": asdict(config), "source": source_key,
-               "eval": [len(eval_tokens), int(np.asarray(eval_tokens).sum())]}
+        key = {"config": asdict(config), **fingerprint}
         results.append(cached("train", key, lambda c=config: train_student(
             c, source, eval_tokens, device=device), folder=cache))
     return results
+
+
+def _digest(*arrays: np.ndarray) -> str:
+    """SHA-256 of the arrays' bytes (content, not just shape)."""
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]
 
 
 def _batches(config: TrainConfig, source: HMMSource):

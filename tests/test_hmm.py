@@ -74,4 +74,19 @@ def test_out_of_vocabulary_tokens_are_rejected():
 def test_float32_nll_is_within_a_micro_nat_of_float64():
     src = preset_source("sparse128", seed=0)
     x = src.sample(50, 256, seed=0)
-    np.testing.assert_allclose(src.nll(x, dtype=__import__("torch").float32), src.nll(x), atol=5e-6)
+    np.testing.assert_allclose(src.nll(x, dtype=__import__("torch").float32), src.nll(x), atol=2e-6)
+
+
+def test_sampling_emits_before_it_moves():
+    # from a known first state: token 0 ~ emission[0], token 1 ~ (transition[0] @ emission)
+    src = random_hmm(4, 3, 1.0, 1.0, seed=5)
+    started = HMMSource(src.transition, src.emission, initial=np.eye(4)[0])
+    x = started.sample(20000, 2, seed=1)
+    np.testing.assert_allclose(np.bincount(x[:, 0], minlength=3) / 20000, src.emission[0], atol=0.015)
+    np.testing.assert_allclose(np.bincount(x[:, 1], minlength=3) / 20000,
+                               src.transition[0] @ src.emission, atol=0.015)  # SE about 0.0035
+
+
+def test_reducible_chain_has_no_default_start():
+    with pytest.raises(SourceError, match="no unique stationary"):
+        HMMSource(np.eye(2), np.eye(2))

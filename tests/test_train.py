@@ -59,10 +59,9 @@ def test_killed_grid_resumes_without_recomputing(cache_folder, monkeypatch):
         return real(config, *args, **kwargs)
 
     monkeypatch.setattr(train, "train_student", flaky)
-    key = {"preset": "tiny", "seed": 0}
     with pytest.raises(KeyboardInterrupt):
-        train.run_grid(configs, SOURCE, EVAL, key, device="cpu", progress=False)
-    results = train.run_grid(configs, SOURCE, EVAL, key, device="cpu", progress=False)
+        train.run_grid(configs, SOURCE, EVAL, device="cpu", progress=False)
+    results = train.run_grid(configs, SOURCE, EVAL, device="cpu", progress=False)
     assert calls == [0, 1, 1, 2]  # run 0 was read back from the cache
     assert [r.config.seed for r in results] == [0, 1, 2]
 
