@@ -107,19 +107,28 @@ def random_twin(loaded: LoadedModel, seed: int = 0) -> LoadedModel:
                        loaded.device)
 
 
-def tiny_llama(n_layers: int = 2, d_model: int = 32, n_heads: int = 4, vocab_size: int = 97,
-               max_context: int = 128, seed: int = 0, attn_implementation: str = "sdpa") -> Any:
-    """A randomly initialised Llama small enough for unit tests (no tokenizer, no download)."""
+def random_llama(n_layers: int, d_model: int, n_heads: int, vocab_size: int, max_context: int,
+                 seed: int = 0, attn_implementation: str = "sdpa", mlp_ratio: int = 4,
+                 tie_embeddings: bool = False) -> Any:
+    """A Llama of the given size with weights drawn with ``seed`` (no tokenizer, no download);
+    the global random state is left untouched."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    config = LlamaConfig(vocab_size=vocab_size, hidden_size=d_model, intermediate_size=2 * d_model,
-                         num_hidden_layers=n_layers, num_attention_heads=n_heads,
-                         num_key_value_heads=n_heads, max_position_embeddings=max_context,
+    config = LlamaConfig(vocab_size=vocab_size, hidden_size=d_model,
+                         intermediate_size=mlp_ratio * d_model, num_hidden_layers=n_layers,
+                         num_attention_heads=n_heads, num_key_value_heads=n_heads,
+                         max_position_embeddings=max_context, tie_word_embeddings=tie_embeddings,
                          attn_implementation=attn_implementation)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = LlamaForCausalLM(config)
-    return model.eval()
+        return LlamaForCausalLM(config)
+
+
+def tiny_llama(n_layers: int = 2, d_model: int = 32, n_heads: int = 4, vocab_size: int = 97,
+               max_context: int = 128, seed: int = 0, attn_implementation: str = "sdpa") -> Any:
+    """A randomly initialised Llama small enough for unit tests, in evaluation mode."""
+    return random_llama(n_layers, d_model, n_heads, vocab_size, max_context, seed,
+                        attn_implementation, mlp_ratio=2).eval()
 
 
 def _offline_default_folder(cache: str | Path | None) -> Path:

@@ -19,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .cache import cached
-from .models import pick_device
+from .models import pick_device, random_llama
 from .synthetic import HMMSource
 
 DATA_MODES = ("fresh", "repeated")
@@ -96,17 +96,10 @@ class TrainResult:
 
 def build_student(spec: StudentSpec, vocab_size: int, context: int, seed: int = 0,
                   attn_implementation: str = "sdpa"):
-    """A randomly initialised Llama student (``attn_implementation="eager"`` to see weights)."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    config = LlamaConfig(vocab_size=vocab_size, hidden_size=spec.d_model,
-                         intermediate_size=4 * spec.d_model, num_hidden_layers=spec.n_layers,
-                         num_attention_heads=spec.n_heads, num_key_value_heads=spec.n_heads,
-                         max_position_embeddings=context, tie_word_embeddings=True,
-                         attn_implementation=attn_implementation)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return LlamaForCausalLM(config)
+    """A randomly initialised Llama student with a 4 x width MLP and tied embeddings
+    (``attn_implementation="eager"`` to see attention weights)."""
+    return random_llama(spec.n_layers, spec.d_model, spec.n_heads, vocab_size, context, seed,
+                        attn_implementation, mlp_ratio=4, tie_embeddings=True)
 
 
 def non_embedding_parameters(model) -> int:
