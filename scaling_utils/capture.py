@@ -89,6 +89,25 @@ def forward(model: torch.nn.Module, input_ids: torch.Tensor) -> Any:
         return model(input_ids=input_ids, use_cache=False, logits_to_keep=1)
 
 
+def final_representation(model: torch.nn.Module, input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The last layer's normalised hidden states (what the output head reads) and the logits,
+    for every position (call under ``torch.inference_mode``)."""
+    hidden = model.base_model(input_ids=input_ids, use_cache=False).last_hidden_state
+    return hidden, model.get_output_embeddings()(hidden)
+
+
+def final_representations(model: torch.nn.Module, windows: np.ndarray, batch_size: int = 8) -> np.ndarray:
+    """Final representations of every position of every window (windows x length x width,
+    float32 on the CPU)."""
+    device = next(model.parameters()).device
+    parts = []
+    with torch.inference_mode():
+        for start in range(0, len(windows), batch_size):
+            ids = torch.as_tensor(windows[start:start + batch_size], device=device)
+            parts.append(model.base_model(input_ids=ids, use_cache=False).last_hidden_state.float().cpu())
+    return torch.cat(parts).numpy()
+
+
 def capture_statistics(model: torch.nn.Module, windows: np.ndarray, lengths: Sequence[int], *,
                        batch_size: int = 8, n_groups: int = 16, n_projections: int = 0,
                        seed: int = 0, kinds: Sequence[str] = SITE_KINDS,

@@ -33,3 +33,37 @@ def glue_text(**texts: str) -> None:
 
     for key, text in texts.items():
         glue(key, Markdown(text), display=False)
+
+
+class SummaryMissingError(FileNotFoundError):
+    """A page that reads another notebook's results ran before that notebook."""
+
+
+def _summary_path(notebook: str, profile: str, folder=None):
+    from .cache import cache_dir
+
+    return cache_dir(folder) / "summaries" / f"{notebook}-{profile}.json"
+
+
+def save_summary(notebook: str, profile: str, folder=None, **values) -> None:
+    """Store a notebook's headline numbers (plain floats, or strings) for the pages that relate
+    the theorems, atomically, under ``<cache>/summaries/<notebook>-<profile>.json``."""
+    import json
+
+    from .cache import atomic_write_bytes
+
+    plain = {k: (v if isinstance(v, str) else float(v)) for k, v in values.items()}
+    atomic_write_bytes(_summary_path(notebook, profile, folder), json.dumps(plain, indent=1).encode())
+
+
+def load_summary(notebook: str, profile: str, folder=None) -> dict:
+    """The headline numbers a notebook stored when it last ran with ``profile``."""
+    import json
+
+    path = _summary_path(notebook, profile, folder)
+    if not path.exists():
+        raise SummaryMissingError(
+            f"no results of notebook {notebook!r} with profile {profile!r} (looked for {path}). "
+            f"Run it first: papermill notebooks/{notebook}.ipynb out.ipynb -p profile {profile} "
+            f"(`make book` runs every notebook in order).")
+    return json.loads(path.read_text())

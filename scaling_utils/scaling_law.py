@@ -164,6 +164,10 @@ def load_epoch_chinchilla(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.
 
 
 # the published refits the book sets beside ours (point estimates as printed in the papers)
+# Kaplan et al. (2020), eqs. (1.1)-(1.3): L(N) ~ N^-alpha_N, L(D) ~ D^-alpha_D,
+# L(C_min) ~ C_min^-alpha_C (each with the other resources unconstrained).
+KAPLAN_EXPONENTS = dict(alpha_N=0.076, alpha_D=0.095, alpha_C=0.050)
+
 PUBLISHED = {
     "Hoffmann et al. 2022": dict(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28),
     "Besiroglu et al. 2024": dict(E=1.82, A=482.0, B=2085.0, alpha=0.35, beta=0.37),

@@ -1,13 +1,17 @@
 """Estimators: streaming moments, power-law fits with bootstrap CIs over groups, normality tests
-with the correct null when mean and variance are estimated, multiple-testing corrections, and
-the effective context of an attention row."""
+with the correct null when mean and variance are estimated, multiple-testing corrections, the
+effective context of an attention row, a bias-corrected signal-to-noise ratio of labelled
+representations, and logistic threshold fits with a data-collapse score."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Mapping
+
 import numpy as np
+import pandas as pd
 import torch
-from scipy import optimize, special
+from scipy import optimize, sparse, special
 
 
 # --------------------------------------------------------------------------- streaming moments
@@ -329,3 +333,227 @@ def effective_context(weights):
     """n_eff = 1 / sum_k a_k^2 along the last axis: n for uniform attention over n tokens, 1 for
     attention on a single token.  Works on numpy arrays and torch tensors."""
     return 1.0 / (weights ** 2).sum(-1)
+
+
+def compare_exponent(ci_low: float, ci_high: float, claimed: float, margin: float) -> str:
+    """Equivalence-style reading of an exponent's CI against a claimed value: 'consistent'
+    (the whole CI within ``margin`` of it), 'inconclusive' (the CI contains it but is wider),
+    'below' or 'above' (the CI excludes it), or 'not estimable'."""
+    if not (np.isfinite(ci_low) and np.isfinite(ci_high)):
+        return "not estimable"
+    if claimed - margin <= ci_low and ci_high <= claimed + margin:
+        return "consistent"
+    if ci_low <= claimed <= ci_high:
+        return "inconclusive"
+    return "below" if ci_high < claimed else "above"
+
+
+# --------------------------------------------------------------------------- signal to noise
+
+@dataclass(frozen=True)
+class SNRResult:
+    """SNR = signal_power / noise_power of representations h with known labels y.
+
+    ``signal_power`` = sum_c pi_c ||mu_c - mu||^2 (between-class, with its finite-sample bias
+    removed); ``noise_power`` = E||h - mu_y||^2 (within-class); ``bootstrap``: the SNR of each
+    replicate (resampling ``groups``), from which ``ci_low``/``ci_high`` are percentiles.
+    """
+
+    snr: float
+    signal_power: float
+    noise_power: float
+    ci_low: float
+    ci_high: float
+    n_samples: int
+    n_classes: int
+    bootstrap: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0))
+
+
+def snr(features, labels, groups=None, n_boot: int = 200, seed: int = 0, ci: float = 0.95,
+        min_per_class: int = 2) -> SNRResult:
+    """Between-class over within-class power of ``features`` (m x d) given ``labels`` (m).
+
+    With class sums s_c, counts n_c and within-class sums of squares W_c, the plug-in
+    between-class sum SSB = sum_c ||s_c||^2/n_c - ||sum_c s_c||^2/m has expectation
+    sum_c n_c ||mu_c - mu||^2 + sum_c (1 - n_c/m) tr(Sigma_c): each estimated class mean carries
+    tr(Sigma_c)/n_c of noise.  Subtracting the estimate W_c/(n_c-1) of tr(Sigma_c) makes the
+    signal unbiased; noise = sum_c (n_c/m) W_c/(n_c-1).  Classes with fewer than
+    ``min_per_class`` samples are dropped.  The bootstrap resamples ``groups`` (e.g. sequences,
+    whose positions are correlated), default each sample.
+    """
+    x = np.asarray(features, float)
+    y = np.asarray(labels).ravel()
+    if x.ndim != 2 or x.shape[0] != y.shape[0]:
+        raise ValueError(f"features must be (samples x dims) with one label per sample; got "
+                         f"{x.shape} and {y.shape}.")
+    if min_per_class < 2:
+        raise ValueError("min_per_class must be at least 2 (a class variance needs two samples).")
+    classes, y = np.unique(y, return_inverse=True)
+    g = np.arange(len(y)) if groups is None else np.unique(np.asarray(groups).ravel(),
+                                                            return_inverse=True)[1]
+    n_groups, k = g.max() + 1, len(classes)
+    cell = g * k + y  # sufficient statistics per (group, class): counts, sums, squared norms
+    onehot = sparse.csr_matrix((np.ones(len(y)), (cell, np.arange(len(y)))), shape=(n_groups * k, len(y)))
+    counts = np.asarray(onehot.sum(1)).reshape(n_groups, k)
+    sums = np.asarray(onehot @ x).reshape(n_groups, k, -1)
+    squares = np.asarray(onehot @ (x * x).sum(1)).reshape(n_groups, k)
+
+    def estimate(weights: np.ndarray) -> np.ndarray:  # weights: reps x groups -> (snr, signal, noise)
+        n = weights @ counts
+        s = np.einsum("rg,gkd->rkd", weights, sums)
+        q = weights @ squares
+        keep = n >= min_per_class
+        n_safe = np.where(keep, n, 1.0)
+        between = np.where(keep, (s * s).sum(-1) / n_safe, 0.0)
+        within = np.where(keep, q - between, 0.0)
+        trace = np.where(keep, within / np.maximum(n_safe - 1, 1), 0.0)
+        m = (n * keep).sum(1)
+        total = (s * keep[..., None]).sum(1)
+        ssb = between.sum(1) - (total * total).sum(1) / m
+        signal = (ssb - (keep * (1 - n / m[:, None]) * trace).sum(1)) / m
+        noise = (n * trace).sum(1) / m
+        return np.stack([signal / noise, signal, noise], 1)
+
+    point = estimate(np.ones((1, n_groups)))[0]
+    if int((counts.sum(0) >= min_per_class).sum()) < 2:
+        raise ValueError(f"need at least two classes with {min_per_class} or more samples; got "
+                         f"class counts {counts.sum(0).astype(int).tolist()[:20]}.")
+    rng = np.random.default_rng(seed)
+    reps = []
+    for start in range(0, n_boot, 50):  # chunks bound memory at 50 x classes x dims
+        b = min(50, n_boot - start)
+        weights = np.stack([np.bincount(rng.integers(0, n_groups, n_groups), minlength=n_groups)
+                            for _ in range(b)]).astype(float)
+        reps.append(estimate(weights)[:, 0])
+    # A replicate estimates the SNR of the resampled population (the empirical distribution,
+    # whose SNR is the biased plug-in value), so only the spread of the replicates is used:
+    # they are re-centred on the estimate.
+    boot = np.concatenate(reps) if reps else np.empty(0)
+    if np.isfinite(boot).any():
+        boot = boot - np.nanmean(boot) + point[0]
+    finite = boot[np.isfinite(boot)]
+    lo, hi = np.quantile(finite, [(1 - ci) / 2, (1 + ci) / 2]) if len(finite) else (np.nan, np.nan)
+    return SNRResult(float(point[0]), float(point[1]), float(point[2]), float(lo), float(hi),
+                     int(len(y)), int((counts.sum(0) >= min_per_class).sum()), boot)
+
+
+# --------------------------------------------------------------------------- thresholds
+
+LOGIT_WIDTH = 2 * np.log(9.0)  # ln x from 10 % to 90 % of the rise is LOGIT_WIDTH / |k|
+
+
+@dataclass(frozen=True)
+class ThresholdFit:
+    """success(x) = chance + (1 - chance) * sigmoid(k (ln x - ln theta)).
+
+    ``theta``: the x at half the rise, with a bootstrap percentile CI; ``width``: how far ln x
+    moves from 10 % to 90 % of the rise (2 ln 9 / |k|; small = abrupt); ``in_range``: theta lies
+    inside the observed x (otherwise it is an extrapolation); ``deviance``: binomial deviance.
+    """
+
+    theta: float
+    width: float
+    slope: float
+    ci_low: float
+    ci_high: float
+    chance: float
+    deviance: float
+    in_range: bool
+    n_points: int
+    n_boot: int
+
+    def predict(self, x) -> np.ndarray:
+        z = self.slope * (np.log(np.asarray(x, float)) - np.log(self.theta))
+        return self.chance + (1 - self.chance) * special.expit(z)
+
+
+def _threshold_mle(log_x: np.ndarray, hits: np.ndarray, trials: np.ndarray, chance: float,
+                   starts=None):
+    """Maximum-likelihood (ln theta, k) of the logistic in ln x, with its binomial deviance."""
+    frac = hits / trials
+
+    def nll(params):  # value and analytic gradient
+        a, k = params
+        z = k * (log_x - a)
+        s = special.expit(z)
+        p = np.clip(chance + (1 - chance) * s, 1e-12, 1 - 1e-12)
+        value = -(hits * np.log(p) + (trials - hits) * np.log1p(-p)).sum()
+        dz = -(hits / p - (trials - hits) / (1 - p)) * (1 - chance) * s * (1 - s)
+        return value, np.array([(dz * -k).sum(), (dz * (log_x - a)).sum()])
+
+    if starts is None:
+        span = max(np.ptp(log_x), 1e-6)
+        starts = [(c, sign * 8 / span) for c in np.quantile(log_x, [0.25, 0.5, 0.75])
+                  for sign in (1, -1)]
+    best = min((optimize.minimize(nll, start, jac=True, method="L-BFGS-B") for start in starts),
+               key=lambda r: r.fun)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        saturated = np.where(hits > 0, hits * np.log(frac), 0) + \
+            np.where(hits < trials, (trials - hits) * np.log1p(-frac), 0)
+    return best.x, 2 * (best.fun + saturated.sum())
+
+
+def fit_threshold(x, success, trials=1, chance: float = 0.0, n_boot: int = 200, seed: int = 0,
+                  ci: float = 0.95) -> ThresholdFit:
+    """Fit the logistic threshold curve to success fractions ``success`` observed at ``x`` out
+    of ``trials`` attempts each (a 0/1 outcome per row when ``trials`` is 1).
+
+    Maximum likelihood under a binomial model; the bootstrap redraws every point's successes
+    from Binomial(trials, observed fraction) and refits, so theta's CI reflects the finite
+    number of attempts.  ``k`` may be negative (success falling with x, e.g. against loss).
+    """
+    x = np.asarray(x, float).ravel()
+    frac = np.asarray(success, float).ravel()
+    trials = np.broadcast_to(np.asarray(trials, float), x.shape).astype(float)
+    ok = np.isfinite(x) & np.isfinite(frac) & (x > 0) & (trials > 0)
+    x, frac, trials = x[ok], np.clip(frac[ok], 0, 1), trials[ok]
+    if len(np.unique(x)) < 3:
+        raise ValueError(f"need success at three or more distinct positive x values, got "
+                         f"{len(np.unique(x))}.")
+    if not 0 <= chance < 1:
+        raise ValueError(f"chance must lie in [0, 1), got {chance}.")
+    log_x, hits = np.log(x), frac * trials
+    (log_theta, k), deviance = _threshold_mle(log_x, hits, trials, chance)
+    rng = np.random.default_rng(seed)
+    reps = [_threshold_mle(log_x, rng.binomial(trials.astype(int), frac).astype(float), trials,
+                           chance, starts=[(log_theta, k)])[0][0] for _ in range(n_boot)]
+    reps = np.asarray(reps)
+    reps = reps[np.isfinite(reps)]
+    lo, hi = np.quantile(reps, [(1 - ci) / 2, (1 + ci) / 2]) if len(reps) else (np.nan, np.nan)
+    return ThresholdFit(float(np.exp(log_theta)), float(LOGIT_WIDTH / max(abs(k), 1e-12)),
+                        float(k), float(np.exp(lo)), float(np.exp(hi)), float(chance),
+                        float(deviance), bool(log_x.min() <= log_theta <= log_x.max()),
+                        int(len(x)), int(len(reps)))
+
+
+@dataclass(frozen=True)
+class CollapseResult:
+    """How well one threshold curve in each candidate variable describes every model size.
+
+    ``scores``: per variable, the deviance of one shared curve, the summed deviance of one curve
+    per size, and ``excess`` = (shared - separate) / points (0 = a perfect collapse);
+    ``best``: the variable with the smallest excess.
+    """
+
+    scores: pd.DataFrame
+    best: str
+
+
+def collapse_test(variables: Mapping[str, np.ndarray], success, trials, by,
+                  chance: float = 0.0) -> CollapseResult:
+    """Data-collapse score of each candidate variable (e.g. SNR, D, D x P, loss): fit one
+    logistic threshold curve to all model sizes (``by``) together and one per size; a variable
+    that puts every size on one curve loses little by sharing it."""
+    by = np.asarray(by).ravel()
+    success = np.asarray(success, float).ravel()
+    trials = np.broadcast_to(np.asarray(trials, float), success.shape)
+    rows = []
+    for name, x in variables.items():
+        x = np.asarray(x, float).ravel()
+        shared = fit_threshold(x, success, trials, chance, n_boot=0).deviance
+        separate = sum(fit_threshold(x[by == b], success[by == b], trials[by == b], chance,
+                                     n_boot=0).deviance for b in np.unique(by))
+        rows.append(dict(variable=name, shared_deviance=shared, separate_deviance=separate,
+                         excess=(shared - separate) / len(x)))
+    scores = pd.DataFrame(rows)
+    return CollapseResult(scores, str(scores.loc[scores.excess.idxmin(), "variable"]))

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .cache import array_digest
 from .capture import CaptureResult, Site
 from .stats import MomentAccumulator
 
@@ -130,6 +131,10 @@ class HMMSource:
     def n_symbols(self) -> int:
         return self.emission.shape[1]
 
+    def digest(self) -> str:
+        """Content hash of the matrices, for cache keys."""
+        return array_digest(self.transition, self.emission, self.initial)
+
     def sample(self, n_sequences: int, length: int, seed: int) -> np.ndarray:
         """``n_sequences`` independent token sequences of ``length``, each started from
         ``initial`` (int64 array, n_sequences x length)."""
@@ -150,6 +155,14 @@ class HMMSource:
         ``initial``), by the scaled forward algorithm: the filtered state distribution is
         renormalised each step and the log of each normaliser is the token's log-probability.
         ``dtype=torch.float32`` is about three times faster, within about 1e-6 nats of float64."""
+        return self._forward(tokens, dtype, keep_states=False)[0]
+
+    def filtered_states(self, tokens: np.ndarray) -> np.ndarray:
+        """argmax_z P(z_t = z | x_1..x_t) for every position: the hidden state that the prefix
+        makes most probable (the "true pattern" a model could know, for Theorem 3's SNR)."""
+        return self._forward(tokens, torch.float64, keep_states=True)[1]
+
+    def _forward(self, tokens, dtype, keep_states: bool):
         tokens = np.atleast_2d(np.asarray(tokens))
         if tokens.min() < 0 or tokens.max() >= self.n_symbols:
             raise SourceError(f"tokens must lie in [0, {self.n_symbols}).")
@@ -160,12 +173,16 @@ class HMMSource:
         belief = torch.as_tensor(self.initial, dtype=dtype).repeat(n, 1)
         joint = torch.empty_like(belief)
         norms = torch.empty(length, n, dtype=dtype)
+        states = torch.empty(length, n, dtype=torch.int64) if keep_states else None
         for t in range(length):  # in place: the loop is bound by memory traffic
             torch.mul(belief, emission_t.index_select(0, ids[t]), out=joint)
             torch.sum(joint, 1, out=norms[t])
             joint.mul_(norms[t].reciprocal().unsqueeze(1))
+            if keep_states:
+                states[t] = joint.argmax(1)
             torch.matmul(joint, transition, out=belief)
-        return -torch.log(norms.T).double().numpy()
+        nll = -torch.log(norms.T).double().numpy()
+        return nll, (states.T.numpy() if keep_states else None)
 
     def windowed_entropy(self, context: int, n_sequences: int = 2000, seed: int = 0) -> EntropyEstimate:
         """Mean exact loss of a window of ``context`` tokens started from ``initial``: the best

@@ -8,7 +8,6 @@ finished runs.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -18,12 +17,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .cache import cached
+from .cache import array_digest, cached
 from .models import pick_device, random_llama
-from .synthetic import HMMSource
 
 DATA_MODES = ("fresh", "repeated")
-TRAIN_VERSION = 1  # bump when a change to this module changes what a run produces
+EVAL_SPACINGS = ("linear", "log")
+TRAIN_VERSION = 2  # bump when a change to this module changes what a run produces
 
 
 @dataclass(frozen=True)
@@ -58,10 +57,14 @@ class TrainConfig:
     data_mode: str = "fresh"
     dataset_tokens: int | None = None
     n_evals: int = 8
+    eval_spacing: str = "linear"  # "log": evaluations evenly spaced in log D (for emergence)
+    keep_checkpoints: bool = False  # keep the weights at every evaluation
 
     def __post_init__(self):
         if self.data_mode not in DATA_MODES:
             raise ValueError(f"data_mode must be one of {DATA_MODES}, got {self.data_mode!r}.")
+        if self.eval_spacing not in EVAL_SPACINGS:
+            raise ValueError(f"eval_spacing must be one of {EVAL_SPACINGS}, got {self.eval_spacing!r}.")
         if self.data_mode == "repeated" and not self.dataset_tokens:
             raise ValueError("data_mode='repeated' needs dataset_tokens (the size of the dataset).")
         if self.tokens < self.batch_size * self.context:
@@ -72,11 +75,20 @@ class TrainConfig:
     def steps(self) -> int:
         return self.tokens // (self.batch_size * self.context)
 
+    def eval_steps(self) -> list[int]:
+        """Steps after which the held-out loss is measured (the last step always)."""
+        if self.eval_spacing == "log":
+            points = np.geomspace(1, self.steps, self.n_evals)
+        else:
+            points = np.linspace(0, self.steps, self.n_evals + 1)[1:]
+        return sorted(set(np.maximum(1, np.round(points)).astype(int).tolist()) | {self.steps})
+
 
 @dataclass(frozen=True)
 class TrainResult:
     """Held-out loss along training (``curve_tokens``, ``curve_loss``), the final loss, size and
-    speed of one run, and its final weights (``state``, CPU tensors)."""
+    speed of one run, its final weights (``state``, CPU tensors) and, when the config asks,
+    the weights at every evaluation (``checkpoints``, aligned with ``curve_tokens``)."""
 
     config: TrainConfig
     n_parameters: int  # non-embedding
@@ -84,6 +96,7 @@ class TrainResult:
     curve_loss: np.ndarray
     seconds: float
     state: dict = field(repr=False, default_factory=dict)
+    checkpoints: tuple = field(repr=False, default=())
 
     @property
     def final_loss(self) -> float:
@@ -109,7 +122,7 @@ def non_embedding_parameters(model) -> int:
     return sum(p.numel() for p in model.parameters() if id(p) not in embedding)
 
 
-def evaluation_set(source: HMMSource, n_sequences: int, context: int, seed: int):
+def evaluation_set(source, n_sequences: int, context: int, seed: int):
     """Held-out sequences and the source's exact loss on them (positions 1.., as for students).
 
     The exact loss starts each window from the stationary distribution: the best any model
@@ -135,10 +148,11 @@ def evaluate(model, tokens: np.ndarray, batch_size: int = 256) -> float:
     return total / count
 
 
-def train_student(config: TrainConfig, source: HMMSource, eval_tokens: np.ndarray,
+def train_student(config: TrainConfig, source, eval_tokens: np.ndarray,
                   device: str | torch.device | None = None, progress: bool = False) -> TrainResult:
     """AdamW with linear warmup then cosine decay to 10 %, gradient clipping, and the held-out
-    loss measured ``n_evals`` times at evenly spaced token counts (the last at the end)."""
+    loss measured at :meth:`TrainConfig.eval_steps`.  ``source`` is anything with
+    ``sample(n_sequences, length, seed)`` (an HMMSource, a TaskSuite)."""
     device = pick_device(device)
     torch.manual_seed(config.seed)
     model = build_student(config.spec, config.vocab_size, config.context, config.seed).to(device)
@@ -159,8 +173,8 @@ def train_student(config: TrainConfig, source: HMMSource, eval_tokens: np.ndarra
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     batches = _batches(config, source)
-    eval_steps = set(np.linspace(0, steps, config.n_evals + 1).astype(int)[1:].tolist())
-    curve_tokens, curve_loss = [], []
+    eval_steps = set(config.eval_steps())
+    curve_tokens, curve_loss, checkpoints = [], [], []
     start = time.perf_counter()
     for step in tqdm(range(steps), disable=not progress, leave=False, desc="train"):
         ids = torch.as_tensor(next(batches), device=device)
@@ -173,29 +187,54 @@ def train_student(config: TrainConfig, source: HMMSource, eval_tokens: np.ndarra
         if step + 1 in eval_steps:
             curve_tokens.append((step + 1) * config.batch_size * config.context)
             curve_loss.append(evaluate(model, eval_tokens))
+            if config.keep_checkpoints:
+                checkpoints.append(_cpu_state(model))
     seconds = time.perf_counter() - start
-    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     return TrainResult(config, non_embedding_parameters(model), np.array(curve_tokens),
-                       np.array(curve_loss), seconds, state)
+                       np.array(curve_loss), seconds, _cpu_state(model), tuple(checkpoints))
+
+
+def _cpu_state(model) -> dict:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
 def load_student(result: TrainResult, device: str | torch.device | None = None,
-                 attn_implementation: str = "sdpa"):
-    """Rebuild a trained student from a :class:`TrainResult` (for capture and probing)."""
+                 attn_implementation: str = "sdpa", checkpoint: int | None = None):
+    """Rebuild a trained student from a :class:`TrainResult` (for capture and probing): the
+    final weights, or those of evaluation ``checkpoint`` when the run kept them."""
     c = result.config
     model = build_student(c.spec, c.vocab_size, c.context, c.seed, attn_implementation)
-    model.load_state_dict(result.state)
+    if checkpoint is not None and not result.checkpoints:
+        raise ValueError("this run kept no checkpoints; train it with keep_checkpoints=True.")
+    model.load_state_dict(result.state if checkpoint is None else result.checkpoints[checkpoint])
     return model.to(pick_device(device)).eval()
 
 
-def run_grid(configs: Sequence[TrainConfig], source: HMMSource, eval_tokens: np.ndarray,
+def grid_configs(sizes: Sequence, tokens: Sequence[int], seeds: int, seed: int, vocab_size: int,
+                 context: int, batch_size: int, learning_rate: float,
+                 repeated_sizes: int = 0) -> list[TrainConfig]:
+    """The (P, D, seed) grid of fresh-data runs, plus the largest ``repeated_sizes`` sizes
+    trained on a dataset of min(tokens) repeated up to max(tokens).  One definition, so every
+    notebook that reads the grid hits the same cache entries."""
+    specs = [StudentSpec(*size) for size in sizes]
+    common = dict(vocab_size=vocab_size, context=context, batch_size=batch_size,
+                  learning_rate=learning_rate)
+    fresh = [TrainConfig(spec, tokens=d, seed=s, **common)
+             for spec in specs for d in tokens for s in range(seed, seed + seeds)]
+    repeated = [TrainConfig(spec, tokens=max(tokens), seed=seed, data_mode="repeated",
+                            dataset_tokens=min(tokens), **common)
+                for spec in specs[len(specs) - repeated_sizes:]] if repeated_sizes else []
+    return fresh + repeated
+
+
+def run_grid(configs: Sequence[TrainConfig], source, eval_tokens: np.ndarray,
              device: str | torch.device | None = None, cache: str | None = None,
              progress: bool = True) -> list[TrainResult]:
     """Train every configuration, each cached under a hash of the config, the source's matrices,
     the evaluation tokens, the training code's version and the device type: finished runs are
     read back, so a killed grid resumes where it stopped."""
-    fingerprint = {"source": _digest(source.transition, source.emission, source.initial),
-                   "eval": _digest(np.asarray(eval_tokens)), "train_version": TRAIN_VERSION,
+    fingerprint = {"source": source.digest(),
+                   "eval": array_digest(np.asarray(eval_tokens)), "train_version": TRAIN_VERSION,
                    "device": pick_device(device).type, "torch": torch.__version__}
     results = []
     for config in tqdm(configs, disable=not progress, desc="grid"):
@@ -205,15 +244,7 @@ def run_grid(configs: Sequence[TrainConfig], source: HMMSource, eval_tokens: np.
     return results
 
 
-def _digest(*arrays: np.ndarray) -> str:
-    """SHA-256 of the arrays' bytes (content, not just shape)."""
-    h = hashlib.sha256()
-    for a in arrays:
-        h.update(np.ascontiguousarray(a).tobytes())
-    return h.hexdigest()[:16]
-
-
-def _batches(config: TrainConfig, source: HMMSource):
+def _batches(config: TrainConfig, source):
     """Token batches (batch x context): fresh draws, or cycles over a fixed dataset."""
     rng = np.random.default_rng([config.seed, 1])
     if config.data_mode == "fresh":

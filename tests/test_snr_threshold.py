@@ -1,0 +1,112 @@
+"""The SNR estimator and the threshold fit against synthetic data with known answers."""
+
+import numpy as np
+import pytest
+
+from scaling_utils.stats import SNRResult, collapse_test, compare_exponent, fit_threshold, snr
+
+
+def mixture(rng, true_snr, k=8, d=32, per_class=50):
+    """Gaussian mixture with unit isotropic noise and class means of the given SNR."""
+    means = rng.standard_normal((k, d))
+    means -= means.mean(0)
+    means *= np.sqrt(true_snr * d / (means ** 2).sum(1).mean())
+    labels = np.repeat(np.arange(k), per_class)
+    return means[labels] + rng.standard_normal((k * per_class, d)), labels
+
+
+@pytest.mark.parametrize("true_snr", [0.05, 0.5])
+def test_snr_relative_bias_below_two_percent_with_fifty_per_class(true_snr):
+    rng = np.random.default_rng(0)
+    means_seed = rng.integers(1 << 30)
+    values = []
+    for _ in range(400):
+        x, y = mixture(np.random.default_rng([means_seed, _]), true_snr)
+        values.append(snr(x, y, n_boot=0).snr)
+    values = np.array(values)
+    # 400 replicates: the standard error of the mean is sd/20, well below the 2 % tolerance
+    se = values.std(ddof=1) / np.sqrt(len(values)) / true_snr
+    bias = values.mean() / true_snr - 1
+    assert se < 0.01
+    assert abs(bias) < 0.02, (bias, se)
+
+
+def test_plug_in_ratio_is_biased_where_the_corrected_one_is_not():
+    rng = np.random.default_rng(1)
+    x, y = mixture(rng, 0.0)  # no signal at all
+    result = snr(x, y, n_boot=0)
+    assert abs(result.snr) < 0.01  # the plug-in value would be about (1 - 1/8) / 50 = 0.0175
+    assert result.n_classes == 8 and result.n_samples == 400
+
+
+def test_snr_interval_covers_the_truth_at_its_nominal_rate():
+    # 200 intervals at 95 %: coverage has SE 1.5 %, so [0.90, 0.99] is a three-SE band
+    hits = 0
+    for rep in range(200):
+        rng = np.random.default_rng([7, rep])
+        x, y = mixture(rng, 0.1, k=4, d=8)
+        r = snr(x, y, n_boot=200, seed=rep)
+        # the mixture's SNR uses the empirical class frequencies, which are exact here
+        hits += r.ci_low <= 0.1 <= r.ci_high
+    assert 0.90 <= hits / 200 <= 0.99, hits
+
+
+def test_snr_group_bootstrap_is_wider_for_correlated_samples():
+    rng = np.random.default_rng(3)
+    groups = np.repeat(np.arange(50), 8)
+    labels = groups % 4  # each group (e.g. a sequence) holds one class
+    shared = rng.standard_normal((50, 8))[groups]  # noise shared within each group
+    x = np.eye(4, 8)[labels] * 0.5 + shared + 0.3 * rng.standard_normal((400, 8))
+    by_sample = snr(x, labels, n_boot=200)
+    by_group = snr(x, labels, groups, n_boot=200)
+    assert by_group.ci_high - by_group.ci_low > by_sample.ci_high - by_sample.ci_low
+
+
+def test_snr_rejects_bad_input():
+    with pytest.raises(ValueError, match="one label per sample"):
+        snr(np.zeros((5, 2)), np.zeros(4))
+    with pytest.raises(ValueError, match="two classes"):
+        snr(np.random.default_rng(0).standard_normal((6, 2)), [0, 0, 0, 0, 0, 1])
+
+
+def test_fit_threshold_recovers_a_known_threshold():
+    rng = np.random.default_rng(0)
+    x = np.geomspace(0.1, 10, 15)
+    p = 0.25 + 0.75 / (1 + np.exp(-4 * (np.log(x) - np.log(2.0))))
+    fit = fit_threshold(x, rng.binomial(200, p) / 200, 200, chance=0.25, n_boot=100, seed=0)
+    assert fit.ci_low <= 2.0 <= fit.ci_high
+    assert abs(np.log(fit.theta / 2.0)) < 0.1
+    assert fit.width == pytest.approx(2 * np.log(9) / 4, rel=0.2)
+    assert fit.in_range
+    assert np.allclose(fit.predict([2.0]), 0.25 + 0.75 * 0.5, atol=0.03)
+
+
+def test_fit_threshold_handles_falling_success_and_flags_extrapolation():
+    x = np.geomspace(1, 10, 8)
+    falling = 1 / (1 + np.exp(3 * (np.log(x) - np.log(3.0))))
+    fit = fit_threshold(x, falling, 1000, n_boot=0)
+    assert fit.slope < 0 and fit.theta == pytest.approx(3.0, rel=0.05)
+    never = fit_threshold(x, np.full(8, 0.01), 100, n_boot=0)
+    assert not never.in_range or never.width > 5
+
+
+def test_collapse_test_prefers_the_variable_that_drives_success():
+    rng = np.random.default_rng(2)
+    sizes = np.repeat([1.0, 4.0, 16.0], 12)
+    data = np.tile(np.geomspace(1e3, 1e6, 12), 3)
+    driver = data * sizes  # success depends on D x P, not on D alone
+    p = 1 / (1 + np.exp(-3 * (np.log(driver) - np.log(3e5))))
+    success = rng.binomial(300, p) / 300
+    result = collapse_test({"D": data, "D x P": driver}, success, 300, sizes)
+    assert result.best == "D x P"
+    scores = result.scores.set_index("variable").excess
+    assert scores["D x P"] < 0.2 * scores["D"]
+
+
+def test_compare_exponent_readings():
+    assert compare_exponent(0.96, 1.04, 1.0, 0.05) == "consistent"
+    assert compare_exponent(0.5, 1.5, 1.0, 0.05) == "inconclusive"
+    assert compare_exponent(0.2, 0.4, 1.0, 0.05) == "below"
+    assert compare_exponent(1.2, 1.4, 1.0, 0.05) == "above"
+    assert compare_exponent(np.nan, 1.0, 1.0, 0.05) == "not estimable"
+    assert isinstance(snr(*mixture(np.random.default_rng(0), 0.1), n_boot=2), SNRResult)
