@@ -6,13 +6,20 @@ BIN    := $(VENV)/bin
 PROFILE ?= cpu
 STAMP  := $(VENV)/.installed
 
-.PHONY: book test setup benchmark student-copies clean
+.PHONY: book test setup browser benchmark student-copies clean
 
 book: $(STAMP)
 	$(BIN)/python scripts/build_book.py --profile $(PROFILE)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+
+# The browser checks of the rendered book need Chromium; install it where we may (Debian's
+# package), otherwise those tests skip and say why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  (apt-get install -y -qq chromium >/dev/null 2>&1 || sudo -n apt-get install -y -qq chromium >/dev/null 2>&1) || \
+	  echo "Chromium could not be installed: the browser tests will be skipped (see tests/test_browser.py)."
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/run.py

@@ -15,18 +15,6 @@ sys.path.insert(0, str(REPO / "scripts"))
 import build_book  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def smoke_book(tmp_path_factory):
-    """Execute every notebook with the smoke profile and build the site in a scratch folder."""
-    root = tmp_path_factory.mktemp("book")
-    cache = tmp_path_factory.mktemp("cache")
-    env = {**__import__("os").environ, "SCALING_UTILS_CACHE": str(cache)}
-    run = subprocess.run([sys.executable, str(REPO / "scripts" / "build_book.py"),
-                          "--profile", "smoke", "--root", str(root)],
-                         capture_output=True, text=True, env=env, timeout=900)
-    return root, run
-
-
 @pytest.mark.slow
 def test_smoke_book_builds_without_warnings(smoke_book):
     root, run = smoke_book

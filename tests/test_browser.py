@@ -1,0 +1,85 @@
+"""Every page of the smoke-built book in a real browser (Debian's headless Chromium): math
+typeset, images load, internal links resolve, no tracebacks or unrendered glue; a screenshot of
+each page is kept in $BROWSER_ARTIFACTS (default: the test's scratch folder)."""
+
+import functools
+import http.server
+import os
+import re
+import shutil
+import subprocess
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+
+CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")
+                 if shutil.which(n)), None)
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
+    CHROMIUM is None, reason="Chromium is not installed: run `make browser` (apt-get install "
+                             "chromium) to enable the browser checks")]
+
+
+@pytest.fixture(scope="module")
+def served(smoke_book):
+    root, run = smoke_book
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    site = root / "_build" / "html"
+    handler = functools.partial(_QuietHandler, directory=str(site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield site, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def _chromium(*args: str) -> str:
+    run = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
+                          "--disable-dev-shm-usage", "--virtual-time-budget=15000", *args],
+                         capture_output=True, text=True, timeout=120)
+    return run.stdout
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+def test_every_page_renders_in_a_browser(served, tmp_path):
+    site, base = served
+    shots = Path(os.environ.get("BROWSER_ARTIFACTS", tmp_path / "screenshots"))
+    shots.mkdir(parents=True, exist_ok=True)
+    pages = sorted(p.relative_to(site).as_posix() for p in site.rglob("*.html")
+                   if p.name not in ("genindex.html", "search.html") and "_static" not in p.parts)
+    assert "book/executed/overview.html" in pages or "index.html" in pages
+    problems = []
+    for page in pages:
+        url = f"{base}/{page}"
+        static = (site / page).read_text()
+        dom = _chromium("--dump-dom", url)
+        _chromium(f"--screenshot={shots / (page.replace('/', '_') + '.png')}",
+                  "--window-size=1280,2400", url)
+        n_math = len(re.findall(r'class="[^"]*\bmath\b', static))
+        n_typeset = dom.count("<mjx-container")
+        if n_math and n_typeset < n_math:
+            problems.append(f"{page}: {n_typeset} of {n_math} formulas typeset by MathJax")
+        if "Traceback (most recent call last)" in dom or "{glue:" in dom:
+            problems.append(f"{page}: a traceback or unrendered glue")
+        for attr, target in re.findall(r'\b(src|href)="([^"#]+)', static):
+            if urllib.parse.urlparse(target).scheme or target.startswith("mailto:"):
+                continue  # external: never fetched (the tests run offline)
+            if _status(urllib.parse.urljoin(url, target)) != 200:
+                problems.append(f"{page}: broken {attr} {target}")
+    assert not problems, "\n".join(problems[:40])
+    assert len(list(shots.glob("*.png"))) == len(pages)
