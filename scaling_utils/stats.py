@@ -437,6 +437,18 @@ def snr(features, labels, groups=None, n_boot: int = 200, seed: int = 0, ci: flo
                      int(len(y)), int((counts.sum(0) >= min_per_class).sum()), boot)
 
 
+def plug_in_snr(features, labels) -> float:
+    """The uncorrected ratio sum_c pi_c ||mean_c - mean||^2 / sum_c pi_c tr(cov_c) of sample
+    means and (divide-by-n) covariances: the reference that :func:`snr` removes the bias from."""
+    x = np.asarray(features, float)
+    classes, y, counts = np.unique(np.asarray(labels).ravel(), return_inverse=True, return_counts=True)
+    means = np.stack([x[y == c].mean(0) for c in range(len(classes))])
+    weights = counts / counts.sum()
+    between = (weights * ((means - x.mean(0)) ** 2).sum(1)).sum()
+    within = (weights * np.array([x[y == c].var(0).sum() for c in range(len(classes))])).sum()
+    return float(between / within)
+
+
 # --------------------------------------------------------------------------- thresholds
 
 LOGIT_WIDTH = 2 * np.log(9.0)  # ln x from 10 % to 90 % of the rise is LOGIT_WIDTH / |k|

@@ -82,6 +82,20 @@ PRESETS = {
 }
 
 
+def mixture_means(n_classes: int, dim: int, snr: float, rng: np.random.Generator) -> np.ndarray:
+    """Centred class means whose SNR against unit isotropic noise is ``snr`` for equal class
+    frequencies: mean_c ||mu_c||^2 / dim = snr."""
+    means = rng.standard_normal((n_classes, dim))
+    means -= means.mean(0)
+    return means * np.sqrt(snr * dim / (means ** 2).sum(1).mean())
+
+
+def gaussian_mixture(means: np.ndarray, per_class: int, rng: np.random.Generator):
+    """``per_class`` samples of each class, mean ``means[c]`` plus unit normal noise: (x, labels)."""
+    labels = np.repeat(np.arange(len(means)), per_class)
+    return means[labels] + rng.standard_normal((len(labels), means.shape[1])), labels
+
+
 class SourceError(ValueError):
     """A transition/emission specification that is not a valid hidden Markov model."""
 

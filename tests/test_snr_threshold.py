@@ -3,16 +3,13 @@
 import numpy as np
 import pytest
 
+from scaling_utils.synthetic import gaussian_mixture, mixture_means
 from scaling_utils.stats import SNRResult, collapse_test, compare_exponent, fit_threshold, snr
 
 
 def mixture(rng, true_snr, k=8, d=32, per_class=50):
     """Gaussian mixture with unit isotropic noise and class means of the given SNR."""
-    means = rng.standard_normal((k, d))
-    means -= means.mean(0)
-    means *= np.sqrt(true_snr * d / (means ** 2).sum(1).mean())
-    labels = np.repeat(np.arange(k), per_class)
-    return means[labels] + rng.standard_normal((k * per_class, d)), labels
+    return gaussian_mixture(mixture_means(k, d, true_snr, rng), per_class, rng)
 
 
 @pytest.mark.parametrize("true_snr", [0.05, 0.5])
