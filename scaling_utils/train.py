@@ -11,13 +11,15 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Sequence
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .cache import array_digest, cached
+from .cache import array_digest, cache_dir, cached
+from .executor import run_jobs
 from .models import pick_device, random_llama
 
 DATA_MODES = ("fresh", "repeated")
@@ -229,19 +231,28 @@ def grid_configs(sizes: Sequence, tokens: Sequence[int], seeds: int, seed: int, 
 
 def run_grid(configs: Sequence[TrainConfig], source, eval_tokens: np.ndarray,
              device: str | torch.device | None = None, cache: str | None = None,
-             progress: bool = True) -> list[TrainResult]:
+             progress: bool = True, executor=None) -> list[TrainResult]:
     """Train every configuration, each cached under a hash of the config, the source's matrices,
     the evaluation tokens, the training code's version and the device type: finished runs are
-    read back, so a killed grid resumes where it stopped."""
+    read back, so a killed grid resumes where it stopped.  ``executor`` spreads the runs over
+    processes or a cluster (:mod:`scaling_utils.executor`); they then share ``cache``, which
+    must be a path every worker sees."""
+    device = pick_device(device).type
     fingerprint = {"source": source.digest(),
                    "eval": array_digest(np.asarray(eval_tokens)), "train_version": TRAIN_VERSION,
-                   "device": pick_device(device).type, "torch": torch.__version__}
-    results = []
-    for config in tqdm(configs, disable=not progress, desc="grid"):
-        key = {"config": asdict(config), **fingerprint}
-        results.append(cached("train", key, lambda c=config: train_student(
-            c, source, eval_tokens, device=device), folder=cache))
-    return results
+                   "device": device, "torch": torch.__version__}
+    job = partial(_cached_run, source=source, eval_tokens=np.asarray(eval_tokens),
+                  device=device, fingerprint=fingerprint, cache=str(cache_dir(cache)))
+    if executor is None or executor == "serial":
+        return [job(c) for c in tqdm(configs, disable=not progress, desc="grid")]
+    return run_jobs(job, configs, executor)
+
+
+def _cached_run(config: TrainConfig, source, eval_tokens: np.ndarray, device: str,
+                fingerprint: dict, cache: str) -> TrainResult:
+    key = {"config": asdict(config), **fingerprint}
+    return cached("train", key, lambda: train_student(config, source, eval_tokens, device=device),
+                  folder=cache)
 
 
 def _batches(config: TrainConfig, source):

@@ -1,6 +1,7 @@
 """Execute every notebook with papermill under one profile, then build the Jupyter Book.
 
     python scripts/build_book.py [--profile cpu] [--root DIR] [--only NAME ...] [--no-site]
+                                 [--executor SPEC]
 
 Notebook sources are MyST text files in notebooks/; executed copies go to
 <root>/book/executed/ (a build output).  The build fails (exit 1) if any notebook raised,
@@ -16,12 +17,13 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import jupytext
 import nbformat
-import papermill
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from scaling_utils.executor import execute_notebook  # noqa: E402
+from scaling_utils.profiles import NOTEBOOKS  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 BOOK_SOURCES = ("_config.yml", "_toc.yml", "book")
@@ -37,43 +39,26 @@ def notebook_names() -> list[str]:
     return sorted(names, key=lambda n: order.get(n, 0))
 
 
-def execute(path: Path, profile: str, executed: Path, log: Path, timeout: int) -> dict:
-    """Convert one MyST notebook to JSON, run it with papermill, and report how it went."""
+def execute(path: Path, profile: str, executed: Path, log: Path, timeout: int,
+            executor: str | None = None) -> dict:
+    """Run one MyST notebook with papermill and report how it went."""
     name = path.stem
-    source = jupytext.read(path)
-    source.metadata.pop("jupytext", None)
-    staged = executed / f".{name}.input.ipynb"
-    nbformat.write(source, staged)
     target = executed / f"{name}.ipynb"
     parameters = {"profile": profile}
+    if executor and any(p.name == "executor" for p in NOTEBOOKS[name]):
+        parameters["executor"] = executor
     if name == LAST:
         parameters["build_log"] = str(log)
-    start = time.perf_counter()
-    error = None
-    try:
-        papermill.execute_notebook(staged, target, parameters=parameters, cwd=REPO / "notebooks",
-                                   kernel_name="python3", execution_timeout=timeout,
-                                   progress_bar=False)
-    except papermill.PapermillExecutionError as err:
-        error = f"{err.ename}: {err.evalue}"
-    except Exception as err:  # a cell timeout, a dead kernel: report it, build the rest
-        error = f"{type(err).__name__}: {err}"
-    finally:
-        staged.unlink(missing_ok=True)
-    seconds = time.perf_counter() - start
-    if not target.exists():
-        return {"notebook": name, "profile": profile, "seconds": round(seconds, 1),
-                "status": f"FAILED: {error}"}
-    result = nbformat.read(target, 4)
-    if error is None and result.metadata.get("papermill", {}).get("exception"):
-        error = "papermill recorded an exception"
-    for cell in result.cells:  # the page prints the profile itself; hide papermill's cell
-        tags = cell.metadata.get("tags", [])
-        if "injected-parameters" in tags and "remove-cell" not in tags:
-            cell.metadata["tags"] = tags + ["remove-cell"]
-    nbformat.write(result, target)
-    return {"notebook": name, "profile": profile, "seconds": round(seconds, 1),
-            "status": "ok" if error is None else f"FAILED: {error}"}
+    run = execute_notebook(path, target, parameters, cwd=REPO / "notebooks", timeout=timeout)
+    if target.exists():  # the page prints the profile itself; hide papermill's cell
+        result = nbformat.read(target, 4)
+        for cell in result.cells:
+            tags = cell.metadata.get("tags", [])
+            if "injected-parameters" in tags and "remove-cell" not in tags:
+                cell.metadata["tags"] = tags + ["remove-cell"]
+        nbformat.write(result, target)
+    return {"notebook": name, "profile": profile, "seconds": run["seconds"],
+            "status": "ok" if run["error"] is None else f"FAILED: {run['error']}"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", help="execute only these notebooks")
     parser.add_argument("--no-site", action="store_true", help="execute notebooks only")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per notebook cell")
+    parser.add_argument("--executor", default=None,
+                        help="where the training grids run: processes:N, dask[:ADDRESS] or "
+                             "slurm[:PARTITION] (see scaling_utils.executor)")
     args = parser.parse_args(argv)
 
     root = args.root.resolve()
@@ -101,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.only or notebook_names():
         print(f"executing {name} (profile {args.profile}) ...", flush=True)
         runs.append(execute(REPO / "notebooks" / f"{name}.md", args.profile, executed, log,
-                            args.timeout))
+                            args.timeout, args.executor))
         print(f"  {runs[-1]['status']} in {runs[-1]['seconds']} s", flush=True)
         log.write_text(json.dumps(runs, indent=1))
     failed = [r for r in runs if r["status"] != "ok"]

@@ -37,3 +37,29 @@ def test_position_loss_recovers_a_known_decay():
     fit = clt.position_loss(result, n_boot=50, seed=0)
     assert fit.ci_low <= 0.55 <= fit.ci_high
     assert fit.loss_infinity == pytest.approx(2.5, abs=0.05)
+
+
+def test_precision_check_accepts_identical_runs_and_flags_moved_exponents():
+    import copy
+
+    import torch
+
+    from scaling_utils.capture import capture_statistics
+    from scaling_utils.models import tiny_llama
+
+    model = tiny_llama(seed=0)
+    rng = np.random.default_rng(0)
+    lengths = [2, 4, 8, 16, 32]
+    windows = rng.integers(0, 97, (32, 32))
+    ref = capture_statistics(model, windows, lengths, n_groups=8, progress=False)
+    same = clt.precision_check(ref, ref, "tf32", n_boot=50)
+    assert same.unchanged and same.max_difference == 0
+    assert set(same.table.columns) == {"site", "float32", "tf32", "difference"}
+    bf16 = capture_statistics(copy.deepcopy(model).to(torch.bfloat16), windows, lengths,
+                              n_groups=8, progress=False)
+    assert clt.precision_check(bf16, ref, "bfloat16", n_boot=50).max_difference > 0
+    # Other windows move each exponent by about sqrt(2) standard errors (~0.7 CI half-widths),
+    # far beyond the tolerance of a tenth of a half-width: the check must refuse.
+    other = capture_statistics(model, rng.integers(0, 97, (32, 32)), lengths, n_groups=8,
+                               progress=False)
+    assert not clt.precision_check(other, ref, "bfloat16", n_boot=50).unchanged

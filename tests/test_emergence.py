@@ -1,5 +1,7 @@
 """Theorem 3 and 4 analysis on inputs with known answers."""
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -28,6 +30,10 @@ def test_snr_exponent_recovers_a_known_slope_with_fixed_effects():
     pooled = emergence.snr_exponent(d, estimates)  # ignoring size biases nothing here: same D grid
     assert pooled.exponent == pytest.approx(0.7, abs=1e-9)
     assert emergence.snr_verdict(fit) == "grows, but slower than claimed"
+    unresolved = dataclasses.replace(fit, exponent=0.02, ci_low=-0.27, ci_high=0.47)
+    assert "CI includes 0" in emergence.snr_verdict(unresolved)
+    flat = dataclasses.replace(fit, exponent=-0.1, ci_low=-0.2, ci_high=-0.01)
+    assert emergence.snr_verdict(flat) == "does not grow"
 
 
 def test_snr_exponent_is_not_estimable_with_negative_snr():

@@ -53,3 +53,16 @@ def test_offline_default_loads_and_predicts_text():
     with torch.inference_mode():
         loss = lm.model(input_ids=ids, labels=ids).loss.item()
     assert loss < 5.0  # a trained model; a random one scores about log(49152) = 10.8
+
+
+def test_precision_settings_are_checked_and_restored():
+    from scaling_utils.models import matmul_precision, precision_dtype
+
+    assert precision_dtype("bfloat16") is torch.bfloat16
+    assert precision_dtype("tf32") is torch.float32
+    with pytest.raises(ValueError, match="choose one of"):
+        precision_dtype("fp8")
+    before = torch.backends.cuda.matmul.allow_tf32
+    with matmul_precision("tf32"):
+        assert torch.backends.cuda.matmul.allow_tf32
+    assert torch.backends.cuda.matmul.allow_tf32 == before

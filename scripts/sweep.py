@@ -1,0 +1,90 @@
+"""Run one notebook over a grid of parameter values, on this machine or a cluster.
+
+    python scripts/sweep.py theorem1_clt --profile gpu \
+        --grid model=EleutherAI/pythia-70m,EleutherAI/pythia-160m --set max_length=1024 \
+        --executor dask:tcp://head:8786 --out sweeps/pythia
+
+Every combination is validated before anything runs (a mistyped name or value stops the sweep
+with the notebook's own message), then executed with papermill by the executor
+(:mod:`scaling_utils.executor`).  Executed notebooks go to ``--out`` with ``index.json``, which
+lists each run's parameters, status and time.  A run whose values differ from its profile stores
+its summary under its own variant, so a sweep never replaces the book's results.  Values are
+read as YAML, like papermill's ``-y``: ``--grid "sizes=[[1,8,2]];[[2,64,4]]"`` (``;`` separates
+values that contain commas).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+from functools import partial
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from scaling_utils.cache import atomic_write_bytes  # noqa: E402
+from scaling_utils.executor import execute_notebook, run_jobs  # noqa: E402
+from scaling_utils.profiles import NOTEBOOKS, resolve_parameters  # noqa: E402
+
+
+def parse_assignment(text: str, many: bool) -> tuple[str, list]:
+    """``NAME=V`` (or ``NAME=V1,V2`` / ``NAME=V1;V2`` when ``many``) with YAML values."""
+    name, sep, values = text.partition("=")
+    if not sep or not name:
+        raise SystemExit(f"expected NAME=VALUE, got {text!r}")
+    parts = (values.split(";") if ";" in values else values.split(",")) if many else [values]
+    return name, [yaml.safe_load(v) for v in parts]
+
+
+def combinations(profile: str, fixed: list[str], grid: list[str]) -> list[dict]:
+    base = {"profile": profile}
+    for text in fixed:
+        name, (value,) = parse_assignment(text, many=False)
+        base[name] = value
+    axes = [parse_assignment(text, many=True) for text in grid]
+    names = [name for name, _ in axes]
+    return [{**base, **dict(zip(names, values))}
+            for values in itertools.product(*(values for _, values in axes))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("notebook", choices=sorted(NOTEBOOKS))
+    parser.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "gpu"])
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a parameter value shared by every run")
+    parser.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2",
+                        help="a parameter swept over these values (grids multiply)")
+    parser.add_argument("--executor", default=None,
+                        help="serial (default), processes:N, dask[:ADDRESS] or slurm[:PARTITION]")
+    parser.add_argument("--out", type=Path, default=None, help="folder of the executed notebooks")
+    parser.add_argument("--timeout", type=int, default=1800, help="seconds per notebook cell")
+    args = parser.parse_args(argv)
+
+    runs = combinations(args.profile, args.set, args.grid)
+    for parameters in runs:  # fail before anything runs
+        resolve_parameters(args.notebook, parameters)
+    out = (args.out or REPO / "sweeps" / args.notebook).resolve()
+    targets = [out / f"{args.notebook}-{i:03d}.ipynb" for i in range(len(runs))]
+    job = partial(_run_one, str(REPO / "notebooks" / f"{args.notebook}.md"), args.timeout)
+    reports = run_jobs(job, list(zip(map(str, targets), runs)), args.executor)
+    index = [{"output": str(t), "parameters": p, **r} for t, p, r in zip(targets, runs, reports)]
+    atomic_write_bytes(out / "index.json", json.dumps(index, indent=1).encode())
+    for row in index:
+        status = "ok" if row["error"] is None else f"FAILED: {row['error']}"
+        print(f"{Path(row['output']).name}  {row['seconds']:8.1f} s  {status}  {row['parameters']}")
+    print(f"index of the runs: {out / 'index.json'}")
+    return 1 if any(r["error"] for r in reports) else 0
+
+
+def _run_one(source: str, timeout: int, item: tuple[str, dict]) -> dict:
+    target, parameters = item
+    return execute_notebook(source, target, parameters, cwd=Path(source).parent, timeout=timeout)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""Grids on other executors: a Dask LocalCluster and local processes give the serial results and
+share the cache; submitit's map_array path; bad specifications name the fix."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from scaling_utils import train
+from scaling_utils.executor import ExecutorError, open_executor, run_jobs
+from scaling_utils.profiles import ParameterError, resolve_parameters
+from scaling_utils.synthetic import preset_source
+from scaling_utils.train import StudentSpec, TrainConfig
+
+SOURCE = preset_source("tiny", seed=1)
+EVAL, _, _ = train.evaluation_set(SOURCE, 32, 16, seed=99)
+CONFIGS = [TrainConfig(StudentSpec(1, 8, 2), tokens=16 * 16 * 12, vocab_size=SOURCE.n_symbols,
+                       context=16, batch_size=16, n_evals=2, seed=s) for s in range(3)]
+
+
+def test_dask_cluster_trains_the_grid_into_the_shared_cache(tmp_path, monkeypatch):
+    distributed = pytest.importorskip("dask.distributed")
+    cache = tmp_path / "shared"
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        on_cluster = train.run_grid(CONFIGS, SOURCE, EVAL, device="cpu", cache=str(cache),
+                                    executor=client)
+    assert [r.config.seed for r in on_cluster] == [0, 1, 2]  # input order kept
+    assert len(list((cache / "train").glob("*.pkl"))) == 3  # written by the workers
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the serial run should read the cluster's results back")
+
+    monkeypatch.setattr(train, "train_student", no_training)
+    read_back = train.run_grid(CONFIGS, SOURCE, EVAL, device="cpu", cache=str(cache),
+                               progress=False)
+    for a, b in zip(on_cluster, read_back):
+        np.testing.assert_array_equal(a.curve_loss, b.curve_loss)
+    monkeypatch.undo()
+    # A worker's single-threaded float sums may round differently from this process's.
+    serial = train.run_grid(CONFIGS, SOURCE, EVAL, device="cpu", cache=str(tmp_path / "own"),
+                            progress=False)
+    for a, b in zip(on_cluster, serial):
+        np.testing.assert_allclose(a.curve_loss, b.curve_loss, rtol=1e-5)
+
+
+def test_local_processes_keep_the_input_order():
+    assert run_jobs(math.sqrt, [9, 4, 1], "processes:2") == [3.0, 2.0, 1.0]
+    assert run_jobs(math.sqrt, [9, 4], None) == [3.0, 2.0]
+
+
+def test_submitit_executor_is_driven_through_map_array(tmp_path):
+    submitit = pytest.importorskip("submitit")
+    executor = submitit.AutoExecutor(folder=tmp_path / "%j", cluster="debug")
+    assert run_jobs(math.sqrt, [16, 25], executor) == [4.0, 5.0]
+
+
+@pytest.mark.parametrize("spec, match", [("dusk", "unknown executor"),
+                                         ("processes:0", "positive integer"),
+                                         ("processes:two", "positive integer")])
+def test_bad_executor_names_the_fix(spec, match):
+    with pytest.raises(ExecutorError, match=match), open_executor(spec):
+        pass
+
+
+def test_objects_that_are_not_executors_are_refused():
+    with pytest.raises(ExecutorError, match="dask Client"):
+        run_jobs(math.sqrt, [1], object())
+
+
+def test_executor_parameter_is_checked_before_anything_runs():
+    with pytest.raises(ParameterError, match="must start with one of"):
+        resolve_parameters("theorem4_emergence", {"profile": "smoke", "executor": "dusk:x"})
+    cfg = resolve_parameters("theorem4_emergence", {"profile": "smoke", "executor": "dask:tcp://h:8786"})
+    assert cfg.executor == "dask:tcp://h:8786"
+
+
+def test_sweep_validates_every_run_first_then_runs_each(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+    sweep = Path(__file__).resolve().parent.parent / "scripts" / "sweep.py"
+    bad = subprocess.run([sys.executable, str(sweep), "reproducibility", "--profile", "smoke",
+                          "--grid", "seeds=0,1", "--out", str(tmp_path / "bad")],
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and "did you mean 'seed'" in bad.stderr
+    assert not (tmp_path / "bad").exists()  # nothing ran
+    good = subprocess.run([sys.executable, str(sweep), "reproducibility", "--profile", "smoke",
+                           "--grid", "seed=0,1", "--out", str(tmp_path / "ok")],
+                          capture_output=True, text=True, timeout=600)
+    assert good.returncode == 0, good.stdout + good.stderr
+    index = json.loads((tmp_path / "ok" / "index.json").read_text())
+    assert [run["parameters"]["seed"] for run in index] == [0, 1]
+    assert all(run["error"] is None and Path(run["output"]).exists() for run in index)
