@@ -95,6 +95,28 @@ def precision_check(reduced: CaptureResult, reference: CaptureResult, precision:
                           table.reset_index())
 
 
+def student_fits(results, source, n_windows: int, min_length: int = 4, n_groups: int = 16,
+                 seed: int = 0, device=None, n_boot: int = 400, fit_from: int = 1) -> pd.DataFrame:
+    """Variance exponents of every site of trained students (a model family grown in P) on
+    fresh windows of the language they learned, one row per site with ``variant`` naming the
+    student and ``P`` its non-embedding parameters."""
+    from .capture import capture_statistics
+    from .train import load_student
+
+    frames = []
+    for r in results:
+        context = r.config.context
+        windows = source.sample(n_windows, context, seed)
+        capture = capture_statistics(load_student(r, device), windows,
+                                     length_grid(min_length, context), n_groups=n_groups,
+                                     seed=seed, progress=False)
+        fits = variance_scaling(capture, n_boot=n_boot, seed=seed, fit_from=fit_from).fits
+        spec = r.config.spec
+        frames.append(fits.assign(variant=f"student {spec.n_layers}x{spec.d_model}",
+                                  P=r.n_parameters))
+    return pd.concat(frames, ignore_index=True)
+
+
 def layer_n_eff(result: CaptureResult) -> np.ndarray:
     """Effective context of each layer (layers x lengths): the harmonic mean over heads of the
     mean n_eff, since concatenated heads add variances sigma_h^2 / n_eff_h."""

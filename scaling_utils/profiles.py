@@ -179,6 +179,8 @@ NOTEBOOKS: Mapping[str, tuple[Parameter, ...]] = MappingProxyType({
                   True, True, True),
         Parameter("random_twin_control", bool, "also measure the random-initialised twin on i.i.d. tokens",
                   True, True, True),
+        Parameter("student_family", bool, "also measure the Theorem 2 students (largest D, one "
+                  "seed) of this profile: a model family grown in P, offline", True, False, True),
         Parameter("precision", str, "forward precision (float32, tf32, bfloat16); a reduced one is "
                   "used only if a float32 check on a quarter of the windows leaves the exponents "
                   "unchanged", "float32", "float32", "tf32", choices=PRECISIONS),

@@ -12,7 +12,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from functools import partial
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -227,6 +227,34 @@ def grid_configs(sizes: Sequence, tokens: Sequence[int], seeds: int, seed: int, 
                             dataset_tokens=min(tokens), **common)
                 for spec in specs[len(specs) - repeated_sizes:]] if repeated_sizes else []
     return fresh + repeated
+
+
+@dataclass(frozen=True)
+class StudentGrid:
+    """The student grid that a notebook's parameters describe: the known-entropy language, its
+    held-out evaluation set with the exact loss eps on it (and eps's standard error), and the
+    run configurations."""
+
+    source: Any
+    eval_tokens: np.ndarray
+    eps: float
+    eps_se: float
+    configs: tuple[TrainConfig, ...]
+
+
+def student_grid(values: Mapping[str, Any]) -> StudentGrid:
+    """The grid of the Theorem 2 parameters in ``values`` (source, source_seed, eval_sequences,
+    context, seed, sizes, tokens, seeds, batch_size, learning_rate, optional repeated_sizes).
+    Theorems 1-3 build it here, so they share the cached runs."""
+    from .synthetic import preset_source
+
+    source = preset_source(values["source"], values["source_seed"])
+    eval_tokens, eps, eps_se = evaluation_set(source, values["eval_sequences"], values["context"],
+                                              seed=values["seed"] + 10_000)
+    configs = grid_configs(values["sizes"], values["tokens"], values["seeds"], values["seed"],
+                           source.n_symbols, values["context"], values["batch_size"],
+                           values["learning_rate"], values.get("repeated_sizes", 0))
+    return StudentGrid(source, eval_tokens, eps, eps_se, tuple(configs))
 
 
 def run_grid(configs: Sequence[TrainConfig], source, eval_tokens: np.ndarray,

@@ -63,3 +63,21 @@ def test_precision_check_accepts_identical_runs_and_flags_moved_exponents():
     other = capture_statistics(model, rng.integers(0, 97, (32, 32)), lengths, n_groups=8,
                                progress=False)
     assert not clt.precision_check(other, ref, "bfloat16", n_boot=50).unchanged
+
+
+def test_student_fits_measure_every_site_of_each_student(cache_folder):
+    from scaling_utils import train
+    from scaling_utils.synthetic import preset_source
+
+    source = preset_source("tiny", seed=1)
+    eval_tokens, _, _ = train.evaluation_set(source, 16, 16, seed=9)
+    configs = [train.TrainConfig(train.StudentSpec(*size), tokens=16 * 16 * 4,
+                                 vocab_size=source.n_symbols, context=16, batch_size=16, n_evals=1)
+               for size in ((1, 8, 2), (2, 8, 2))]
+    runs = train.run_grid(configs, source, eval_tokens, device="cpu", progress=False)
+    fits = clt.student_fits(runs, source, n_windows=16, min_length=2, n_groups=4, n_boot=20)
+    assert list(fits.variant.unique()) == ["student 1x8", "student 2x8"]
+    per_student = fits.groupby("variant").site.nunique()
+    assert per_student["student 2x8"] > per_student["student 1x8"]  # one more block
+    assert np.isfinite(fits.exponent).all()
+    assert (fits.P > 0).all()
