@@ -1,37 +1,72 @@
 """Results cached on disk by a hash of their configuration, written atomically.
 
 A run that is interrupted leaves either a complete entry or none, so re-running resumes
-where it stopped.  Each entry is a pickle with a SHA-256 checksum beside it; an entry that
-fails the check raises :class:`CacheCorruptError` naming the file and how to recover.
+where it stopped.  Each entry is an ``.npz`` archive of JSON and arrays (:mod:`.codec`: reading
+it cannot run code, unlike a pickle) with a SHA-256 checksum beside it; an entry that fails the
+check raises :class:`CacheCorruptError` naming the file and how to recover.  Files are created
+with the permissions the umask allows (not owner-only), so a group can share one cache folder.
+Input files enter cache keys by their content (:func:`file_digest`), never by their name alone.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
-import pickle
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from . import __version__
+from .codec import CodecError, dumps, loads
 
 ENV_VAR = "SCALING_UTILS_CACHE"
+ENTRY_SUFFIX = ".npz"
 
 
 class CacheCorruptError(RuntimeError):
     """A cache entry exists but cannot be read back."""
 
 
+class CacheUnwritableError(OSError):
+    """The cache folder cannot be created or written."""
+
+
 def cache_dir(path: str | os.PathLike | None = None) -> Path:
     """The cache folder: ``path``, else $SCALING_UTILS_CACHE, else ~/.cache/scaling_utils."""
     chosen = path or os.environ.get(ENV_VAR) or Path.home() / ".cache" / "scaling_utils"
     folder = Path(chosen).expanduser()
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise _unwritable(folder, err) from err
     return folder
+
+
+def check_writable(path: str | os.PathLike | None = None) -> Path:
+    """The cache folder, after proving that a file can be created in it: call this before the
+    first computation, so that no result is computed and then lost."""
+    folder = cache_dir(path)
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-check.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise _unwritable(folder, err) from err
+    return folder
+
+
+def _unwritable(folder: Path, err: OSError) -> CacheUnwritableError:
+    reason = os.strerror(err.errno) if err.errno else str(err)
+    return CacheUnwritableError(
+        err.errno or errno.EACCES,
+        f"the result cache {folder} cannot be written ({reason}). Point ${ENV_VAR} at a folder "
+        f"you can write (e.g. `export {ENV_VAR}=$HOME/.cache/scaling_utils`), or make this one "
+        "writable; nothing has been computed yet.")
 
 
 def config_hash(config: Any) -> str:
@@ -55,12 +90,68 @@ def array_digest(*arrays) -> str:
     return h.hexdigest()[:16]
 
 
+def text_digest(text: str) -> str:
+    """Short SHA-256 of a text's UTF-8 bytes, for cache keys."""
+    return hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()[:16]
+
+
+# A digest is reused only for a file last changed this long before it was hashed: a write in the
+# same clock tick as the hashing would otherwise leave size and times unchanged.
+_SETTLED_NS = 2_000_000_000
+
+
+def file_digest(path: str | os.PathLike, records: str | os.PathLike | None = None) -> str:
+    """SHA-256 of a file's bytes.  Computed once, then kept (under ``records``, default the
+    cache's ``digests/`` folder) beside the file's size, times and inode, and recomputed
+    whenever one of those changes, so that checking large inputs on every run stays cheap."""
+    path = Path(path).resolve()
+    folder = Path(records) if records is not None else cache_dir() / "digests"
+    record = folder / f"{hashlib.sha256(str(path).encode()).hexdigest()[:24]}.json"
+    st = path.stat()
+    stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+    try:
+        known = json.loads(record.read_text())
+        if known["path"] == str(path) and known["stat"] == stamp and \
+                max(st.st_mtime_ns, st.st_ctime_ns) < known["hashed_at_ns"] - _SETTLED_NS:
+            return known["sha256"]
+    except (OSError, ValueError, KeyError):
+        pass
+    hashed_at = time.time_ns()
+    h = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            h.update(block)
+    digest = h.hexdigest()
+    try:
+        atomic_write_bytes(record, json.dumps({"path": str(path), "stat": stamp, "sha256": digest,
+                                               "hashed_at_ns": hashed_at}).encode())
+    except OSError:
+        pass  # a read-only place for records only costs the hashing next time
+    return digest
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the system allows."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename (never half-written)."""
+    """Write ``data`` to ``path`` through a temporary file and a rename (never half-written),
+    with the permissions the umask gives a new file (a temporary file would be owner-only)."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o666 & ~current_umask())
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
@@ -74,17 +165,17 @@ def cached(kind: str, config: Any, compute: Callable[[], Any],
            folder: str | os.PathLike | None = None, refresh: bool = False) -> Any:
     """Return the cached result for ``config``, computing and storing it on a miss.
 
-    The entry lives at ``<cache>/<kind>/<hash>.pkl`` with the configuration beside it in JSON,
+    The entry lives at ``<cache>/<kind>/<hash>.npz`` with the configuration beside it in JSON,
     so a user can see what each entry holds.
     """
     base = cache_dir(folder) / kind
     config = {"config": config, "scaling_utils": __version__}  # new code, new entries
     key = config_hash(config)
-    path = base / f"{key}.pkl"
+    path = base / f"{key}{ENTRY_SUFFIX}"
     if path.exists() and not refresh:
         return load_entry(path)
     result = compute()
-    payload = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+    payload = dumps(result)
     meta = {**config, "sha256": hashlib.sha256(payload).hexdigest()}
     # checksum first: a crash between the two writes leaves no payload, hence a plain miss
     atomic_write_bytes(base / f"{key}.json", json.dumps(meta, indent=1, default=_plain).encode())
@@ -95,8 +186,8 @@ def cached(kind: str, config: Any, compute: Callable[[], Any],
 def load_entry(path: Path) -> Any:
     """Read one cache entry, verifying its checksum."""
     meta_path = path.with_suffix(".json")
-    fix = (f"Delete {path} (and {meta_path.name}) or pass refresh=True to recompute it; "
-           "other entries are unaffected.")
+    fix = (f"Delete it (`rm {path} {meta_path}`) and run again: that entry is recomputed, "
+           "the others are kept.")
     try:
         payload = path.read_bytes()
         expected = json.loads(meta_path.read_text())["sha256"]
@@ -105,6 +196,6 @@ def load_entry(path: Path) -> Any:
     if hashlib.sha256(payload).hexdigest() != expected:
         raise CacheCorruptError(f"cache entry {path} fails its checksum (truncated or edited). {fix}")
     try:
-        return pickle.loads(payload)
-    except Exception as err:  # unpickling an entry written by an incompatible version
-        raise CacheCorruptError(f"cache entry {path} cannot be unpickled ({err}). {fix}") from err
+        return loads(payload)
+    except (CodecError, TypeError, ValueError) as err:  # written by an incompatible version
+        raise CacheCorruptError(f"cache entry {path} cannot be read ({err}). {fix}") from err

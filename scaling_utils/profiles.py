@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from .cache import check_writable
 from .executor import EXECUTOR_KINDS
 from .models import PRECISIONS
 
@@ -39,6 +40,7 @@ class Parameter:
     choices: tuple | None = None
     optional: bool = False  # None is a meaningful value (e.g. "the offline default model")
     prefixes: tuple | None = None  # a string must start with one of these, then ":" or end
+    items: str | None = None  # a tuple's elements: "size" (layers, width, heads) or "count"
 
     def profile_value(self, profile: str) -> Any:
         return getattr(self, profile)
@@ -78,10 +80,41 @@ class Parameter:
             raise ParameterError(
                 f"parameter {self.name!r} must be <= {self.maximum}, got {value!r}. {self._usage()}"
             )
+        if self.items is not None:
+            self._check_items(value)
         return value
+
+    def _check_items(self, value: tuple) -> None:
+        """Each element of a tuple parameter has the shape and type its ``items`` names."""
+        def fail(problem: str):
+            raise ParameterError(f"parameter {self.name!r}: {problem}, got {value!r}. "
+                                 f"{self._usage()} Example: {self.name}: {_EXAMPLES[self.items]}")
+
+        if not value:
+            fail("needs at least one value")
+        for item in value:
+            if self.items == "size":
+                if not (isinstance(item, tuple) and len(item) == 3 and all(_is_count(v) for v in item)):
+                    fail(f"each size must be three positive integers (layers, width, heads); "
+                         f"{item!r} is not")
+                if item[1] % item[2]:
+                    fail(f"in size {item!r} the width {item[1]} is not divisible by the "
+                         f"{item[2]} heads")
+            elif not _is_count(item):
+                fail(f"each value must be a positive integer; {item!r} is not")
+        if len(set(value)) != len(value):
+            fail("lists a value twice")
 
     def _usage(self) -> str:
         return f"({self.name}: {self.help})"
+
+
+_EXAMPLES = {"size": "[[1, 16, 2], [2, 64, 4]]  (papermill: -y 'sizes: [[1, 16, 2], [2, 64, 4]]')",
+             "count": "[65536, 262144]  (papermill: -y 'tokens: [65536, 262144]')"}
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 @dataclass(frozen=True)
@@ -138,10 +171,11 @@ _STUDENT_GRID = (_EXECUTOR,
         Parameter("sizes", tuple, "student sizes as (layers, width, heads) triples",
                   ((1, 8, 2), (1, 16, 2), (2, 32, 4)),
                   ((1, 8, 2), (1, 16, 2), (2, 32, 4), (2, 64, 4)),
-                  ((1, 8, 2), (1, 16, 2), (2, 32, 4), (2, 64, 4), (2, 128, 4), (4, 256, 8))),
+                  ((1, 8, 2), (1, 16, 2), (2, 32, 4), (2, 64, 4), (2, 128, 4), (4, 256, 8)),
+                  items="size"),
         Parameter("tokens", tuple, "training tokens D of the grid (each a separate run)",
                   (2048, 4096, 16384), (65536, 262144, 1048576),
-                  (65536, 262144, 1048576, 4194304, 16777216)),
+                  (65536, 262144, 1048576, 4194304, 16777216), items="count"),
         Parameter("seeds", int, "training seeds per (P, D) cell", 2, 2, 3, minimum=1),
         Parameter("batch_size", int, "sequences per step", 16, 32, 64, minimum=1),
         Parameter("learning_rate", float, "peak AdamW learning rate", 3e-3, 3e-3, 2e-3,
@@ -223,7 +257,7 @@ NOTEBOOKS: Mapping[str, tuple[Parameter, ...]] = MappingProxyType({
         Parameter("modulus", int, "modulus of the addition task", 5, 7, 11, minimum=2),
         Parameter("sizes", tuple, "student sizes as (layers, width, heads) triples",
                   ((1, 16, 2), (2, 16, 2)), ((1, 32, 4), (2, 32, 4), (2, 64, 4)),
-                  ((1, 32, 4), (2, 32, 4), (2, 64, 4), (2, 128, 4), (4, 256, 8))),
+                  ((1, 32, 4), (2, 32, 4), (2, 64, 4), (2, 128, 4), (4, 256, 8)), items="size"),
         Parameter("tokens", int, "training tokens of each run; capabilities are read at "
                   "checkpoints along it", 65536, 2000000, 20000000, minimum=1024),
         Parameter("n_checkpoints", int, "checkpoints, evenly spaced in log D", 6, 14, 20, minimum=4),
@@ -291,7 +325,40 @@ def resolve_parameters(notebook: str, namespace: Mapping[str, Any],
     for name, spec in specs.items():
         value = given.get(name)
         values[name] = spec.check(spec.profile_value(profile) if value is None else value)
+    _check_together(notebook, values)
+    check_writable()  # before the first result is computed, not after it is lost
     return NotebookConfig(notebook, profile, MappingProxyType(values))
+
+
+def _check_together(notebook: str, values: Mapping[str, Any]) -> None:
+    """Checks that involve several values or the files they name, so that a run that cannot
+    finish fails in the first cell: the corpus is text, and a student grid has enough points
+    for every fit it feeds."""
+    from .data import CorpusError, check_corpus
+    from .scaling_law import COUPLED
+
+    if "corpus" in values:
+        try:
+            check_corpus(values["corpus"])
+        except (CorpusError, OSError) as err:
+            raise ParameterError(f"parameter 'corpus': {err}") from err
+    if "sizes" in values and isinstance(values.get("tokens"), tuple):  # the Theorem 2 grid
+        sizes, tokens, seeds = values["sizes"], values["tokens"], values["seeds"]
+        if len(sizes) < 2 or len(tokens) < 2:
+            raise ParameterError(
+                f"the student grid needs at least 2 sizes and 2 token counts to fit exponents in "
+                f"P and D, got sizes={list(sizes)} and tokens={list(tokens)}.")
+        points = len(sizes) * len(tokens) * seeds
+        if points < len(COUPLED):
+            raise ParameterError(
+                f"the student grid has {points} runs (sizes x tokens x seeds) but the largest "
+                f"scaling law fitted to it has {len(COUPLED)} parameters: add sizes, token "
+                "counts or seeds.")
+        batch = values["batch_size"] * values["context"]
+        if min(tokens) < batch:
+            raise ParameterError(
+                f"parameter 'tokens': {min(tokens)} is less than one batch (batch_size x "
+                f"context = {batch} tokens); use larger token counts or a smaller batch_size.")
 
 
 def parameter_table(notebook: str) -> list[dict[str, Any]]:

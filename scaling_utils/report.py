@@ -39,37 +39,86 @@ class SummaryMissingError(FileNotFoundError):
     """A page that reads another notebook's results ran before that notebook."""
 
 
+class SummaryCorruptError(ValueError):
+    """A stored summary that is truncated, edited by hand, or not one at all."""
+
+
+# Stored with a summary for every value that is not a finite number (strict JSON has no NaN).
+NOT_A_NUMBER = "not a finite number in this run (a part the profile skips, or no estimate)"
+
+
 def _summary_path(notebook: str, profile: str, folder=None):
     from .cache import cache_dir
 
     return cache_dir(folder) / "summaries" / f"{notebook}-{profile}.json"
 
 
-def save_summary(cfg, folder=None, **values) -> None:
+def rebuild_command(notebook: str, profile: str) -> str:
+    """The command that runs ``notebook`` again with ``profile`` and stores its summary."""
+    base = profile.split("-")[0]
+    return (f".venv/bin/python scripts/build_book.py --profile {base} --only {notebook} --no-site"
+            + ("" if base == profile else " (with the same parameters as the sweep that made it)"))
+
+
+def _digest(values: dict) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(values, sort_keys=True, allow_nan=False).encode()).hexdigest()
+
+
+def save_summary(cfg, folder=None, reasons=None, **values) -> None:
     """Store a notebook's headline numbers (plain floats, or strings) for the pages that relate
     the theorems, atomically, under ``<cache>/summaries/<notebook>-<profile>.json``.  ``cfg`` is
     the notebook's validated configuration; a run with other values than its profile's is
-    stored beside it under its variant (``-<hash>``), so it never replaces the profile's."""
+    stored beside it under its variant (``-<hash>``), so it never replaces the profile's.
+    The file is strict JSON: a value that is not finite is stored as ``null`` with its reason
+    (``reasons[key]``, else :data:`NOT_A_NUMBER`), and a SHA-256 of the values is checked on
+    read, so an edited or truncated file is refused rather than read as a result."""
     import json
+    import math
 
     from .cache import atomic_write_bytes
 
-    plain = {k: (v if isinstance(v, str) else float(v)) for k, v in values.items()}
+    plain, missing = {}, {}
+    for key, value in values.items():
+        value = value if isinstance(value, str) else float(value)
+        if isinstance(value, float) and not math.isfinite(value):
+            value, missing[key] = None, (reasons or {}).get(key, NOT_A_NUMBER)
+        plain[key] = value
     name = cfg.profile + (f"-{cfg.variant}" if cfg.variant else "")
-    atomic_write_bytes(_summary_path(cfg.notebook, name, folder), json.dumps(plain, indent=1).encode())
+    record = {"notebook": cfg.notebook, "profile": name, "values": plain, "missing": missing,
+              "sha256": _digest(plain)}
+    atomic_write_bytes(_summary_path(cfg.notebook, name, folder),
+                       json.dumps(record, indent=1, allow_nan=False).encode())
 
 
 def load_summary(notebook: str, profile: str, folder=None) -> dict:
-    """The headline numbers a notebook stored when it last ran with ``profile``."""
+    """The headline numbers a notebook stored when it last ran with ``profile`` (``null`` values
+    come back as NaN), after checking the file against its digest."""
     import json
 
     path = _summary_path(notebook, profile, folder)
+    rebuild = rebuild_command(notebook, profile)
     if not path.exists():
         raise SummaryMissingError(
             f"no results of notebook {notebook!r} with profile {profile!r} (looked for {path}). "
-            f"Run it first: papermill notebooks/{notebook}.ipynb out.ipynb -p profile {profile} "
-            f"(`make book` runs every notebook in order).")
-    return json.loads(path.read_text())
+            f"Run it first: `{rebuild}` (`make book` runs every notebook in order).")
+    try:
+        record = json.loads(path.read_text(), parse_constant=_refuse_constant)
+        values = record["values"]
+        valid = isinstance(values, dict) and record["sha256"] == _digest(values)
+    except (ValueError, KeyError, TypeError) as err:
+        raise SummaryCorruptError(f"the stored summary {path} cannot be read ({err}): it is "
+                                  f"truncated or not a summary. Rebuild it: `{rebuild}`.") from err
+    if not valid:
+        raise SummaryCorruptError(f"the stored summary {path} does not match its digest (edited "
+                                  f"by hand or damaged). Rebuild it: `{rebuild}`.")
+    return {k: float("nan") if v is None else v for k, v in values.items()}
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not strict JSON")
 
 
 def load_benchmarks(path) -> tuple["pd.DataFrame", dict] | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any, Mapping, Sequence
@@ -266,9 +267,13 @@ def run_grid(configs: Sequence[TrainConfig], source, eval_tokens: np.ndarray,
     processes or a cluster (:mod:`scaling_utils.executor`); they then share ``cache``, which
     must be a path every worker sees."""
     device = pick_device(device).type
+    # CPU float sums depend on how many threads share them (differences ~1e-8), so CPU runs are
+    # keyed by this process's thread count and every worker trains with it: a grid trained
+    # elsewhere is then read back here bit for bit, and never mistaken for another thread count.
+    threads = torch.get_num_threads() if device == "cpu" else None
     fingerprint = {"source": source.digest(),
                    "eval": array_digest(np.asarray(eval_tokens)), "train_version": TRAIN_VERSION,
-                   "device": device, "torch": torch.__version__}
+                   "device": device, "torch": torch.__version__, "threads": threads}
     job = partial(_cached_run, source=source, eval_tokens=np.asarray(eval_tokens),
                   device=device, fingerprint=fingerprint, cache=str(cache_dir(cache)))
     if executor is None or executor == "serial":
@@ -279,8 +284,24 @@ def run_grid(configs: Sequence[TrainConfig], source, eval_tokens: np.ndarray,
 def _cached_run(config: TrainConfig, source, eval_tokens: np.ndarray, device: str,
                 fingerprint: dict, cache: str) -> TrainResult:
     key = {"config": asdict(config), **fingerprint}
-    return cached("train", key, lambda: train_student(config, source, eval_tokens, device=device),
-                  folder=cache)
+
+    def compute():
+        with torch_threads(fingerprint["threads"]):
+            return train_student(config, source, eval_tokens, device=device)
+
+    return cached("train", key, compute, folder=cache)
+
+
+@contextmanager
+def torch_threads(n: int | None):
+    """Inside the block torch uses ``n`` intra-op threads (``None``: leave as is)."""
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _batches(config: TrainConfig, source):

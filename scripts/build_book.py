@@ -4,8 +4,9 @@
                                  [--executor SPEC]
 
 Notebook sources are MyST text files in notebooks/; executed copies go to
-<root>/book/executed/ (a build output).  The build fails (exit 1) if any notebook raised,
-because with execution off the book would otherwise render the traceback silently.
+<root>/book/executed/ (a build output).  The build stops at the first notebook that raises
+(exit 1), because with execution off the book would otherwise render the traceback silently,
+and the pages after it would read results that were never stored.
 ``--root`` builds in another folder (the book sources are copied there), which the tests use
 so that a smoke build never overwrites the executed cpu-profile notebooks.
 """
@@ -86,17 +87,17 @@ def main(argv: list[str] | None = None) -> int:
     executed.mkdir(parents=True, exist_ok=True)
     log = executed / "build_log.json"
     runs: list[dict] = []
-    for name in args.only or notebook_names():
+    names = args.only or notebook_names()
+    for i, name in enumerate(names):
         print(f"executing {name} (profile {args.profile}) ...", flush=True)
         runs.append(execute(REPO / "notebooks" / f"{name}.md", args.profile, executed, log,
                             args.timeout, args.executor))
         print(f"  {runs[-1]['status']} in {runs[-1]['seconds']} s", flush=True)
         log.write_text(json.dumps(runs, indent=1))
-    failed = [r for r in runs if r["status"] != "ok"]
-    if failed:
-        print("notebooks that failed: " + ", ".join(r["notebook"] for r in failed), file=sys.stderr)
-        print(f"their tracebacks are in {executed}/<name>.ipynb", file=sys.stderr)
-        return 1
+        if runs[-1]["status"] != "ok":
+            print(f"notebook {name} failed; its traceback is in {executed / (name + '.ipynb')}. "
+                  f"Stopped: {', '.join(names[i + 1:]) or 'nothing'} not run.", file=sys.stderr)
+            return 1
     if args.no_site:
         return 0
     build = subprocess.run([Path(sys.executable).parent / "jupyter-book", "build", str(root),

@@ -9,8 +9,7 @@ with the notebook's own message), then executed with papermill by the executor
 (:mod:`scaling_utils.executor`).  Executed notebooks go to ``--out`` with ``index.json``, which
 lists each run's parameters, status and time.  A run whose values differ from its profile stores
 its summary under its own variant, so a sweep never replaces the book's results.  Values are
-read as YAML, like papermill's ``-y``: ``--grid "sizes=[[1,8,2]];[[2,64,4]]"`` (``;`` separates
-values that contain commas).
+read as YAML, like papermill's ``-y`` (see ``--help`` for list values).
 """
 
 from __future__ import annotations
@@ -52,7 +51,16 @@ def combinations(profile: str, fixed: list[str], grid: list[str]) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="values are YAML, as with papermill's -y:\n"
+               "  --grid seed=0,1,2                      three runs\n"
+               "  --grid \"sizes=[[1,8,2],[1,16,2]];[[2,64,4],[2,128,4]]\"\n"
+               "                                         two runs, each with two sizes\n"
+               "                                         (';' separates values that hold commas)\n"
+               "  --set \"tokens=[65536, 1048576]\"        a list shared by every run\n"
+               "every combination is validated (names, types, list shapes, input files, the\n"
+               "cache) before any runs.")
     parser.add_argument("notebook", choices=sorted(NOTEBOOKS))
     parser.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "gpu"])
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",

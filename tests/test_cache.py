@@ -1,11 +1,16 @@
-"""Atomic, hash-keyed results: hits skip work, corrupt entries fail clearly, crashes leave nothing."""
+"""Atomic, hash-keyed results: hits skip work, corrupt entries fail clearly, crashes leave nothing,
+entries are no pickles and follow the umask, an unwritable cache fails before any work, and input
+files are known by their content."""
+
+import errno
+import os
+import stat
+import tempfile
 
 import pytest
 
-import os
-
 from scaling_utils import cache
-from scaling_utils.cache import CacheCorruptError, cached
+from scaling_utils.cache import CacheCorruptError, CacheUnwritableError, cached
 
 
 def test_second_call_is_a_hit(cache_folder):
@@ -27,9 +32,9 @@ def test_refresh_recomputes(cache_folder):
 
 def test_corrupt_entry_names_the_file_and_the_fix(cache_folder):
     cached("demo", {"a": 1}, lambda: list(range(100)))
-    entry = next((cache_folder / "demo").glob("*.pkl"))
+    entry = next((cache_folder / "demo").glob("*.npz"))
     entry.write_bytes(entry.read_bytes()[:10])
-    with pytest.raises(CacheCorruptError, match=r"checksum.*Delete .*refresh=True"):
+    with pytest.raises(CacheCorruptError, match=r"checksum.*Delete it \(`rm .*\.npz .*\.json`\)"):
         cached("demo", {"a": 1}, lambda: None)
     assert cached("demo", {"a": 1}, lambda: "again", refresh=True) == "again"
 
@@ -63,3 +68,54 @@ def test_keys_accept_numpy_and_reject_other_objects():
     assert cache.config_hash({"x": np.arange(2000)}) != cache.config_hash({"x": np.arange(1999)})
     with pytest.raises(TypeError, match="JSON values"):
         cache.config_hash({"x": object()})
+
+
+def test_no_entry_is_a_pickle(cache_folder):
+    cached("demo", {"a": 1}, lambda: {"values": list(range(10))})
+    files = sorted(p.suffix for p in (cache_folder / "demo").iterdir())
+    assert files == [".json", ".npz"]
+    entry = next((cache_folder / "demo").glob("*.npz"))
+    assert entry.read_bytes()[:2] == b"PK"  # a zip of .npy arrays and JSON, read without pickle
+
+
+@pytest.mark.parametrize("mask, mode", [(0o002, 0o664), (0o022, 0o644), (0o077, 0o600)])
+def test_entries_follow_the_umask(cache_folder, mask, mode):
+    before = os.umask(mask)
+    try:
+        cached("demo", {"mask": mask}, lambda: [1, 2])
+    finally:
+        os.umask(before)
+    for path in (cache_folder / "demo").iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == mode, path
+
+
+def test_a_cache_under_a_file_fails_naming_the_variable(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setenv("SCALING_UTILS_CACHE", str(tmp_path / "file" / "cache"))
+    with pytest.raises(CacheUnwritableError, match=r"file/cache cannot be written.*SCALING_UTILS_CACHE"):
+        cache.check_writable()
+
+
+def test_a_read_only_cache_fails_before_any_computation(cache_folder, monkeypatch):
+    from scaling_utils.profiles import resolve_parameters
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    with pytest.raises(CacheUnwritableError, match="Read-only file system.*SCALING_UTILS_CACHE"):
+        resolve_parameters("theorem2_bias_variance", {"profile": "smoke"})
+
+
+def test_file_digest_follows_the_content(tmp_path):
+    path, records = tmp_path / "input.txt", tmp_path / "records"
+    path.write_text("abcd")
+    first = cache.file_digest(path, records)
+    assert cache.file_digest(path, records) == first
+    path.write_text("abce")  # same length, edited in place within the same second
+    assert cache.file_digest(path, records) != first
+    settled = os.stat(path).st_mtime_ns - 10_000_000_000
+    os.utime(path, ns=(settled, settled))  # an old file: its recorded digest is reused ...
+    old = cache.file_digest(path, records)
+    path.write_text("abcf")  # ... until it changes again
+    assert cache.file_digest(path, records) != old

@@ -44,3 +44,50 @@ def test_offline_corpora_load():
     wiki = load_corpus("wikipedia")
     assert wiki.n_characters > 1_000_000 and "'''" not in wiki.text
     assert load_corpus("shakespeare").n_characters > 1_000_000
+
+
+class CharTokenizer:
+    """One id per character: enough to see whether a corpus was tokenised again."""
+
+    name_or_path = "chars"
+
+    def __len__(self):
+        return 256
+
+    def get_vocab(self):
+        return {chr(i): i for i in range(256)}
+
+    def __call__(self, texts, add_special_tokens=False):
+        return {"input_ids": [[ord(c) % 256 for c in t] for t in texts]}
+
+
+def test_a_corpus_edited_in_place_is_tokenised_again(tmp_path, cache_folder):
+    from scaling_utils.data import tokenize
+    path = tmp_path / "corpus.txt"
+    path.write_text("first version\n\nof the text")
+    before = tokenize(load_corpus(str(path)), CharTokenizer())
+    path.write_text("other version\n\nof the text")  # same length, same name
+    after = tokenize(load_corpus(str(path)), CharTokenizer())
+    assert len(after) == len(before) and not np.array_equal(after, before)
+    assert len(list((cache_folder / "tokens").glob("*.npz"))) == 2
+
+
+def test_binary_and_non_utf8_corpora_are_refused(tmp_path):
+    from scaling_utils.data import MAX_INVALID_UTF8
+    with pytest.raises(CorpusError, match="/bin/ls is not text"):
+        load_corpus("/bin/ls")
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("caf\xe9 na\xefve ".encode("latin-1") * 100)
+    with pytest.raises(CorpusError, match=r"not UTF-8 text: 200 of its 1,100 bytes.*iconv"):
+        load_corpus(str(latin1))
+    stray = tmp_path / "stray.txt"  # one bad byte in 20,000: within the stated tolerance
+    stray.write_bytes(b"plain text " * 2000 + b"\xe9")
+    assert 1 / len(stray.read_bytes()) < MAX_INVALID_UTF8
+    with pytest.warns(UserWarning, match="1 byte"):
+        assert load_corpus(str(stray)).text.endswith("\ufffd")
+
+
+def test_a_binary_corpus_is_refused_in_the_first_cell(tmp_path):
+    from scaling_utils.profiles import ParameterError, resolve_parameters
+    with pytest.raises(ParameterError, match="parameter 'corpus'.*/bin/ls is not text"):
+        resolve_parameters("theorem1_clt", {"profile": "smoke", "corpus": "/bin/ls"})

@@ -66,3 +66,46 @@ def test_precision_settings_are_checked_and_restored():
     with matmul_precision("tf32"):
         assert torch.backends.cuda.matmul.allow_tf32
     assert torch.backends.cuda.matmul.allow_tf32 == before
+
+
+def test_a_changed_byte_in_a_converted_model_is_detected(tmp_path):
+    from scaling_utils.models import ModelIntegrityError, verify_manifest, write_manifest
+    folder = tmp_path / "converted"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(bytes(range(256)) * 64)
+    (folder / "config.json").write_text("{}")
+    write_manifest(folder)
+    verify_manifest(folder)
+    weights = bytearray((folder / "model.safetensors").read_bytes())
+    weights[1000] ^= 1
+    (folder / "model.safetensors").write_bytes(bytes(weights))
+    with pytest.raises(ModelIntegrityError, match=r"model.safetensors does not match.*Delete"):
+        verify_manifest(folder)
+    (folder / "model.safetensors").write_bytes(bytes(weights[:100]))  # truncated
+    with pytest.raises(ModelIntegrityError, match="does not match"):
+        verify_manifest(folder)
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(ModelIntegrityError, match="missing"):
+        verify_manifest(folder)
+
+
+def test_a_damaged_offline_model_is_converted_again(tmp_path, monkeypatch):
+    from scaling_utils import models
+    conversions = []
+
+    def fake_convert(package, filename, folder):
+        conversions.append(folder)
+        folder.mkdir(parents=True)
+        (folder / "model.safetensors").write_bytes(b"weights")
+        models.write_manifest(folder)
+
+    monkeypatch.setattr(models, "_convert_gguf", fake_convert)
+    monkeypatch.setattr(models.importlib.util, "find_spec", lambda name: type(
+        "Spec", (), {"submodule_search_locations": [str(tmp_path)]}))
+    (tmp_path / models._GGUF_FILE).write_bytes(b"gguf")
+    folder = models._offline_default_folder(tmp_path / "models")
+    assert models._offline_default_folder(tmp_path / "models") == folder and len(conversions) == 1
+    (folder / "model.safetensors").write_bytes(b"weightz")
+    with pytest.warns(UserWarning, match="does not match.*Converting it again"):
+        models._offline_default_folder(tmp_path / "models")
+    assert len(conversions) == 2 and (folder / "model.safetensors").read_bytes() == b"weights"

@@ -97,3 +97,18 @@ def test_pages_that_read_stored_results_run_after_the_chapters():
     order = build_book.notebook_names()
     assert order[-4:] == ["integration", "public_evidence", "overview", "reproducibility"]
     assert {"theorem3_snr", "theorem4_emergence"} <= set(order[:-4])
+
+
+def test_the_build_stops_at_the_first_failing_notebook(tmp_path, monkeypatch, capsys):
+    ran = []
+
+    def fake_execute(path, profile, executed, log, timeout, executor=None):
+        ran.append(path.stem)
+        return {"notebook": path.stem, "profile": profile, "seconds": 0.0,
+                "status": "FAILED: boom" if path.stem == "theorem2_bias_variance" else "ok"}
+
+    monkeypatch.setattr(build_book, "execute", fake_execute)
+    code = build_book.main(["--profile", "smoke", "--root", str(tmp_path), "--no-site", "--only",
+                            "theorem1_clt", "theorem2_bias_variance", "theorem3_snr"])
+    assert code == 1 and ran == ["theorem1_clt", "theorem2_bias_variance"]
+    assert "Stopped: theorem3_snr not run" in capsys.readouterr().err

@@ -75,3 +75,31 @@ def test_unknown_notebook_and_profile():
         profile_values("theorem9", "cpu")
     with pytest.raises(ParameterError, match="unknown profile"):
         profile_values("theorem1_clt", "tpu")
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"sizes": [[1, 8]]}, r"'sizes': each size must be three positive integers.*\(1, 8\)"),
+    ({"sizes": [[1, "8", 2]]}, r"'sizes': each size must be three positive integers"),
+    ({"sizes": [[1, 8, 3], [1, 16, 2]]}, r"'sizes': in size \(1, 8, 3\) the width 8 is not divisible"),
+    ({"sizes": [[1, 8, 2], [1, 8, 2]]}, r"'sizes': lists a value twice"),
+    ({"tokens": [4096, "8192"]}, r"'tokens': each value must be a positive integer"),
+    ({"tokens": [4096]}, r"at least 2 sizes and 2 token counts"),
+    ({"sizes": [[1, 8, 2], [1, 16, 2]], "tokens": [4096, 8192], "seeds": 1},
+     r"4 runs .* 6 parameters"),
+    ({"tokens": [16, 4096]}, r"'tokens': 16 is less than one batch"),
+])
+def test_list_parameters_and_grids_are_checked_in_the_first_cell(values, message):
+    with pytest.raises(ParameterError, match=message):
+        resolve_parameters("theorem2_bias_variance", {"profile": "smoke", **values})
+
+
+def test_a_sweep_checks_list_shapes_before_running_anything(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+    sweep = Path(__file__).resolve().parent.parent / "scripts" / "sweep.py"
+    run = subprocess.run([sys.executable, str(sweep), "theorem2_bias_variance", "--profile", "smoke",
+                          "--grid", "sizes=[[1,8,2],[1,16,2]];[[1,8]]", "--out", str(tmp_path / "out")],
+                         capture_output=True, text=True)
+    assert run.returncode != 0 and "'sizes': each size must be three" in run.stderr
+    assert not (tmp_path / "out").exists()

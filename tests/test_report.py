@@ -1,9 +1,14 @@
-"""Stored summaries: written atomically, read back, and a clear error when missing."""
+"""Stored summaries: written atomically as strict JSON, read back, refused when edited or
+truncated, and a clear error when missing."""
+
+import json
+import math
 
 import pytest
 
 from scaling_utils.profiles import resolve_parameters
-from scaling_utils.report import SummaryMissingError, load_summary, save_summary
+from scaling_utils.report import (NOT_A_NUMBER, SummaryCorruptError, SummaryMissingError,
+                                  load_summary, save_summary)
 
 
 def test_summary_round_trip_and_missing_summary_names_the_fix(tmp_path):
@@ -11,7 +16,8 @@ def test_summary_round_trip_and_missing_summary_names_the_fix(tmp_path):
     save_summary(cfg, folder=tmp_path, exponent=-0.5, verdict="fails", count=3)
     assert load_summary("theorem4_emergence", "smoke", folder=tmp_path) == {
         "exponent": -0.5, "verdict": "fails", "count": 3.0}
-    with pytest.raises(SummaryMissingError, match="-p profile cpu"):
+    with pytest.raises(SummaryMissingError,
+                       match=r"scripts/build_book.py --profile cpu --only theorem4_emergence"):
         load_summary("theorem4_emergence", "cpu", folder=tmp_path)
 
 
@@ -25,3 +31,28 @@ def test_a_changed_parameter_never_replaces_the_profile_summary(tmp_path):
     assert load_summary("theorem4_emergence", "smoke", folder=tmp_path) == {"exponent": -1.0}
     assert load_summary("theorem4_emergence", f"smoke-{sweep_run.variant}",
                         folder=tmp_path) == {"exponent": -0.2}
+
+
+def test_summaries_are_strict_json_with_a_reason_for_each_missing_number(tmp_path):
+    cfg = resolve_parameters("theorem4_emergence", {"profile": "smoke"})
+    save_summary(cfg, folder=tmp_path, reasons={"skipped": "not run in this profile"},
+                 skipped=float("nan"), unfit=float("nan"), value=1.5)
+    path = tmp_path / "summaries" / "theorem4_emergence-smoke.json"
+    record = json.loads(path.read_text(), parse_constant=lambda name: pytest.fail(name))
+    assert record["values"] == {"skipped": None, "unfit": None, "value": 1.5}
+    assert record["missing"] == {"skipped": "not run in this profile", "unfit": NOT_A_NUMBER}
+    back = load_summary("theorem4_emergence", "smoke", folder=tmp_path)
+    assert math.isnan(back["skipped"]) and back["value"] == 1.5
+
+
+def test_an_edited_or_truncated_summary_is_refused_naming_the_rebuild(tmp_path):
+    cfg = resolve_parameters("theorem2_bias_variance", {"profile": "smoke"})
+    save_summary(cfg, folder=tmp_path, eps=3.06)
+    path = tmp_path / "summaries" / "theorem2_bias_variance-smoke.json"
+    text = path.read_text()
+    path.write_text(text.replace("3.06", "123"))
+    with pytest.raises(SummaryCorruptError, match=r"does not match its digest.*--only theorem2_bias_variance"):
+        load_summary("theorem2_bias_variance", "smoke", folder=tmp_path)
+    path.write_text(text[: len(text) // 2])
+    with pytest.raises(SummaryCorruptError, match=r"summaries/theorem2_bias_variance-smoke.json cannot be read"):
+        load_summary("theorem2_bias_variance", "smoke", folder=tmp_path)

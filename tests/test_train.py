@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from scaling_utils import train
 from scaling_utils.synthetic import preset_source
@@ -71,3 +72,18 @@ def test_size_spec_is_checked():
         StudentSpec(1, 10, 3)
     with pytest.raises(ValueError, match="less than one batch"):
         _config(tokens=10)
+
+
+def test_cpu_runs_are_keyed_by_the_thread_count(cache_folder):
+    source = preset_source("tiny", seed=1)
+    eval_tokens, _, _ = train.evaluation_set(source, 16, 16, seed=9)
+    config = [train.TrainConfig(train.StudentSpec(1, 8, 2), tokens=16 * 16 * 2,
+                                vocab_size=source.n_symbols, context=16, batch_size=16, n_evals=1)]
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2, 1):
+            torch.set_num_threads(threads)
+            train.run_grid(config, source, eval_tokens, device="cpu", progress=False)
+    finally:
+        torch.set_num_threads(before)
+    assert len(list((cache_folder / "train").glob("*.npz"))) == 2  # the third run was a hit
