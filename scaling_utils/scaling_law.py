@@ -139,9 +139,16 @@ def compare_laws(N, D, L, E: float | None = None, folds: int = 5, seed: int = 0)
     return LawComparison(additive, coupled, coupled.aic - additive.aic, rmse[False], rmse[True])
 
 
-def load_epoch_chinchilla(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+# Besiroglu et al. (2024) fit 240 of the 245 digitised points: the five with the highest loss
+# are dropped (small models trained on few tokens, far from the fitted regime).
+EPOCH_DROPPED = 5
+
+
+def load_epoch_chinchilla(path: str | Path, keep_all: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Read published points in the column format of Epoch AI's digitised Chinchilla data
-    (``Model Size``, ``Training FLOP``, ``loss``) and return N, D = FLOP / (6 N), L."""
+    (``Model Size``, ``Training FLOP``, ``loss``) and return N, D = FLOP / (6 N), L.  As in
+    Besiroglu et al. (2024), the :data:`EPOCH_DROPPED` highest-loss points are left out unless
+    ``keep_all``."""
     import pandas as pd
 
     path = Path(path)
@@ -159,6 +166,8 @@ def load_epoch_chinchilla(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.
     table = table[needed].apply(pd.to_numeric, errors="coerce").dropna()
     if table.empty:
         raise ScalingDataError(f"{path} has no numeric rows in {needed}.")
+    if not keep_all:
+        table = table.drop(table["loss"].nlargest(EPOCH_DROPPED).index)
     N = table["Model Size"].to_numpy(float)
     return _check(N, table["Training FLOP"].to_numpy(float) / (6 * N), table["loss"].to_numpy(float))
 
@@ -170,7 +179,7 @@ KAPLAN_EXPONENTS = dict(alpha_N=0.076, alpha_D=0.095, alpha_C=0.050)
 
 PUBLISHED = {
     "Hoffmann et al. 2022": dict(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28),
-    "Besiroglu et al. 2024": dict(E=1.82, A=482.0, B=2085.0, alpha=0.35, beta=0.37),
+    "Besiroglu et al. 2024": dict(E=1.8172, A=482.01, B=2085.43, alpha=0.3478, beta=0.3658),
 }
 
 

@@ -53,9 +53,12 @@ def test_bad_points_are_rejected():
 
 def test_epoch_loader(tmp_path):
     good = tmp_path / "points.csv"
-    good.write_text("Model Size,Training FLOP,loss\n1e8,6e18,3.0\n2e8,1.2e19,2.9\n" * 3)
-    N, D, L = load_epoch_chinchilla(good)
+    rows = "".join(f"1e8,6e18,{3 + i / 100}\n" for i in range(12))
+    good.write_text("Model Size,Training FLOP,loss\n" + rows)
+    N, D, L = load_epoch_chinchilla(good)  # the five highest losses left out, as published
     np.testing.assert_allclose(D, 1e10)
+    np.testing.assert_allclose(np.sort(L), 3 + np.arange(7) / 100)
+    assert len(load_epoch_chinchilla(good, keep_all=True)[2]) == 12
     (tmp_path / "empty.csv").write_text("")
     with pytest.raises(ScalingDataError, match="not a readable CSV"):
         load_epoch_chinchilla(tmp_path / "empty.csv")
