@@ -14,6 +14,7 @@ import errno
 import hashlib
 import json
 import os
+import secrets
 import tempfile
 import time
 from pathlib import Path
@@ -130,34 +131,22 @@ def file_digest(path: str | os.PathLike, records: str | os.PathLike | None = Non
     return digest
 
 
-def current_umask() -> int:
-    """The process umask, read without changing it where the system allows."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename (never half-written),
-    with the permissions the umask gives a new file (a temporary file would be owner-only)."""
+    """Write ``data`` to ``path`` through a temporary file and a rename (never half-written).
+    The temporary file is created with mode 0o666, so the umask (and any default ACL) decides
+    its permissions, as for any new file; ``tempfile.mkstemp`` would make it owner-only."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), 0o666 & ~current_umask())
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -180,7 +169,7 @@ def cached(kind: str, config: Any, compute: Callable[[], Any],
     # checksum first: a crash between the two writes leaves no payload, hence a plain miss
     atomic_write_bytes(base / f"{key}.json", json.dumps(meta, indent=1, default=_plain).encode())
     atomic_write_bytes(path, payload)
-    return result
+    return loads(payload)  # what a later run reads back, so a first run sees the same values
 
 
 def load_entry(path: Path) -> Any:

@@ -45,7 +45,12 @@ def loads(payload: bytes) -> Any:
         raise CodecError(f"not a stored result ({err})") from err
     if _TREE not in arrays:
         raise CodecError("not a stored result (no __tree__ entry)")
-    return _decode(json.loads(arrays.pop(_TREE).tobytes().decode()), arrays)
+    try:
+        return _decode(json.loads(arrays.pop(_TREE).tobytes().decode()), arrays)
+    except CodecError:
+        raise
+    except Exception as err:  # a malformed tree: missing keys, unknown names, wrong types
+        raise CodecError(f"not a stored result ({type(err).__name__}: {err})") from err
 
 
 def _encode(value: Any, arrays: dict) -> Any:
@@ -74,7 +79,7 @@ def _encode(value: Any, arrays: dict) -> Any:
         return {"__type__": "ndarray", "key": _put(arrays, value)}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         cls = type(value)
-        if not cls.__module__.startswith(PACKAGE):
+        if not _in_package(cls.__module__):
             raise CodecError(f"only dataclasses of {PACKAGE} can be stored, not {cls.__qualname__}")
         return {"__type__": "dataclass", "class": f"{cls.__module__}:{cls.__qualname__}",
                 "fields": {f.name: _encode(getattr(value, f.name), arrays)
@@ -88,9 +93,13 @@ def _encode(value: Any, arrays: dict) -> Any:
                      "values, arrays, tables or dataclasses of this package")
 
 
+def _in_package(module: str) -> bool:
+    return module == PACKAGE or module.startswith(PACKAGE + ".")
+
+
 def _put(arrays: dict, array: np.ndarray) -> str:
     key = f"a{len(arrays)}"
-    arrays[key] = np.ascontiguousarray(array)
+    arrays[key] = np.asarray(array)  # keeps 0-d arrays 0-d
     return key
 
 
@@ -176,13 +185,14 @@ def _decode_tensor(node: dict, arrays: dict):
 
 def _decode_dataclass(node: dict, arrays: dict):
     module_name, _, qualname = node["class"].partition(":")
-    if module_name != PACKAGE and not module_name.startswith(PACKAGE + "."):
+    if not _in_package(module_name):
         raise CodecError(f"refusing to rebuild {node['class']!r}: only {PACKAGE} types are stored")
     cls: Any = importlib.import_module(module_name)
-    for part in qualname.split("."):
-        cls = getattr(cls, part, None)
-    if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
-        raise CodecError(f"{node['class']!r} is not a dataclass of {PACKAGE}")
+    for part in qualname.split("."):  # public names only, never through another module
+        cls = getattr(cls, part, None) if not part.startswith("_") else None
+    if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)
+            and cls.__module__ == module_name and cls.__qualname__ == qualname):
+        raise CodecError(f"{node['class']!r} is not a dataclass defined in {PACKAGE}")
     values = {k: _decode(v, arrays) for k, v in node["fields"].items()}
     fields = {f.name: f for f in dataclasses.fields(cls)}
     if set(values) != set(fields):

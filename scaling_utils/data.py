@@ -4,8 +4,8 @@ online), tokenisation, and seeded random windows."""
 from __future__ import annotations
 
 import bz2
-import hashlib
 import importlib.util
+import json
 import re
 import warnings
 from dataclasses import dataclass
@@ -105,11 +105,18 @@ def check_corpus(name: str) -> None:
 
 
 def tokenizer_digest(tokenizer: Any) -> str:
-    """Short SHA-256 of a tokenizer's vocabulary (token -> id), so that a changed tokenizer
-    behind the same name does not reuse old tokens."""
-    vocab = tokenizer.get_vocab() if hasattr(tokenizer, "get_vocab") else {}
-    text = "\n".join(f"{token}\t{i}" for token, i in sorted(vocab.items(), key=lambda kv: kv[1]))
-    return hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()[:16]
+    """Short SHA-256 of what a tokenizer does: a fast tokenizer's whole definition (vocabulary,
+    merges, normaliser, pre-tokeniser), else its vocabulary; so that a changed tokenizer behind
+    the same name does not reuse old tokens."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        text = backend.to_str()
+    elif hasattr(tokenizer, "get_vocab"):
+        text = json.dumps(sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1]))
+    else:
+        raise CorpusError(f"cannot identify the tokenizer {type(tokenizer).__name__} for the "
+                          "token cache: it has neither a backend_tokenizer nor get_vocab().")
+    return text_digest(text)
 
 
 def tokenize(corpus: Corpus, tokenizer: Any, cache: str | Path | None = None) -> np.ndarray:

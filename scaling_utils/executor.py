@@ -9,7 +9,8 @@ and a grid that was interrupted resumes from the entries already written.
 An executor is given as a string (a notebook parameter) or as an object:
 
 - ``None`` or ``"serial"``: this process, one job after another (the default);
-- ``"processes:N"``: N local worker processes (spawned; torch threads split among them);
+- ``"processes:N"``: N local worker processes (spawned; torch threads split among them, see
+  :func:`worker_threads`);
 - ``"dask"``: a Dask LocalCluster on this machine; ``"dask:ADDRESS"``: the scheduler of a
   running Dask cluster, e.g. ``dask:tcp://head:8786``;
 - ``"slurm:PARTITION[:GPUS]"``: SLURM jobs through submitit, with GPUS per job (job logs in the
@@ -94,6 +95,26 @@ def open_executor(spec: str, cache: str | os.PathLike | None = None) -> Iterator
     else:
         raise ExecutorError(f"unknown executor {spec!r}; use one of {EXECUTOR_KINDS}, e.g. "
                             "'processes:2', 'dask', 'dask:tcp://host:8786' or 'slurm:gpu:1'.")
+
+
+def worker_threads(executor: Any = None) -> int:
+    """The torch thread count each job of ``executor`` computes with: this process's own count
+    for the serial executor and for remote ones (start remote workers with one job at a time,
+    e.g. ``dask worker --nthreads 1``), and its share of the cores for local worker processes
+    (``processes:N``: cores // N; ``dask``: one per worker).  Results that depend on it (CPU
+    float sums) are keyed by it."""
+    import torch
+
+    own = torch.get_num_threads()
+    if not isinstance(executor, str) or executor == "serial":
+        return own
+    kind, _, arg = executor.partition(":")
+    cores = os.cpu_count() or 1
+    if kind == "processes":
+        return max(1, cores // _positive_int(arg or str(cores), executor))
+    if kind == "dask" and not arg:
+        return 1
+    return own
 
 
 def _set_torch_threads(threads: int) -> None:

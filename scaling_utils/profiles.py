@@ -9,6 +9,7 @@ so documentation and behaviour cannot drift apart.
 from __future__ import annotations
 
 import difflib
+import numbers
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -81,29 +82,39 @@ class Parameter:
                 f"parameter {self.name!r} must be <= {self.maximum}, got {value!r}. {self._usage()}"
             )
         if self.items is not None:
-            self._check_items(value)
+            value = self._check_items(value)
         return value
 
-    def _check_items(self, value: tuple) -> None:
-        """Each element of a tuple parameter has the shape and type its ``items`` names."""
+    def _check_items(self, value: tuple) -> tuple:
+        """Each element of a tuple parameter has the shape and type its ``items`` names; whole
+        floats and numpy integers become ints, as for a single int parameter."""
         def fail(problem: str):
             raise ParameterError(f"parameter {self.name!r}: {problem}, got {value!r}. "
                                  f"{self._usage()} Example: {self.name}: {_EXAMPLES[self.items]}")
 
+        from .train import StudentSpec
+
         if not value:
             fail("needs at least one value")
+        items = []
         for item in value:
             if self.items == "size":
-                if not (isinstance(item, tuple) and len(item) == 3 and all(_is_count(v) for v in item)):
+                size = tuple(map(_count, item)) if isinstance(item, tuple) else None
+                if not size or len(size) != 3 or None in size:
                     fail(f"each size must be three positive integers (layers, width, heads); "
                          f"{item!r} is not")
-                if item[1] % item[2]:
-                    fail(f"in size {item!r} the width {item[1]} is not divisible by the "
-                         f"{item[2]} heads")
-            elif not _is_count(item):
+                try:
+                    StudentSpec(*size)
+                except ValueError as err:
+                    fail(f"size {item!r}: {err}")
+                items.append(size)
+            elif _count(item) is None:
                 fail(f"each value must be a positive integer; {item!r} is not")
-        if len(set(value)) != len(value):
+            else:
+                items.append(_count(item))
+        if len(set(items)) != len(items):
             fail("lists a value twice")
+        return tuple(items)
 
     def _usage(self) -> str:
         return f"({self.name}: {self.help})"
@@ -113,8 +124,13 @@ _EXAMPLES = {"size": "[[1, 16, 2], [2, 64, 4]]  (papermill: -y 'sizes: [[1, 16, 
              "count": "[65536, 262144]  (papermill: -y 'tokens: [65536, 262144]')"}
 
 
-def _is_count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+def _count(value: Any) -> int | None:
+    """``value`` as a positive int (whole floats and numpy integers too), else None."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    if isinstance(value, numbers.Integral) or float(value).is_integer():
+        return int(value) if value >= 1 else None
+    return None
 
 
 @dataclass(frozen=True)

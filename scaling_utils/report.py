@@ -60,11 +60,12 @@ def rebuild_command(notebook: str, profile: str) -> str:
             + ("" if base == profile else " (with the same parameters as the sweep that made it)"))
 
 
-def _digest(values: dict) -> str:
+def _digest(notebook: str, profile: str, values: dict) -> str:
     import hashlib
     import json
 
-    return hashlib.sha256(json.dumps(values, sort_keys=True, allow_nan=False).encode()).hexdigest()
+    record = {"notebook": notebook, "profile": profile, "values": values}
+    return hashlib.sha256(json.dumps(record, sort_keys=True, allow_nan=False).encode()).hexdigest()
 
 
 def save_summary(cfg, folder=None, reasons=None, **values) -> None:
@@ -88,7 +89,7 @@ def save_summary(cfg, folder=None, reasons=None, **values) -> None:
         plain[key] = value
     name = cfg.profile + (f"-{cfg.variant}" if cfg.variant else "")
     record = {"notebook": cfg.notebook, "profile": name, "values": plain, "missing": missing,
-              "sha256": _digest(plain)}
+              "sha256": _digest(cfg.notebook, name, plain)}
     atomic_write_bytes(_summary_path(cfg.notebook, name, folder),
                        json.dumps(record, indent=1, allow_nan=False).encode())
 
@@ -107,10 +108,11 @@ def load_summary(notebook: str, profile: str, folder=None) -> dict:
     try:
         record = json.loads(path.read_text(), parse_constant=_refuse_constant)
         values = record["values"]
-        valid = isinstance(values, dict) and record["sha256"] == _digest(values)
+        valid = isinstance(values, dict) and record["sha256"] == _digest(notebook, profile, values)
     except (ValueError, KeyError, TypeError) as err:
         raise SummaryCorruptError(f"the stored summary {path} cannot be read ({err}): it is "
-                                  f"truncated or not a summary. Rebuild it: `{rebuild}`.") from err
+                                  "truncated, written by an older version, or not a summary. "
+                                  f"Rebuild it: `{rebuild}`.") from err
     if not valid:
         raise SummaryCorruptError(f"the stored summary {path} does not match its digest (edited "
                                   f"by hand or damaged). Rebuild it: `{rebuild}`.")

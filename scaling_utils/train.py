@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .cache import array_digest, cache_dir, cached
-from .executor import run_jobs
+from .executor import run_jobs, worker_threads
 from .models import pick_device, random_llama
 
 DATA_MODES = ("fresh", "repeated")
@@ -263,14 +263,15 @@ def run_grid(configs: Sequence[TrainConfig], source, eval_tokens: np.ndarray,
              progress: bool = True, executor=None) -> list[TrainResult]:
     """Train every configuration, each cached under a hash of the config, the source's matrices,
     the evaluation tokens, the training code's version and the device type: finished runs are
-    read back, so a killed grid resumes where it stopped.  ``executor`` spreads the runs over
+    read back, so a killed grid resumes where it stopped; CPU runs are also keyed by the thread
+    count they train with (:func:`~.executor.worker_threads`).  ``executor`` spreads the runs over
     processes or a cluster (:mod:`scaling_utils.executor`); they then share ``cache``, which
     must be a path every worker sees."""
     device = pick_device(device).type
-    # CPU float sums depend on how many threads share them (differences ~1e-8), so CPU runs are
-    # keyed by this process's thread count and every worker trains with it: a grid trained
-    # elsewhere is then read back here bit for bit, and never mistaken for another thread count.
-    threads = torch.get_num_threads() if device == "cpu" else None
+    # CPU float sums depend on how many threads share them (differences ~1e-8), so a CPU run is
+    # keyed by the thread count it trains with, which each job sets: the same executor reads a
+    # grid back bit for bit, and a run is never mistaken for one made with another count.
+    threads = worker_threads(executor) if device == "cpu" else None
     fingerprint = {"source": source.digest(),
                    "eval": array_digest(np.asarray(eval_tokens)), "train_version": TRAIN_VERSION,
                    "device": device, "torch": torch.__version__, "threads": threads}

@@ -15,6 +15,7 @@ read as YAML, like papermill's ``-y`` (see ``--help`` for list values).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import sys
@@ -74,8 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     runs = combinations(args.profile, args.set, args.grid)
-    for parameters in runs:  # fail before anything runs
-        resolve_parameters(args.notebook, parameters)
+    with contextlib.chdir(REPO / "notebooks"):  # where the notebooks run: relative paths agree
+        for parameters in runs:  # fail before anything runs
+            resolve_parameters(args.notebook, parameters)
     out = (args.out or REPO / "sweeps" / args.notebook).resolve()
     targets = [out / f"{args.notebook}-{i:03d}.ipynb" for i in range(len(runs))]
     job = partial(_run_one, str(REPO / "notebooks" / f"{args.notebook}.md"), args.timeout)

@@ -36,6 +36,8 @@ def test_tables_tensors_and_plain_values_round_trip():
     pd.testing.assert_frame_equal(codec.loads(codec.dumps(table)), table)
     indexed = pd.Series([1.0, 2.0], index=pd.Index([8, 16], name="n"), name="variance")
     pd.testing.assert_series_equal(codec.loads(codec.dumps(indexed)), indexed)
+    scalar = codec.loads(codec.dumps({"x": np.array(3.5), "t": torch.tensor(2.0)}))
+    assert scalar["x"].shape == () and scalar["t"].shape == ()
     value = {"t": (1, 2.5, float("inf")), 7: "int key", "__type__": "a plain key",
              "half": torch.tensor([1.5, -2.0], dtype=torch.bfloat16), "none": None}
     back = codec.loads(codec.dumps(value))
@@ -64,9 +66,14 @@ def test_bytes_that_could_run_code_are_refused():
     with pytest.raises(CodecError, match="only scaling_utils types"):
         codec.loads(crafted)
     # a name inside the package that is not a dataclass
-    with pytest.raises(CodecError, match="not a dataclass"):
-        codec.loads(_archive({"__type__": "dataclass", "class": "scaling_utils.cache:cached",
-                              "fields": {}}))
+    for name in ("scaling_utils.cache:cached", "scaling_utils.stats:pd.NamedAgg",
+                 "scaling_utils.capture:torch.Size"):
+        with pytest.raises(CodecError, match="not a dataclass defined in scaling_utils"):
+            codec.loads(_archive({"__type__": "dataclass", "class": name, "fields": {}}))
+    with pytest.raises(CodecError, match="ModuleNotFoundError"):
+        codec.loads(_archive({"__type__": "dataclass", "class": "scaling_utils.nope:X", "fields": {}}))
+    with pytest.raises(CodecError, match="KeyError"):
+        codec.loads(_archive({"__type__": "ndarray", "key": "a7"}))
     # an object array inside the archive is a pickle: numpy refuses it without allow_pickle
     with pytest.raises(CodecError, match="not a stored result"):
         codec.loads(_archive({"__type__": "ndarray", "key": "a0"}, a0=np.array([{1: 2}], dtype=object)))

@@ -94,3 +94,13 @@ def test_sweep_validates_every_run_first_then_runs_each(tmp_path):
     index = json.loads((tmp_path / "ok" / "index.json").read_text())
     assert [run["parameters"]["seed"] for run in index] == [0, 1]
     assert all(run["error"] is None and Path(run["output"]).exists() for run in index)
+
+
+def test_each_executor_names_the_thread_count_its_jobs_train_with():
+    import os
+    import torch
+    from scaling_utils.executor import worker_threads
+    own, cores = torch.get_num_threads(), os.cpu_count() or 1
+    assert worker_threads(None) == worker_threads("serial") == own
+    assert worker_threads("processes:2") == max(1, cores // 2)
+    assert worker_threads("dask") == 1 and worker_threads("dask:tcp://h:8786") == own

@@ -80,7 +80,7 @@ def test_unknown_notebook_and_profile():
 @pytest.mark.parametrize("values, message", [
     ({"sizes": [[1, 8]]}, r"'sizes': each size must be three positive integers.*\(1, 8\)"),
     ({"sizes": [[1, "8", 2]]}, r"'sizes': each size must be three positive integers"),
-    ({"sizes": [[1, 8, 3], [1, 16, 2]]}, r"'sizes': in size \(1, 8, 3\) the width 8 is not divisible"),
+    ({"sizes": [[1, 8, 3], [1, 16, 2]]}, r"'sizes': size \(1, 8, 3\): d_model \(8\) must be divisible"),
     ({"sizes": [[1, 8, 2], [1, 8, 2]]}, r"'sizes': lists a value twice"),
     ({"tokens": [4096, "8192"]}, r"'tokens': each value must be a positive integer"),
     ({"tokens": [4096]}, r"at least 2 sizes and 2 token counts"),
@@ -91,6 +91,14 @@ def test_unknown_notebook_and_profile():
 def test_list_parameters_and_grids_are_checked_in_the_first_cell(values, message):
     with pytest.raises(ParameterError, match=message):
         resolve_parameters("theorem2_bias_variance", {"profile": "smoke", **values})
+
+
+def test_whole_numbers_in_lists_are_accepted_as_ints():
+    import numpy as np
+    cfg = resolve_parameters("theorem2_bias_variance", {
+        "profile": "smoke", "tokens": [2048.0, np.int64(4096)], "sizes": [[1, 8.0, 2], [1, 16, 2]]})
+    assert cfg.tokens == (2048, 4096) and cfg.sizes == ((1, 8, 2), (1, 16, 2))
+    assert all(type(t) is int for t in cfg.tokens)
 
 
 def test_a_sweep_checks_list_shapes_before_running_anything(tmp_path):
