@@ -138,10 +138,12 @@ def _require(module: str, package: str, spec: str):
 
 
 def execute_notebook(source: str | os.PathLike, target: str | os.PathLike, parameters: dict,
-                     cwd: str | os.PathLike | None = None, timeout: int = 1800) -> dict:
+                     cwd: str | os.PathLike | None = None, timeout: int = 1800,
+                     progress: bool = False) -> dict:
     """Run the MyST notebook ``source`` with papermill into ``target`` (.ipynb) and report
     ``{"seconds", "error"}``; a notebook that raises is reported, not raised, so that a build or
-    a sweep goes on with the others.  A job for :func:`run_jobs` (picklable, module level)."""
+    a sweep goes on with the others.  ``progress`` shows papermill's bar of executed cells with
+    the elapsed time (on stderr).  A job for :func:`run_jobs` (picklable, module level)."""
     import time
     from pathlib import Path
 
@@ -160,7 +162,7 @@ def execute_notebook(source: str | os.PathLike, target: str | os.PathLike, param
     try:
         papermill.execute_notebook(staged, target, parameters=parameters,
                                    cwd=str(cwd or source.parent), kernel_name="python3",
-                                   execution_timeout=timeout, progress_bar=False)
+                                   execution_timeout=timeout, progress_bar=progress)
     except papermill.PapermillExecutionError as err:
         error = f"{err.ename}: {err.evalue}"
     except Exception as err:  # a cell timeout, a dead kernel: report it

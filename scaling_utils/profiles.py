@@ -386,6 +386,21 @@ def parameter_table(notebook: str) -> list[dict[str, Any]]:
     ]
 
 
+PARAMETERS_CELL_HEADER = ('# None means "take the value of the profile" (default cpu); '
+                          "`python -m scaling_utils params NOTEBOOK` lists every value.")
+
+
+def parameters_cell(notebook: str) -> str:
+    """The body of a notebook's parameters cell: every parameter as ``None`` with its type and a
+    one-line help comment (meaning, cpu value), which ``papermill --help-notebook`` shows.  A test
+    holds each notebook's cell to this text, so the cell and :data:`NOTEBOOKS` cannot drift."""
+    lines = [PARAMETERS_CELL_HEADER]
+    for p in _specs(notebook):
+        lines.append(f"{p.name}: {p.kind.__name__} = None  # {p.help} "
+                     f"({'optional; ' if p.optional else ''}cpu: {p.cpu!r})")
+    return "\n".join(lines)
+
+
 def _specs(notebook: str) -> tuple[Parameter, ...]:
     if notebook not in NOTEBOOKS:
         raise ParameterError(f"unknown notebook {notebook!r}; known: {sorted(NOTEBOOKS)}.")

@@ -41,8 +41,9 @@ def notebook_names() -> list[str]:
 
 
 def execute(path: Path, profile: str, executed: Path, log: Path, timeout: int,
-            executor: str | None = None) -> dict:
-    """Run one MyST notebook with papermill and report how it went."""
+            executor: str | None = None, progress: bool = False) -> dict:
+    """Run one MyST notebook with papermill and report how it went (``progress``: a bar of
+    executed cells with the elapsed time, on stderr)."""
     name = path.stem
     target = executed / f"{name}.ipynb"
     parameters = {"profile": profile}
@@ -50,7 +51,8 @@ def execute(path: Path, profile: str, executed: Path, log: Path, timeout: int,
         parameters["executor"] = executor
     if name == LAST:
         parameters["build_log"] = str(log)
-    run = execute_notebook(path, target, parameters, cwd=REPO / "notebooks", timeout=timeout)
+    run = execute_notebook(path, target, parameters, cwd=REPO / "notebooks", timeout=timeout,
+                           progress=progress)
     if target.exists():  # the page prints the profile itself; hide papermill's cell
         result = nbformat.read(target, 4)
         for cell in result.cells:
@@ -60,6 +62,15 @@ def execute(path: Path, profile: str, executed: Path, log: Path, timeout: int,
         nbformat.write(result, target)
     return {"notebook": name, "profile": profile, "seconds": run["seconds"],
             "status": "ok" if run["error"] is None else f"FAILED: {run['error']}"}
+
+
+def times_table(runs: list[dict]) -> str:
+    """The closing table: each notebook's status and run time, and the total."""
+    width = max(len(r["notebook"]) for r in runs)
+    lines = [f"\n{'notebook':<{width}}  {'seconds':>8}  status"]
+    lines += [f"{r['notebook']:<{width}}  {r['seconds']:>8.1f}  {r['status'][:60]}" for r in runs]
+    lines.append(f"{'total':<{width}}  {sum(r['seconds'] for r in runs):>8.1f}")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,13 +102,15 @@ def main(argv: list[str] | None = None) -> int:
     for i, name in enumerate(names):
         print(f"executing {name} (profile {args.profile}) ...", flush=True)
         runs.append(execute(REPO / "notebooks" / f"{name}.md", args.profile, executed, log,
-                            args.timeout, args.executor))
+                            args.timeout, args.executor, progress=True))
         print(f"  {runs[-1]['status']} in {runs[-1]['seconds']} s", flush=True)
         log.write_text(json.dumps(runs, indent=1))
         if runs[-1]["status"] != "ok":
+            print(times_table(runs), flush=True)
             print(f"notebook {name} failed; its traceback is in {executed / (name + '.ipynb')}. "
                   f"Stopped: {', '.join(names[i + 1:]) or 'nothing'} not run.", file=sys.stderr)
             return 1
+    print(times_table(runs), flush=True)
     if args.no_site:
         return 0
     build = subprocess.run([Path(sys.executable).parent / "jupyter-book", "build", str(root),

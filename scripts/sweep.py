@@ -15,29 +15,18 @@ read as YAML, like papermill's ``-y`` (see ``--help`` for list values).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import itertools
 import json
 import sys
 from functools import partial
 from pathlib import Path
 
-import yaml
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from scaling_utils.cache import atomic_write_bytes  # noqa: E402
+from scaling_utils.cli import parse_assignment, validate  # noqa: E402
 from scaling_utils.executor import execute_notebook, run_jobs  # noqa: E402
-from scaling_utils.profiles import NOTEBOOKS, resolve_parameters  # noqa: E402
-
-
-def parse_assignment(text: str, many: bool) -> tuple[str, list]:
-    """``NAME=V`` (or ``NAME=V1,V2`` / ``NAME=V1;V2`` when ``many``) with YAML values."""
-    name, sep, values = text.partition("=")
-    if not sep or not name:
-        raise SystemExit(f"expected NAME=VALUE, got {text!r}")
-    parts = (values.split(";") if ";" in values else values.split(",")) if many else [values]
-    return name, [yaml.safe_load(v) for v in parts]
+from scaling_utils.profiles import NOTEBOOKS  # noqa: E402
 
 
 def combinations(profile: str, fixed: list[str], grid: list[str]) -> list[dict]:
@@ -75,9 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     runs = combinations(args.profile, args.set, args.grid)
-    with contextlib.chdir(REPO / "notebooks"):  # where the notebooks run: relative paths agree
-        for parameters in runs:  # fail before anything runs
-            resolve_parameters(args.notebook, parameters)
+    for parameters in runs:  # fail before anything runs
+        validate(args.notebook, parameters)
     out = (args.out or REPO / "sweeps" / args.notebook).resolve()
     targets = [out / f"{args.notebook}-{i:03d}.ipynb" for i in range(len(runs))]
     job = partial(_run_one, str(REPO / "notebooks" / f"{args.notebook}.md"), args.timeout)

@@ -102,7 +102,7 @@ def test_pages_that_read_stored_results_run_after_the_chapters():
 def test_the_build_stops_at_the_first_failing_notebook(tmp_path, monkeypatch, capsys):
     ran = []
 
-    def fake_execute(path, profile, executed, log, timeout, executor=None):
+    def fake_execute(path, profile, executed, log, timeout, executor=None, progress=False):
         ran.append(path.stem)
         return {"notebook": path.stem, "profile": profile, "seconds": 0.0,
                 "status": "FAILED: boom" if path.stem == "theorem2_bias_variance" else "ok"}
@@ -111,4 +111,16 @@ def test_the_build_stops_at_the_first_failing_notebook(tmp_path, monkeypatch, ca
     code = build_book.main(["--profile", "smoke", "--root", str(tmp_path), "--no-site", "--only",
                             "theorem1_clt", "theorem2_bias_variance", "theorem3_snr"])
     assert code == 1 and ran == ["theorem1_clt", "theorem2_bias_variance"]
-    assert "Stopped: theorem3_snr not run" in capsys.readouterr().err
+    out = capsys.readouterr()
+    assert "Stopped: theorem3_snr not run" in out.err
+    assert "theorem2_bias_variance       0.0  FAILED: boom" in out.out  # the closing table
+
+
+def test_parameter_cells_carry_one_line_help_from_the_profiles():
+    import re
+    from scaling_utils.profiles import NOTEBOOKS, parameters_cell
+    for name in NOTEBOOKS:
+        text = (REPO / "notebooks" / f"{name}.md").read_text()
+        cell = re.search(r":tags: \[parameters, remove-cell\]\n\n(.*?)\n```", text, re.S).group(1)
+        assert cell == parameters_cell(name), f"{name}: regenerate with profiles.parameters_cell"
+    assert "sizes: tuple = None  # student sizes" in parameters_cell("theorem2_bias_variance")

@@ -1,0 +1,109 @@
+"""One-step commands for the book's notebooks (``python -m scaling_utils ...``).
+
+    python -m scaling_utils params NOTEBOOK
+    python -m scaling_utils run NOTEBOOK --profile smoke -p max_length=64 -p corpus=shakespeare
+    python -m scaling_utils build --profile cpu
+
+``params`` lists each parameter, its meaning and its value in every profile; ``run`` validates
+every value first (the notebook's own checks), then converts the MyST source and executes it
+with papermill in one step and prints where the executed notebook is; ``build`` executes every
+notebook and builds the site (``scripts/build_book.py``).  Values are YAML, as with papermill's
+``-y``: ``-p "sizes=[[1, 16, 2], [2, 64, 4]]"``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from .cache import CacheUnwritableError
+from .executor import execute_notebook
+from .profiles import NOTEBOOKS, PROFILE_NAMES, ParameterError, parameter_table, resolve_parameters
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIR = REPO / "notebooks"
+
+
+def parse_assignment(text: str, many: bool = False) -> tuple[str, list]:
+    """``NAME=V`` (or ``NAME=V1,V2`` / ``NAME=V1;V2`` when ``many``) with YAML values."""
+    name, sep, values = text.partition("=")
+    if not sep or not name:
+        raise SystemExit(f"expected NAME=VALUE, got {text!r}")
+    parts = (values.split(";") if ";" in values else values.split(",")) if many else [values]
+    return name.strip(), [yaml.safe_load(v) for v in parts]
+
+
+def validate(notebook: str, parameters: dict):
+    """The notebook's first-cell checks, run here from the folder the notebook runs in (so that
+    relative paths mean the same)."""
+    with contextlib.chdir(NOTEBOOK_DIR):
+        return resolve_parameters(notebook, parameters)
+
+
+def params_text(notebook: str) -> str:
+    """A plain-text table of a notebook's parameters."""
+    rows = parameter_table(notebook)
+    lines = [f"parameters of {notebook} (None = the profile's value; default profile cpu)", ""]
+    for row in rows:
+        lines.append(f"{row['name']}  ({row['type']})  {row['meaning']}")
+        lines.append("    " + "   ".join(f"{p}: {row[p]!r}" for p in PROFILE_NAMES))
+    return "\n".join(lines)
+
+
+def run(notebook: str, profile: str, assignments: list[str], out: Path | None,
+        timeout: int = 1800) -> int:
+    parameters = {"profile": profile}
+    for text in assignments:
+        name, (value,) = parse_assignment(text)
+        parameters[name] = value
+    validate(notebook, parameters)  # raises ParameterError before anything runs
+    target = (out or REPO / "runs" / f"{notebook}-{profile}.ipynb").resolve()
+    print(f"running {notebook} with {parameters} ...", flush=True)
+    report = execute_notebook(NOTEBOOK_DIR / f"{notebook}.md", target, parameters,
+                              cwd=NOTEBOOK_DIR, timeout=timeout, progress=True)
+    status = "ok" if report["error"] is None else f"FAILED: {report['error']}"
+    print(f"{status} in {report['seconds']} s; executed notebook: {target}")
+    return 0 if report["error"] is None else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m scaling_utils",
+                                     description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    p_params = commands.add_parser("params", help="each parameter, its meaning and profile values")
+    p_params.add_argument("notebook", choices=sorted(NOTEBOOKS))
+    p_run = commands.add_parser("run", help="validate, convert and execute one notebook")
+    p_run.add_argument("notebook", choices=sorted(NOTEBOOKS))
+    p_run.add_argument("--profile", default="cpu", choices=PROFILE_NAMES)
+    p_run.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
+                       help="a parameter value (YAML), e.g. -p max_length=64 "
+                            "-p 'sizes=[[1, 16, 2], [2, 64, 4]]'")
+    p_run.add_argument("-o", "--out", type=Path, default=None,
+                       help="executed notebook (default runs/NOTEBOOK-PROFILE.ipynb)")
+    p_run.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
+    p_build = commands.add_parser("build", help="execute every notebook and build the site")
+    p_build.add_argument("--profile", default="cpu", choices=PROFILE_NAMES)
+    p_build.add_argument("rest", nargs=argparse.REMAINDER,
+                         help="further options of scripts/build_book.py (--only, --no-site, ...)")
+    args = parser.parse_args(argv)
+
+    if args.command == "params":
+        print(params_text(args.notebook))
+        return 0
+    if args.command == "run":
+        try:
+            return run(args.notebook, args.profile, args.parameter, args.out, args.timeout)
+        except (ParameterError, CacheUnwritableError) as err:
+            print(f"not run: {err}", file=sys.stderr)
+            return 2
+    script = REPO / "scripts" / "build_book.py"
+    if not script.exists():
+        print(f"`build` needs the book's sources: run it from a checkout ({script} is missing).",
+              file=sys.stderr)
+        return 2
+    return subprocess.call([sys.executable, str(script), "--profile", args.profile, *args.rest])

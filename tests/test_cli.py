@@ -1,0 +1,36 @@
+"""`python -m scaling_utils`: parameters listed, values checked before anything runs, one notebook
+converted and executed in one step."""
+
+import subprocess
+import sys
+
+import nbformat
+
+from scaling_utils import cli
+
+
+def test_params_lists_every_parameter_with_its_profile_values(capsys):
+    assert cli.main(["params", "theorem2_bias_variance"]) == 0
+    out = capsys.readouterr().out
+    for name in ("sizes", "tokens", "seeds", "learning_rate"):
+        assert f"\n{name}  (" in out
+    assert "smoke: ((1, 8, 2), (1, 16, 2), (2, 32, 4))" in out
+
+
+def test_run_refuses_bad_values_before_running(tmp_path, capsys):
+    out = tmp_path / "t2.ipynb"
+    code = cli.main(["run", "theorem2_bias_variance", "--profile", "smoke", "-p", "sizes=[[1, 8]]",
+                     "-o", str(out)])
+    assert code == 2 and "'sizes': each size must be three" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_run_converts_and_executes_in_one_step(tmp_path, cache_folder):
+    out = tmp_path / "repro.ipynb"
+    run = subprocess.run([sys.executable, "-m", "scaling_utils", "run", "reproducibility",
+                          "--profile", "smoke", "-p", "seed=3", "-o", str(out)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"executed notebook: {out}" in run.stdout
+    injected = [c for c in nbformat.read(out, 4).cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert "seed = 3" in injected[0].source
