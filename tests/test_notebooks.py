@@ -124,3 +124,33 @@ def test_parameter_cells_carry_one_line_help_from_the_profiles():
         cell = re.search(r":tags: \[parameters, remove-cell\]\n\n(.*?)\n```", text, re.S).group(1)
         assert cell == parameters_cell(name), f"{name}: regenerate with profiles.parameters_cell"
     assert "sizes: tuple = None  # student sizes" in parameters_cell("theorem2_bias_variance")
+
+
+@pytest.mark.slow
+def test_every_launch_button_opens_a_tracked_notebook_with_its_install_cell(smoke_book):
+    import re
+    import subprocess
+    from urllib.parse import parse_qs, unquote, urlparse
+    root, run = smoke_book
+    assert run.returncode == 0, run.stderr[-2000:]
+    tracked = set(subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True,
+                                 check=True).stdout.split())
+    untracked_ok = set(subprocess.run(["git", "ls-files", "--others", "--exclude-standard"], cwd=REPO,
+                                      capture_output=True, text=True, check=True).stdout.split())
+    pages = sorted((root / "_build" / "html" / "book" / "executed").glob("*.html"))
+    targets = {}
+    for page in pages:
+        html = page.read_text()
+        colab = re.findall(r'href="(https://colab\.research\.google\.com/github/[^"]+)"', html)
+        binder = re.findall(r'href="(https://mybinder\.org/v2/gh/[^"]+)"', html)
+        assert len(colab) == 1 and len(binder) == 1, page.name
+        path = unquote(colab[0]).split("/blob/main/", 1)[1]
+        assert parse_qs(urlparse(unquote(binder[0].replace("&amp;", "&"))).query)["urlpath"] == [f"tree/{path}"]
+        targets[page.stem] = path
+    assert set(targets) == {p.stem for p in (REPO / "notebooks").glob("*.md")}
+    for name, path in targets.items():
+        assert path == f"launch/book/executed/{name}.ipynb"
+        assert path in tracked | untracked_ok, f"{path} is not in the repository"
+        first = nbformat.read(REPO / path, 4).cells[0]
+        assert "pip" in first.source and "scaling_utils" in first.source
+    assert (REPO / "binder" / "postBuild").exists() and (REPO / "binder" / "requirements.txt").exists()
