@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import NullFormatter
 import numpy as np
 import pandas as pd
 import seaborn as sns
 
 
 def variance_curves(curves: pd.DataFrame, ax: plt.Axes, x: str = "n", title: str = "",
-                    hue: str = "layer", claimed_slope: float = -1.0) -> plt.Axes:
+                    hue: str = "layer", claimed_slope: float = -1.0,
+                    legend: bool = True) -> plt.Axes:
     """Variance against context length on log-log axes, with the claimed slope drawn through the
-    geometric mean of the first points."""
+    geometric mean of the first points; the legend (``legend``) goes outside, on the right."""
     sns.lineplot(data=curves, x=x, y="variance", hue=hue, marker="o", ax=ax,
-                 palette="viridis", legend="brief")
+                 palette="viridis", legend="brief" if legend else False)
     x0 = curves[x].min()
     y0 = np.exp(np.log(curves.loc[curves[x] == x0, "variance"]).mean())
     xs = np.array([x0, curves[x].max()])
     ax.plot(xs, y0 * (xs / x0) ** claimed_slope, "k--", lw=1.5, label=f"slope {claimed_slope:g} (claim)")
     ax.set(xscale="log", yscale="log", xlabel="context length n" if x == "n" else "effective context n_eff",
            ylabel=r"$E\|r - \mu\|^2$", title=title)
-    ax.legend(fontsize=7, ncol=2)
+    ax.xaxis.set_minor_formatter(NullFormatter())  # short log ranges: no crowded labels
+    if legend:
+        ax.legend(title=hue, loc="upper left", bbox_to_anchor=(1.02, 1))
     return ax
 
 
@@ -34,19 +38,32 @@ def exponents_by_layer(fits: pd.DataFrame, ax: plt.Axes, title: str = "",
     ax.axhline(claimed, color="k", ls="--", lw=1.5, label=f"claim ({claimed:g})")
     ax.axhline(0, color="grey", lw=0.8)
     ax.set(xlabel="layer", ylabel="exponent b in variance ~ n^b", title=title)
-    ax.legend(fontsize=7)
+    ax.legend()
     return ax
 
 
-def ks_against_n(table: pd.DataFrame, ax: plt.Axes, title: str = "") -> plt.Axes:
-    """KS distance to the fitted normal, divided by the 95 % null quantile for the same sample
-    size (column ``ks_over_null``), per context length: above 1 is a rejection at 5 %."""
-    sns.lineplot(data=table, x="n", y="ks_over_null", hue="series" if "series" in table else "variant",
-                 marker="o", errorbar=("pi", 50), ax=ax)
-    ax.axhline(1.0, color="k", ls="--", lw=1.2, label="95 % null quantile")
-    ax.set(xscale="log", xlabel="context length n", ylabel="KS / null 95 % quantile", title=title)
-    ax.legend(fontsize=7)
-    return ax
+def ks_panels(table: pd.DataFrame, max_columns: int = 4) -> plt.Figure:
+    """Small multiples of the scaled KS distance (column ``ks_over_null``: the KS distance to
+    the fitted normal over the 95 % null quantile for the same sample size) against n: one panel
+    per variant, one line per site, median over directions with a band over the quartiles.
+    Above 1 is a rejection at 5 %."""
+    variants = list(dict.fromkeys(table.variant))
+    columns = min(max_columns, len(variants))
+    rows = -(-len(variants) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.4 * columns, 3.2 * rows), sharey=True,
+                             squeeze=False)
+    for ax, variant in zip(axes.flat, variants):
+        sns.lineplot(data=table[table.variant == variant], x="n", y="ks_over_null", hue="site",
+                     marker="o", errorbar=("pi", 50), ax=ax)
+        ax.axhline(1.0, color="k", ls="--", lw=1.2)
+        ax.set(xscale="log", xlabel="context length n", ylabel="KS / null 95 % quantile",
+               title=variant)
+        ax.xaxis.set_minor_formatter(NullFormatter())  # short log ranges: no crowded labels
+        ax.legend(title=None)
+    for ax in axes.flat[len(variants):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return fig
 
 
 def loss_against_position(curve: pd.DataFrame, ax: plt.Axes, title: str = "") -> plt.Axes:

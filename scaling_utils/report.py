@@ -42,6 +42,24 @@ def glue_text(show: bool = False, **texts: str) -> None:
         glue(key, Markdown(text), display=False)
 
 
+def significant(value, digits: int = 3) -> str:
+    """A number as a reader wants it in a table: ``digits`` significant figures, thousands
+    separated above 1,000, no trailing zeros; text stays as it is."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        return str(value)
+    if not np.isfinite(value):
+        return "–" if np.isnan(value) else str(value)
+    rounded = f"{value:.{digits}g}"
+    if isinstance(value, numbers.Integral) or abs(float(rounded)) >= 10 ** digits:
+        return f"{value:,.0f}"
+    return rounded
+
+
+def show_table(table, digits: int = 3):
+    """A table for the page: index hidden, every number with ``digits`` significant figures."""
+    return table.style.hide(axis="index").format(lambda v: significant(v, digits))
+
+
 class SummaryMissingError(FileNotFoundError):
     """A page that reads another notebook's results ran before that notebook."""
 

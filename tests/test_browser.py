@@ -1,6 +1,7 @@
 """Every page of the smoke-built book in a real browser (Debian's headless Chromium): math
-typeset, images load, internal links resolve, no tracebacks or unrendered glue; a screenshot of
-each page is kept in $BROWSER_ARTIFACTS (default: the test's scratch folder)."""
+typeset, images load, internal links resolve, no tracebacks or unrendered glue, every figure
+numbered with a caption and alt text; a screenshot of each page is kept in $BROWSER_ARTIFACTS
+(default: the test's scratch folder)."""
 
 import functools
 import http.server
@@ -76,6 +77,7 @@ def test_every_page_renders_in_a_browser(served, tmp_path):
             problems.append(f"{page}: {n_typeset} of {n_math} formulas typeset by MathJax")
         if "Traceback (most recent call last)" in dom or "{glue:" in dom:
             problems.append(f"{page}: a traceback or unrendered glue")
+        problems += [f"{page}: {p}" for p in _figure_problems(dom)]
         for attr, target in re.findall(r'\b(src|href)="([^"#]+)', static):
             if urllib.parse.urlparse(target).scheme or target.startswith("mailto:"):
                 continue  # external: never fetched (the tests run offline)
@@ -83,3 +85,22 @@ def test_every_page_renders_in_a_browser(served, tmp_path):
                 problems.append(f"{page}: broken {attr} {target}")
     assert not problems, "\n".join(problems[:40])
     assert len(list(shots.glob("*.png"))) == len(pages)
+
+
+def _figure_problems(html: str) -> list[str]:
+    """Plots (images the notebooks drew) outside a numbered, captioned figure, or without alt text."""
+    problems = []
+    for img in re.findall(r"<img\b[^>]*>", html):
+        src = re.search(r'src="([^"]*)"', img)
+        if not src or "_images/" not in src.group(1):  # logos, icons
+            continue
+        alt = re.search(r'alt="([^"]*)"', img)
+        if not alt or len(alt.group(1).strip()) < 10:
+            problems.append(f"image {src.group(1)} has no alt text")
+    figures = re.findall(r"<figure\b.*?</figure>", html, re.S)
+    plots = sum(1 for img in re.findall(r"<img\b[^>]*>", html) if "_images/" in img)
+    captioned = [f for f in figures if "<figcaption" in f and "_images/" in f]
+    if plots != len(captioned):
+        problems.append(f"{plots} plots but {len(captioned)} captioned figures")
+    problems += ["a figure without a number" for f in captioned if 'class="caption-number"' not in f]
+    return problems
