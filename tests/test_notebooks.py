@@ -154,3 +154,13 @@ def test_every_launch_button_opens_a_tracked_notebook_with_its_install_cell(smok
         first = nbformat.read(REPO / path, 4).cells[0]
         assert "pip" in first.source and "scaling_utils" in first.source
     assert (REPO / "binder" / "postBuild").exists() and (REPO / "binder" / "requirements.txt").exists()
+
+
+@pytest.mark.slow
+def test_the_reproducibility_page_credits_the_model_and_text(smoke_book):
+    root, _ = smoke_book
+    html = " ".join((root / "_build" / "html" / "book" / "executed" / "reproducibility.html")
+                    .read_text().split())
+    for credit in ("SmolLM2-135M-Instruct", "Apache License 2.0", "Wikipedia",
+                   "Creative Commons Attribution-ShareAlike 3.0", "public domain", "MIT licence"):
+        assert credit in html, credit
