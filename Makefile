@@ -18,6 +18,7 @@ test: $(STAMP) browser
 # package), otherwise those tests skip and say why.
 browser:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  command -v google-chrome >/dev/null 2>&1 || \
 	  (echo "Installing Chromium with apt-get for the browser tests of the rendered book (tests/test_browser.py) ..." && \
 	   (apt-get install -y -qq chromium >/dev/null 2>&1 || sudo -n apt-get install -y -qq chromium >/dev/null 2>&1)) || \
 	  echo "Chromium could not be installed: the browser tests will be skipped (see tests/test_browser.py)."

@@ -7,8 +7,9 @@
 ``params`` lists each parameter, its meaning and its value in every profile; ``run`` validates
 every value first (the notebook's own checks), then converts the MyST source and executes it
 with papermill in one step and prints where the executed notebook is; ``build`` executes every
-notebook and builds the site (``scripts/build_book.py``).  Values are YAML, as with papermill's
-``-y``: ``-p "sizes=[[1, 16, 2], [2, 64, 4]]"``.
+notebook and builds the site (``scripts/build_book.py``, whose other options it passes on).
+Values are YAML, as with papermill's ``-y``: ``-p "sizes=[[1, 16, 2], [2, 64, 4]]"``; a value
+that names an existing file or folder from the current folder is passed as an absolute path.
 """
 
 from __future__ import annotations
@@ -29,13 +30,28 @@ REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = REPO / "notebooks"
 
 
+class UsageError(ValueError):
+    """A command-line value that cannot be read."""
+
+
 def parse_assignment(text: str, many: bool = False) -> tuple[str, list]:
-    """``NAME=V`` (or ``NAME=V1,V2`` / ``NAME=V1;V2`` when ``many``) with YAML values."""
+    """``NAME=V`` (or ``NAME=V1,V2`` / ``NAME=V1;V2`` when ``many``) with YAML values; a path
+    that exists from the current folder is made absolute, since notebooks run in notebooks/."""
     name, sep, values = text.partition("=")
-    if not sep or not name:
-        raise SystemExit(f"expected NAME=VALUE, got {text!r}")
+    if not sep or not name.strip():
+        raise UsageError(f"expected NAME=VALUE, got {text!r}")
     parts = (values.split(";") if ";" in values else values.split(",")) if many else [values]
-    return name.strip(), [yaml.safe_load(v) for v in parts]
+    try:
+        return name.strip(), [_absolute(yaml.safe_load(v)) for v in parts]
+    except yaml.YAMLError as err:
+        raise UsageError(f"the value of {name.strip()!r} is not valid YAML ({err}); quote lists, "
+                         "e.g. -p 'sizes=[[1, 16, 2], [2, 64, 4]]' (write 1000000, not 1e6)") from err
+
+
+def _absolute(value):
+    if isinstance(value, str) and value and Path(value).expanduser().exists():
+        return str(Path(value).expanduser().resolve())
+    return value
 
 
 def validate(notebook: str, parameters: dict):
@@ -61,6 +77,9 @@ def run(notebook: str, profile: str, assignments: list[str], out: Path | None,
     for text in assignments:
         name, (value,) = parse_assignment(text)
         parameters[name] = value
+    if not NOTEBOOK_DIR.is_dir():
+        raise UsageError(f"`run` needs the book's sources: run it from a checkout ({NOTEBOOK_DIR} "
+                         "is missing).")
     validate(notebook, parameters)  # raises ParameterError before anything runs
     target = (out or REPO / "runs" / f"{notebook}-{profile}.ipynb").resolve()
     print(f"running {notebook} with {parameters} ...", flush=True)
@@ -86,11 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("-o", "--out", type=Path, default=None,
                        help="executed notebook (default runs/NOTEBOOK-PROFILE.ipynb)")
     p_run.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
-    p_build = commands.add_parser("build", help="execute every notebook and build the site")
+    p_build = commands.add_parser("build", help="execute every notebook and build the site; "
+                                  "other options go to scripts/build_book.py (--only, --no-site, ...)")
     p_build.add_argument("--profile", default="cpu", choices=PROFILE_NAMES)
-    p_build.add_argument("rest", nargs=argparse.REMAINDER,
-                         help="further options of scripts/build_book.py (--only, --no-site, ...)")
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command != "build":
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
 
     if args.command == "params":
         print(params_text(args.notebook))
@@ -98,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         try:
             return run(args.notebook, args.profile, args.parameter, args.out, args.timeout)
-        except (ParameterError, CacheUnwritableError) as err:
+        except (ParameterError, CacheUnwritableError, UsageError) as err:
             print(f"not run: {err}", file=sys.stderr)
             return 2
     script = REPO / "scripts" / "build_book.py"
@@ -106,4 +126,4 @@ def main(argv: list[str] | None = None) -> int:
         print(f"`build` needs the book's sources: run it from a checkout ({script} is missing).",
               file=sys.stderr)
         return 2
-    return subprocess.call([sys.executable, str(script), "--profile", args.profile, *args.rest])
+    return subprocess.call([sys.executable, str(script), "--profile", args.profile, *rest])

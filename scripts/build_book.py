@@ -24,7 +24,7 @@ import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from scaling_utils.executor import execute_notebook  # noqa: E402
-from scaling_utils.profiles import NOTEBOOKS  # noqa: E402
+from scaling_utils.profiles import NOTEBOOKS, PROFILE_NAMES  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 BOOK_SOURCES = ("_config.yml", "_toc.yml", "book")
@@ -75,7 +75,7 @@ def times_table(runs: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "gpu"])
+    parser.add_argument("--profile", default="cpu", choices=PROFILE_NAMES)
     parser.add_argument("--root", type=Path, default=REPO, help="folder to build the book in")
     parser.add_argument("--only", nargs="*", help="execute only these notebooks")
     parser.add_argument("--no-site", action="store_true", help="execute notebooks only")

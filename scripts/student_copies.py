@@ -35,11 +35,16 @@ DIRECTIVE = re.compile(r"^(?P<fence>`{3,}|:{3,})\{(?P<name>[\w:-]+)\}[ \t]*(?P<t
 ROLE = re.compile(r"\{(?P<name>[\w:-]+)\}`(?P<text>[^`]*)`")
 HEADINGS = {"prf:theorem": "Theorem", "prf:definition": "Definition", "prf:remark": "Remark",
             "prf:assumption": "Assumption", "prf:lemma": "Lemma", "prf:proof": "Proof",
-            "exercise": "Exercise", "solution": "Solution"}
+            "exercise": "Exercise", "solution": "Solution", "admonition": None}
+UNTITLED = ("solution",)  # their argument is the label of what they answer, not a title
 GLUE_CALL = re.compile(r"\b(glue_numbers|glue_text)\(")
 PLAIN_NOTE = ("*This is a plain copy of a chapter of the executable companion. Numbers that the "
               "book prints in its text appear here as `names` in code font: each is printed by "
               "the code cell that computes it.*")
+READER_NOTE = ("*This page computes nothing itself: it reads the results that the chapter "
+               "notebooks stored with the same profile. Run the four chapters first, in this "
+               "same environment (their launch copies, or `python -m scaling_utils run NOTEBOOK` "
+               "in a checkout).*")
 
 
 def strip_solutions(text: str) -> str:
@@ -53,34 +58,48 @@ def read_citations(path: Path = REPO / "book" / "references.bib") -> dict[str, t
     for key, body in re.findall(r"@\w+\{([^,]+),(.*?)\n\}", path.read_text(), re.S):
         author = re.search(r"author\s*=\s*\{(.*?)\},?\s*\n", body, re.S)
         year = re.search(r"year\s*=\s*\{?(\d{4})", body)
-        names = [a.split(",")[0].strip() for a in author.group(1).split(" and ")] if author else ["?"]
-        names = [n for n in names if n != "others"] + (["others"] if "others" in author.group(1) else [])
-        label = (names[0] if len(names) == 1 else f"{names[0]} and {names[1]}" if len(names) == 2
-                 else f"{names[0]} et al.")
-        entries[key.strip()] = (label.replace("{", "").replace("}", ""), year.group(1) if year else "n.d.")
+        names = [a.split(",")[0].strip().strip("{}") for a in author.group(1).split(" and ")] \
+            if author else [key.strip()]
+        if len(names) > 2 or "others" in names:
+            label = f"{names[0]} et al."
+        else:
+            label = " and ".join(names)
+        entries[key.strip()] = (label, year.group(1) if year else "n.d.")
     return entries
 
 
-def plain_markdown(text: str, citations: dict[str, tuple[str, str]]) -> str:
-    """``text`` with every MyST directive and role rewritten as plain Markdown."""
+def plain_markdown(text: str, citations: dict[str, tuple[str, str]],
+                   figures: dict[str, int] | None = None) -> str:
+    """``text`` with every MyST directive and role rewritten as plain Markdown (``figures``:
+    figure label -> number, for ``{numref}``)."""
     text = re.sub(r"^\([\w-]+\)=[ \t]*\n", "", text, flags=re.MULTILINE)  # targets of {ref}
-    text = DIRECTIVE.sub(lambda m: _directive(m, citations), text)
-    return ROLE.sub(lambda m: _role(m, citations), text)
+    text = DIRECTIVE.sub(lambda m: _directive(m, citations, figures or {}), text)
+    return ROLE.sub(lambda m: _role(m, citations, figures or {}), text)
 
 
-def _directive(match: re.Match, citations) -> str:
+def _directive(match: re.Match, citations, figures) -> str:
     name, title = match["name"], match["title"].strip()
+    if name not in HEADINGS:
+        raise ValueError(f"no plain-Markdown form for the directive {{{name}}}: add one to "
+                         "scripts/student_copies.py")
     body = "\n".join(line for line in match["body"].splitlines() if not re.match(r"^:[\w-]+:", line))
-    body = plain_markdown(body.strip("\n"), citations)
-    heading = HEADINGS.get(name, name.split(":")[-1].capitalize())
+    body = plain_markdown(body.strip("\n"), citations, figures)
+    heading = HEADINGS[name]
     if name == "admonition":
         heading, title = title or "Note", ""
+    if name in UNTITLED:
+        title = ""
     head = f"**{heading}{f' ({title})' if title else ''}.**"
     return f"{head}\n\n{body}\n"
 
 
-def _role(match: re.Match, citations) -> str:
+def _role(match: re.Match, citations, figures) -> str:
     name, text = match["name"], match["text"]
+    if name == "numref":
+        label = re.sub(r".*<(.*)>$", r"\1", text)
+        if label not in figures:
+            raise ValueError(f"{{numref}} to {label!r}, which is no figure of this notebook")
+        return f"Figure {figures[label]}"
     if name.startswith("glue"):
         return f"`{text.split(':')[0]}`"
     if name in ("cite", "cite:p", "cite:t"):
@@ -88,7 +107,7 @@ def _role(match: re.Match, citations) -> str:
         if name == "cite:t":
             return "; ".join(f"{a} ({y})" for a, y in refs)
         return "(" + "; ".join(f"{a} {y}" for a, y in refs) + ")"
-    if name in ("ref", "doc", "prf:ref", "numref", "eq"):
+    if name in ("ref", "doc", "prf:ref", "eq"):
         shown = re.match(r"(.*?)\s*<(.*)>$", text)
         return shown.group(1) if shown else f"*{text.split('/')[-1]}*"
     return text
@@ -114,14 +133,25 @@ def plain_notebook(source: Path, keep_solutions: bool, install: str | None = Non
     nb = jupytext.read(source)
     nb.metadata.pop("jupytext", None)
     citations = read_citations()
+    figures = {}  # label -> number, in the order the figures appear
+    cells = []
     for cell in nb.cells:
+        cells.append(cell)
+        figure = cell.metadata.get("mystnb", {}).get("figure")
+        if cell.cell_type == "code" and figure:
+            figures[figure["name"]] = len(figures) + 1
+            cells.append(nbformat.v4.new_markdown_cell(
+                f"**Figure {len(figures)}.** {figure['caption']}"))
+    for cell in cells:
         if cell.cell_type == "markdown":
             text = cell.source if keep_solutions else strip_solutions(cell.source)
-            cell.source = plain_markdown(text, citations)
+            cell.source = plain_markdown(text, citations, figures)
         elif cell.cell_type == "code":
             cell.source = GLUE_CALL.sub(lambda m: f"{m[1]}(show=True, ", cell.source)
+    nb.cells = cells
     first_markdown = next(i for i, c in enumerate(nb.cells) if c.cell_type == "markdown")
-    nb.cells.insert(first_markdown + 1, nbformat.v4.new_markdown_cell(PLAIN_NOTE))
+    notes = [PLAIN_NOTE] + ([READER_NOTE] if "load_summary(" in source.read_text() else [])
+    nb.cells.insert(first_markdown + 1, nbformat.v4.new_markdown_cell("\n\n".join(notes)))
     if install:
         nb.cells.insert(0, nbformat.v4.new_code_cell(install))
     for i, cell in enumerate(nb.cells):  # stable ids: the tracked launch notebooks do not churn

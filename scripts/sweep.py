@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from scaling_utils.cache import atomic_write_bytes  # noqa: E402
-from scaling_utils.cli import parse_assignment, validate  # noqa: E402
+from scaling_utils.cli import UsageError, parse_assignment, validate  # noqa: E402
 from scaling_utils.executor import execute_notebook, run_jobs  # noqa: E402
 from scaling_utils.profiles import NOTEBOOKS  # noqa: E402
 
@@ -63,7 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per notebook cell")
     args = parser.parse_args(argv)
 
-    runs = combinations(args.profile, args.set, args.grid)
+    try:
+        runs = combinations(args.profile, args.set, args.grid)
+    except UsageError as err:
+        parser.error(str(err))
     for parameters in runs:  # fail before anything runs
         validate(args.notebook, parameters)
     out = (args.out or REPO / "sweeps" / args.notebook).resolve()

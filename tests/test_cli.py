@@ -34,3 +34,21 @@ def test_run_converts_and_executes_in_one_step(tmp_path, cache_folder):
     assert f"executed notebook: {out}" in run.stdout
     injected = [c for c in nbformat.read(out, 4).cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert "seed = 3" in injected[0].source
+
+
+def test_build_passes_its_other_options_to_the_build_script(monkeypatch):
+    calls = []
+    monkeypatch.setattr(cli.subprocess, "call", lambda cmd: calls.append(cmd) or 0)
+    assert cli.main(["build", "--profile", "smoke", "--only", "theorem1_clt", "--no-site"]) == 0
+    assert calls[0][-5:] == ["--profile", "smoke", "--only", "theorem1_clt", "--no-site"]
+
+
+def test_values_are_read_as_yaml_and_existing_paths_made_absolute(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.txt").write_text("text")
+    assert cli.parse_assignment("corpus=mine.txt") == ("corpus", [str(tmp_path / "mine.txt")])
+    assert cli.parse_assignment("corpus=shakespeare") == ("corpus", ["shakespeare"])
+    assert cli.parse_assignment("sizes=[[1, 8, 2]]") == ("sizes", [[[1, 8, 2]]])
+    for bad in ("seed", "seed=[1,"):
+        assert cli.main(["run", "theorem2_bias_variance", "--profile", "smoke", "-p", bad]) == 2
+    assert "not valid YAML" in capsys.readouterr().err

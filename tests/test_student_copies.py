@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 import student_copies  # noqa: E402
 
-MYST_ONLY = re.compile(r"\{(glue|prf:|cite|exercise|solution|ref|doc|admonition)[\w:-]*\}")
+MYST_ONLY = re.compile(r"\{(glue|prf:|cite|exercise|solution|ref|numref|eq|doc|admonition|math)[\w:-]*\}")
 
 
 def _markdown(path: Path) -> str:
@@ -32,6 +32,7 @@ def test_student_copies_have_exercises_but_no_solutions(tmp_path):
     assert "**Theorem (Bias–variance decomposition (Luo 2024, Theorem 2)).**" in t2
     assert "(Luo 2024)" in t2 and "Hoffmann et al. (2022)" in t2  # citations as author-year text
     assert "`t2_eps` nats" in t2  # a glued number: its name, printed by the cell that computes it
+    assert "Figure 1 shows the grid" in t2 and "**Figure 1.** Left: held-out loss" in t2
     code = "\n".join(c.source for c in nbformat.read(tmp_path / "theorem2_bias_variance.ipynb", 4).cells
                      if c.cell_type == "code")
     assert "glue_numbers(show=True, " in code and "glue_numbers(t2" not in code
@@ -40,6 +41,16 @@ def test_student_copies_have_exercises_but_no_solutions(tmp_path):
 def test_strip_solutions_keeps_what_follows():
     text = "before\n````{solution} ex\n:class: dropdown\n\nanswer\n````\nafter\n"
     assert student_copies.strip_solutions(text) == "before\nafter\n"
+
+
+def test_unknown_syntax_is_refused_rather_than_mangled():
+    import pytest
+    with pytest.raises(ValueError, match="directive \\{math\\}"):
+        student_copies.plain_markdown("```{math}\nx^2\n```\n", {})
+    with pytest.raises(ValueError, match="no figure"):
+        student_copies.plain_markdown("{numref}`fig-none`", {}, {})
+    labels = student_copies.read_citations()
+    assert labels["allal2024smollm2"][0].endswith("et al.")  # "and others" in the entry
 
 
 def test_directives_and_roles_become_plain_markdown():

@@ -30,6 +30,7 @@ def test_the_workflow_runs_the_readme_commands_and_deploys_the_site():
     assert runs["build"] == [build] and "!= 'pull_request'" in jobs["build"]["if"]
     uses = {s.get("uses", "").split("@")[0]: s for s in jobs["build"]["steps"]}
     assert uses["actions/upload-pages-artifact"]["with"]["path"] == "_build/html"
-    assert uses["actions/cache"]["with"]["path"] == "~/.cache/scaling_utils"
+    assert uses["actions/cache/restore"]["with"]["path"] == "~/.cache/scaling_utils"
+    assert uses["actions/cache/save"]["if"] == "always()"  # a failed build still keeps its cache
     assert jobs["deploy"]["needs"] == "build"
     assert jobs["deploy"]["steps"][0]["uses"].startswith("actions/deploy-pages")
