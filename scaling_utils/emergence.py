@@ -171,17 +171,20 @@ def _capability_rows(results, suite, n_examples, seed, n_boot, device) -> pd.Dat
 
 
 def threshold_table(table: pd.DataFrame, variable: str = "snr", metric: str = "exact",
-                    n_boot: int = 200, seed: int = 0) -> pd.DataFrame:
+                    n_boot: int = 200, seed: int = 0, groups: Sequence[str] | None = None) -> pd.DataFrame:
     """One logistic threshold fit of ``metric`` against ``variable`` per task, pooling sizes
     (theta with CI, width in ln units, whether theta lies inside the data).  Token-level
-    metrics count answer tokens as trials; points with a non-positive variable are dropped."""
+    metrics count answer tokens as trials; points with a non-positive variable are dropped.
+    ``groups``: columns naming a training run (e.g. ``["size", "seed"]``), resampled whole by
+    the bootstrap so that the CI contains the spread between runs."""
     rows = []
     for task, part in table.groupby("task", sort=False):
         chance = float(part.chance.iloc[0]) if metric == "exact" else 0.0
         part = part[np.isfinite(part[variable]) & (part[variable] > 0)]
         trials = part.n * (part.answer_tokens if metric != "exact" else 1)
         try:
-            fit = fit_threshold(part[variable], part[metric], trials, chance=chance,
+            runs = None if groups is None else part[list(groups)].astype(str).agg("/".join, axis=1)
+            fit = fit_threshold(part[variable], part[metric], trials, groups=runs, chance=chance,
                                 n_boot=n_boot, seed=seed)
         except ValueError:
             continue

@@ -505,20 +505,27 @@ def _threshold_mle(log_x: np.ndarray, hits: np.ndarray, trials: np.ndarray, chan
     return best.x, 2 * (best.fun + saturated.sum())
 
 
-def fit_threshold(x, success, trials=1, chance: float = 0.0, n_boot: int = 200, seed: int = 0,
-                  ci: float = 0.95) -> ThresholdFit:
+def fit_threshold(x, success, trials=1, groups=None, chance: float = 0.0, n_boot: int = 200,
+                  seed: int = 0, ci: float = 0.95) -> ThresholdFit:
     """Fit the logistic threshold curve to success fractions ``success`` observed at ``x`` out
     of ``trials`` attempts each (a 0/1 outcome per row when ``trials`` is 1).
 
-    Maximum likelihood under a binomial model; the bootstrap redraws every point's successes
-    from Binomial(trials, observed fraction) and refits, so theta's CI reflects the finite
-    number of attempts.  ``k`` may be negative (success falling with x, e.g. against loss).
+    Maximum likelihood under a binomial model; ``k`` may be negative (success falling with x,
+    e.g. against loss).  The CI of theta comes from a bootstrap that can vary on any data:
+    without ``groups`` it redraws every row's successes from Binomial(trials, fitted p(x)) (the
+    fitted curve is never exactly 0 or 1, so all-or-nothing rows vary too); with ``groups``
+    (e.g. the training run of each row) it resamples whole groups, then each chosen row's
+    attempts, so that the spread between runs enters the interval.
     """
     x = np.asarray(x, float).ravel()
     frac = np.asarray(success, float).ravel()
     trials = np.broadcast_to(np.asarray(trials, float), x.shape).astype(float)
+    groups = None if groups is None else np.asarray(groups).ravel()
+    if groups is not None and len(groups) != len(x):
+        raise ValueError(f"groups has {len(groups)} entries for {len(x)} rows.")
     ok = np.isfinite(x) & np.isfinite(frac) & (x > 0) & (trials > 0)
     x, frac, trials = x[ok], np.clip(frac[ok], 0, 1), trials[ok]
+    groups = None if groups is None else groups[ok]
     if len(np.unique(x)) < 3:
         raise ValueError(f"need success at three or more distinct positive x values, got "
                          f"{len(np.unique(x))}.")
@@ -526,9 +533,21 @@ def fit_threshold(x, success, trials=1, chance: float = 0.0, n_boot: int = 200, 
         raise ValueError(f"chance must lie in [0, 1), got {chance}.")
     log_x, hits = np.log(x), frac * trials
     (log_theta, k), deviance = _threshold_mle(log_x, hits, trials, chance)
+    fitted = chance + (1 - chance) * special.expit(k * (log_x - log_theta))
     rng = np.random.default_rng(seed)
-    reps = [_threshold_mle(log_x, rng.binomial(trials.astype(int), frac).astype(float), trials,
-                           chance, starts=[(log_theta, k)])[0][0] for _ in range(n_boot)]
+    members = None if groups is None else [np.flatnonzero(groups == g) for g in np.unique(groups)]
+    reps = []
+    for _ in range(n_boot):
+        if members is None:
+            rows, p_draw = np.arange(len(x)), fitted
+        else:
+            rows = np.concatenate([members[i] for i in rng.integers(0, len(members), len(members))])
+            p_draw = frac[rows]
+        if len(np.unique(log_x[rows])) < 3:
+            continue
+        redrawn = rng.binomial(trials[rows].astype(int), p_draw).astype(float)
+        reps.append(_threshold_mle(log_x[rows], redrawn, trials[rows], chance,
+                                   starts=[(log_theta, k)])[0][0])
     reps = np.asarray(reps)
     reps = reps[np.isfinite(reps)]
     lo, hi = np.quantile(reps, [(1 - ci) / 2, (1 + ci) / 2]) if len(reps) else (np.nan, np.nan)
@@ -562,9 +581,9 @@ def collapse_test(variables: Mapping[str, np.ndarray], success, trials, by,
     rows = []
     for name, x in variables.items():
         x = np.asarray(x, float).ravel()
-        shared = fit_threshold(x, success, trials, chance, n_boot=0).deviance
-        separate = sum(fit_threshold(x[by == b], success[by == b], trials[by == b], chance,
-                                     n_boot=0).deviance for b in np.unique(by))
+        shared = fit_threshold(x, success, trials, chance=chance, n_boot=0).deviance
+        separate = sum(fit_threshold(x[by == b], success[by == b], trials[by == b],
+                                     chance=chance, n_boot=0).deviance for b in np.unique(by))
         rows.append(dict(variable=name, shared_deviance=shared, separate_deviance=separate,
                          excess=(shared - separate) / len(x)))
     scores = pd.DataFrame(rows)
