@@ -122,11 +122,13 @@ class LawComparison:
 
 def compare_laws(N, D, L, E: float | None = None, folds: int = 5, seed: int = 0) -> LawComparison:
     """Fit both laws and compare them by AIC and by K-fold held-out error on log L (NaN when a
-    fold would leave fewer than 6 points to fit)."""
+    fold would leave fewer than 6 points to fit).  Folds hold whole (N, D) cells, so that runs
+    of one cell that differ only in their seed are never split between fitting and testing (the
+    held-out error would be optimistic)."""
     N, D, L = _check(N, D, L)
     additive = fit_chinchilla(N, D, L, E=E)
     coupled = fit_chinchilla(N, D, L, E=E, coupled=True)
-    fold_of = np.random.default_rng(seed).permutation(len(L)) % folds
+    fold_of = cell_folds(N, D, folds, seed)
     if min((fold_of != k).sum() for k in range(folds)) < 6:  # too few points to refit
         return LawComparison(additive, coupled, coupled.aic - additive.aic, np.nan, np.nan)
     errors = {False: [], True: []}
@@ -137,6 +139,13 @@ def compare_laws(N, D, L, E: float | None = None, folds: int = 5, seed: int = 0)
             errors[is_coupled].append(np.log(fit.predict(N[test], D[test])) - np.log(L[test]))
     rmse = {c: float(np.sqrt(np.mean(np.concatenate(e) ** 2))) for c, e in errors.items()}
     return LawComparison(additive, coupled, coupled.aic - additive.aic, rmse[False], rmse[True])
+
+
+def cell_folds(N, D, folds: int, seed: int = 0) -> np.ndarray:
+    """A fold index per point, assigned to whole (N, D) cells at random."""
+    _, cell = np.unique(np.c_[np.asarray(N, float), np.asarray(D, float)], axis=0,
+                        return_inverse=True)
+    return (np.random.default_rng(seed).permutation(cell.max() + 1) % folds)[cell.ravel()]
 
 
 # Besiroglu et al. (2024) fit 240 of the 245 digitised points: the five with the highest loss

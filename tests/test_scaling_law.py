@@ -67,3 +67,14 @@ def test_epoch_loader(tmp_path):
         load_epoch_chinchilla(tmp_path / "cols.csv")
     with pytest.raises(ScalingDataError, match="does not exist"):
         load_epoch_chinchilla(tmp_path / "missing.csv")
+
+
+def test_cross_validation_keeps_the_seeds_of_a_cell_together():
+    from scaling_utils.scaling_law import cell_folds
+    N = np.repeat([1e3, 1e4, 1e5, 1e6], 3 * 3)
+    D = np.tile(np.repeat([1e5, 1e6, 1e7], 3), 4)  # 12 cells, 3 seeds each
+    fold_of = cell_folds(N, D, folds=5, seed=0)
+    for cell in set(zip(N, D)):
+        rows = (N == cell[0]) & (D == cell[1])
+        assert len(set(fold_of[rows])) == 1  # never split between fitting and testing
+    assert set(fold_of) == set(range(5))
