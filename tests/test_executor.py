@@ -77,19 +77,24 @@ def test_executor_parameter_is_checked_before_anything_runs():
     assert cfg.executor == "dask:tcp://h:8786"
 
 
-def test_sweep_validates_every_run_first_then_runs_each(tmp_path):
+def _sweep(*args: str):
+    """scripts/sweep.py run as a user would, output captured."""
     import subprocess
     import sys
     from pathlib import Path
     sweep = Path(__file__).resolve().parent.parent / "scripts" / "sweep.py"
-    bad = subprocess.run([sys.executable, str(sweep), "reproducibility", "--profile", "smoke",
-                          "--grid", "seeds=0,1", "--out", str(tmp_path / "bad")],
-                         capture_output=True, text=True)
+    return subprocess.run([sys.executable, str(sweep), *args], capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_sweep_validates_every_run_first_then_runs_each(tmp_path):
+    from pathlib import Path
+    bad = _sweep("reproducibility", "--profile", "smoke", "--grid", "seeds=0,1",
+                 "--out", str(tmp_path / "bad"))
     assert bad.returncode != 0 and "did you mean 'seed'" in bad.stderr
     assert not (tmp_path / "bad").exists()  # nothing ran
-    good = subprocess.run([sys.executable, str(sweep), "reproducibility", "--profile", "smoke",
-                           "--grid", "seed=0,1", "--out", str(tmp_path / "ok")],
-                          capture_output=True, text=True, timeout=600)
+    good = _sweep("reproducibility", "--profile", "smoke", "--grid", "seed=0,1",
+                  "--out", str(tmp_path / "ok"))
     assert good.returncode == 0, good.stdout + good.stderr
     index = json.loads((tmp_path / "ok" / "index.json").read_text())
     assert [run["parameters"]["seed"] for run in index] == [0, 1]
@@ -104,3 +109,10 @@ def test_each_executor_names_the_thread_count_its_jobs_train_with():
     assert worker_threads(None) == worker_threads("serial") == own
     assert worker_threads("processes:2") == max(1, cores // 2)
     assert worker_threads("dask") == 1 and worker_threads("dask:tcp://h:8786") == own
+
+
+def test_a_sweep_checks_list_shapes_before_running_anything(tmp_path):
+    run = _sweep("theorem2_bias_variance", "--profile", "smoke",
+                 "--grid", "sizes=[[1,8,2],[1,16,2]];[[1,8]]", "--out", str(tmp_path / "out"))
+    assert run.returncode != 0 and "'sizes': each size must be three" in run.stderr
+    assert not (tmp_path / "out").exists()

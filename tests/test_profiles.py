@@ -100,14 +100,3 @@ def test_whole_numbers_in_lists_are_accepted_as_ints():
     assert cfg.tokens == (2048, 4096) and cfg.sizes == ((1, 8, 2), (1, 16, 2))
     assert all(type(t) is int for t in cfg.tokens)
 
-
-def test_a_sweep_checks_list_shapes_before_running_anything(tmp_path):
-    import subprocess
-    import sys
-    from pathlib import Path
-    sweep = Path(__file__).resolve().parent.parent / "scripts" / "sweep.py"
-    run = subprocess.run([sys.executable, str(sweep), "theorem2_bias_variance", "--profile", "smoke",
-                          "--grid", "sizes=[[1,8,2],[1,16,2]];[[1,8]]", "--out", str(tmp_path / "out")],
-                         capture_output=True, text=True)
-    assert run.returncode != 0 and "'sizes': each size must be three" in run.stderr
-    assert not (tmp_path / "out").exists()
