@@ -93,18 +93,24 @@ def _digest(notebook: str, profile: str, values: dict) -> str:
     return hashlib.sha256(json.dumps(record, sort_keys=True, allow_nan=False).encode()).hexdigest()
 
 
-def save_summary(cfg, folder=None, reasons=None, **values) -> None:
+def save_summary(cfg, folder=None, reasons=None, result=None, **values) -> None:
     """Store a notebook's headline numbers (plain floats, or strings) for the pages that relate
     the theorems, atomically, under ``<cache>/summaries/<notebook>-<profile>.json``.  ``cfg`` is
     the notebook's validated configuration; a run with other values than its profile's is
     stored beside it under its variant (``-<hash>``), so it never replaces the profile's.
+    ``result``, a chapter's typed result, is stored beside it (``.result.npz``, read back by
+    :func:`load_result`) and its verdicts go into the summary as ``verdicts: {claim: word}``.
     The file is strict JSON: a value that is not finite is stored as ``null`` with its reason
-    (``reasons[key]``, else :data:`NOT_A_NUMBER`), and a SHA-256 of the values is checked on
-    read, so an edited or truncated file is refused rather than read as a result."""
+    (``reasons[key]``, else :data:`NOT_A_NUMBER`), and a SHA-256 of the values (and of the
+    result's bytes) is checked on read, so an edited or truncated file is refused rather than
+    read as a result."""
+    import hashlib
     import json
     import math
 
     from .cache import atomic_write_bytes
+    from .codec import dumps
+    from .verdicts import words
 
     plain, missing = {}, {}
     for key, value in values.items():
@@ -113,15 +119,21 @@ def save_summary(cfg, folder=None, reasons=None, **values) -> None:
             value, missing[key] = None, (reasons or {}).get(key, NOT_A_NUMBER)
         plain[key] = value
     name = cfg.profile + (f"-{cfg.variant}" if cfg.variant else "")
+    path = _summary_path(cfg.notebook, name, folder)
+    if result is not None:
+        plain["verdicts"] = words(result.verdicts)
+        payload = dumps(result)
+        atomic_write_bytes(path.with_suffix(".result.npz"), payload)
+        plain["result_sha256"] = hashlib.sha256(payload).hexdigest()
     record = {"notebook": cfg.notebook, "profile": name, "values": plain, "missing": missing,
               "sha256": _digest(cfg.notebook, name, plain)}
-    atomic_write_bytes(_summary_path(cfg.notebook, name, folder),
-                       json.dumps(record, indent=1, allow_nan=False).encode())
+    atomic_write_bytes(path, json.dumps(record, indent=1, allow_nan=False).encode())
 
 
 def load_summary(notebook: str, profile: str, folder=None) -> dict:
     """The headline numbers a notebook stored when it last ran with ``profile`` (``null`` values
-    come back as NaN), after checking the file against its digest."""
+    come back as NaN; ``verdicts`` as ``{claim: word}``), after checking the file against its
+    digest."""
     import json
 
     path = _summary_path(notebook, profile, folder)
@@ -142,6 +154,30 @@ def load_summary(notebook: str, profile: str, folder=None) -> dict:
         raise SummaryCorruptError(f"the stored summary {path} does not match its digest (edited "
                                   f"by hand or damaged). Rebuild it: `{rebuild}`.")
     return {k: float("nan") if v is None else v for k, v in values.items()}
+
+
+def load_result(notebook: str, profile: str, folder=None):
+    """The typed result (e.g. ``Theorem4Result``) a chapter stored with its summary, checked
+    against the digest the summary holds."""
+    import hashlib
+
+    from .codec import CodecError, loads
+
+    values = load_summary(notebook, profile, folder)
+    path = _summary_path(notebook, profile, folder).with_suffix(".result.npz")
+    rebuild = rebuild_command(notebook, profile)
+    if "result_sha256" not in values or not path.exists():
+        raise SummaryMissingError(f"notebook {notebook!r} stored no typed result with profile "
+                                  f"{profile!r} (looked for {path}). Run it again: `{rebuild}`.")
+    payload = path.read_bytes()
+    if hashlib.sha256(payload).hexdigest() != values["result_sha256"]:
+        raise SummaryCorruptError(f"the stored result {path} does not match its summary's digest "
+                                  f"(edited, damaged or from another run). Rebuild it: `{rebuild}`.")
+    try:
+        return loads(payload)
+    except CodecError as err:
+        raise SummaryCorruptError(f"the stored result {path} cannot be read ({err}). "
+                                  f"Rebuild it: `{rebuild}`.") from err
 
 
 def _refuse_constant(name: str):

@@ -56,3 +56,32 @@ def test_an_edited_or_truncated_summary_is_refused_naming_the_rebuild(tmp_path):
     path.write_text(text[: len(text) // 2])
     with pytest.raises(SummaryCorruptError, match=r"summaries/theorem2_bias_variance-smoke.json cannot be read"):
         load_summary("theorem2_bias_variance", "smoke", folder=tmp_path)
+
+
+
+def test_a_typed_result_is_stored_with_its_verdicts_and_checked_on_read(tmp_path, monkeypatch):
+    from dataclasses import dataclass
+
+    from scaling_utils import verdicts
+    from scaling_utils.report import load_result
+
+    @dataclass(frozen=True)
+    class ChapterResult:  # stands for a chapter's result type, which lives in the package
+        verdicts: tuple
+        exponent: float
+
+    ChapterResult.__module__, ChapterResult.__qualname__ = "scaling_utils.verdicts", "ChapterResult"
+    monkeypatch.setattr(verdicts, "ChapterResult", ChapterResult, raising=False)
+    verdict = verdicts.above("data", "SNR grows with D", 0.9, 0.7, 1.1, 0.0, "more seeds")
+    cfg = resolve_parameters("theorem3_snr", {"profile": "smoke"})
+    save_summary(cfg, folder=tmp_path, result=ChapterResult((verdict,), 2.5), d_exponent=0.9)
+    values = load_summary("theorem3_snr", "smoke", folder=tmp_path)
+    assert values["verdicts"] == {"data": "supported"} and values["d_exponent"] == 0.9
+    assert load_result("theorem3_snr", "smoke", folder=tmp_path) == ChapterResult((verdict,), 2.5)
+    path = tmp_path / "summaries" / "theorem3_snr-smoke.result.npz"
+    save_summary(cfg, folder=tmp_path, result=ChapterResult((verdict,), 3.5))
+    other_run = path.read_bytes()
+    save_summary(cfg, folder=tmp_path, result=ChapterResult((verdict,), 2.5))
+    path.write_bytes(other_run)  # a result from another run beside this summary
+    with pytest.raises(SummaryCorruptError, match="does not match its summary's digest"):
+        load_result("theorem3_snr", "smoke", folder=tmp_path)

@@ -1,0 +1,114 @@
+"""Decision rules: the one place where a measured effect becomes a verdict.
+
+Every verdict in the book is one of three words: ``supported``, ``contradicted`` or
+``undetermined``.  A rule reads an effect and its interval (which must already contain every
+source of variance the claim depends on: training runs first, then sequences) and compares them
+with a bound fixed here, before any data is read.  An ``undetermined`` verdict always says what
+would decide it.  The false-verdict rates of every rule are measured on simulated worlds by
+:mod:`scaling_utils.error_rates`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+SUPPORTED, CONTRADICTED, UNDETERMINED = "supported", "contradicted", "undetermined"
+WORDS = (SUPPORTED, CONTRADICTED, UNDETERMINED)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One claim's verdict: the effect measured, its interval, the rule that decided, and for an
+    undetermined verdict what would decide it."""
+
+    key: str  # short name, stored in summaries (``capacity``, ``data``, ...)
+    claim: str  # the claim, one sentence
+    word: str  # one of WORDS
+    effect: float
+    ci_low: float
+    ci_high: float
+    rule: str  # the rule, as stated before the data
+    to_decide: str = ""  # for undetermined: what would decide it
+    reason: str = ""  # why no effect could be measured, when none was
+
+    def __post_init__(self):
+        if self.word not in WORDS:
+            raise ValueError(f"verdict word must be one of {WORDS}, got {self.word!r}")
+        if self.word == UNDETERMINED and not self.to_decide:
+            raise ValueError(f"the undetermined verdict {self.key!r} must say what would decide it")
+
+    def markdown(self, digits: int = 2) -> str:
+        """``**word**: effect x [lo, hi]; rule ... (To decide it: ...)`` for a verdict box."""
+        if math.isfinite(self.effect):
+            text = (f"**{self.word}**: {self.effect:.{digits}f} "
+                    f"[{self.ci_low:.{digits}f}, {self.ci_high:.{digits}f}]")
+        else:
+            text = f"**{self.word}**: {self.reason or 'no estimate'}"
+        text += f". Rule: {self.rule}"
+        if self.word == UNDETERMINED:
+            text += f" To decide it: {self.to_decide}"
+        return text
+
+
+def above(key: str, claim: str, effect: float, ci_low: float, ci_high: float, bound: float,
+          to_decide: str, what: str = "the effect") -> Verdict:
+    """Claim: ``effect > bound``.  Supported when the whole interval lies above ``bound``,
+    contradicted when it lies wholly below, undetermined when it straddles the bound.  With a
+    calibrated 95 % interval each false verdict happens at most 2.5 % of the time."""
+    rule = (f"supported if the 95 % interval of {what} lies above {bound:g}, contradicted if it "
+            f"lies below, undetermined otherwise.")
+    return _decide(key, claim, effect, ci_low, ci_high, rule, to_decide,
+                   supported=ci_low > bound, contradicted=ci_high < bound)
+
+
+def below(key: str, claim: str, effect: float, ci_low: float, ci_high: float, bound: float,
+          to_decide: str, what: str = "the effect") -> Verdict:
+    """Claim: ``effect < bound``; the mirror image of :func:`above`."""
+    rule = (f"supported if the 95 % interval of {what} lies below {bound:g}, contradicted if it "
+            f"lies above, undetermined otherwise.")
+    return _decide(key, claim, effect, ci_low, ci_high, rule, to_decide,
+                   supported=ci_high < bound, contradicted=ci_low > bound)
+
+
+def near(key: str, claim: str, effect: float, ci_low: float, ci_high: float, claimed: float,
+         margin: float, to_decide: str, what: str = "the effect") -> Verdict:
+    """Claim: ``effect == claimed`` within ``margin`` (an equivalence test).  Supported when the
+    whole interval lies inside ``claimed ± margin``, contradicted when it misses that band
+    entirely, undetermined otherwise (too wide to tell, or straddling an edge)."""
+    lo, hi = claimed - margin, claimed + margin
+    rule = (f"supported if the 95 % interval of {what} lies inside {claimed:g} ± {margin:g} "
+            f"([{lo:g}, {hi:g}]), contradicted if it lies wholly outside, undetermined otherwise.")
+    return _decide(key, claim, effect, ci_low, ci_high, rule, to_decide,
+                   supported=lo <= ci_low and ci_high <= hi,
+                   contradicted=ci_high < lo or ci_low > hi)
+
+
+def unavailable(key: str, claim: str, reason: str, to_decide: str, rule: str = "") -> Verdict:
+    """An undetermined verdict for a claim this run could not measure (``reason`` says why)."""
+    nan = float("nan")
+    return Verdict(key, claim, UNDETERMINED, nan, nan, nan, rule or "no estimate, no verdict.",
+                   to_decide, reason)
+
+
+def _decide(key, claim, effect, ci_low, ci_high, rule, to_decide, supported, contradicted):
+    values = (effect, ci_low, ci_high)
+    if not all(math.isfinite(float(v)) for v in values):
+        return unavailable(key, claim, "the effect or its interval is not finite", to_decide, rule)
+    word = SUPPORTED if supported else CONTRADICTED if contradicted else UNDETERMINED
+    return Verdict(key, claim, word, *(float(v) for v in values), rule, to_decide)
+
+
+def words(verdicts) -> dict[str, str]:
+    """``{key: word}``: the form stored in a chapter's summary."""
+    return {v.key: v.word for v in verdicts}
+
+
+def verdict_table(verdicts) -> pd.DataFrame:
+    """One row per verdict: claim, verdict, effect and interval, and what would decide it."""
+    return pd.DataFrame([{"claim": v.claim, "verdict": v.word, "effect": v.effect,
+                          "ci_low": v.ci_low, "ci_high": v.ci_high,
+                          "to decide": v.to_decide if v.word == UNDETERMINED else ""}
+                         for v in verdicts])

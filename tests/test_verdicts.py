@@ -1,0 +1,51 @@
+"""The three-word decision rules: each word reachable, edges decided as stated, and an
+undetermined verdict always says what would decide it."""
+
+import math
+
+import pytest
+
+from scaling_utils import verdicts
+from scaling_utils.verdicts import CONTRADICTED, SUPPORTED, UNDETERMINED
+
+
+@pytest.mark.parametrize("low, high, word", [(0.2, 0.9, SUPPORTED), (-0.5, -0.1, CONTRADICTED),
+                                             (-0.1, 0.4, UNDETERMINED)])
+def test_above_reaches_every_word(low, high, word):
+    v = verdicts.above("k", "grows", (low + high) / 2, low, high, 0.0, to_decide="more seeds")
+    assert v.word == word
+
+
+def test_below_mirrors_above():
+    assert verdicts.below("k", "falls", -0.5, -0.9, -0.1, 0.0, "more").word == SUPPORTED
+    assert verdicts.below("k", "falls", 0.5, 0.1, 0.9, 0.0, "more").word == CONTRADICTED
+
+
+@pytest.mark.parametrize("low, high, word", [(0.9, 1.1, SUPPORTED), (0.3, 0.6, CONTRADICTED),
+                                             (1.3, 1.6, CONTRADICTED), (0.7, 1.1, UNDETERMINED),
+                                             (0.5, 1.5, UNDETERMINED)])
+def test_near_is_an_equivalence_test(low, high, word):
+    v = verdicts.near("k", "rate 1", (low + high) / 2, low, high, 1.0, 0.25, "more windows")
+    assert v.word == word
+    assert "1 ± 0.25" in v.rule
+
+
+def test_missing_estimate_is_undetermined_with_its_reason():
+    v = verdicts.above("k", "grows", math.nan, math.nan, math.nan, 0.0, "train longer")
+    assert v.word == UNDETERMINED and math.isnan(v.effect)
+    assert "train longer" in v.markdown()
+
+
+def test_undetermined_must_say_what_decides_it():
+    with pytest.raises(ValueError, match="decide"):
+        verdicts.Verdict("k", "c", UNDETERMINED, 0.0, -1.0, 1.0, "rule")
+    with pytest.raises(ValueError, match="one of"):
+        verdicts.Verdict("k", "c", "holds", 0.0, -1.0, 1.0, "rule")
+
+
+def test_words_and_table():
+    vs = [verdicts.above("a", "A", 1, 0.5, 1.5, 0, "x"), verdicts.above("b", "B", 0, -1, 1, 0, "y")]
+    assert verdicts.words(vs) == {"a": SUPPORTED, "b": UNDETERMINED}
+    table = verdicts.verdict_table(vs)
+    assert list(table.verdict) == [SUPPORTED, UNDETERMINED]
+    assert table["to decide"].tolist() == ["", "y"]
