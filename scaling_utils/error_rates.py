@@ -87,3 +87,38 @@ def error_rate_table(profile: str, n_sets: int = 200, seed: int = 0) -> pd.DataF
         frames.append(cached("error_rates", key, lambda n=notebook, v=values:
                              measure(chapter_worlds(n, v), n_sets, seed, chapter=n)))
     return pd.concat(frames, ignore_index=True)
+
+
+FALSE_RATE_BOUND = 0.05  # the most a rule may wrongly support or contradict its claim
+
+
+@dataclass(frozen=True)
+class ErrorRateResult:
+    """The error-rate table of every chapter's rules at one profile, and its verdict."""
+
+    profile: str
+    n_sets: int
+    table: pd.DataFrame  # one row per (chapter, rule, world), as from `measure`
+    worst_rule: str
+    worst_world: str
+    verdicts: tuple
+
+
+def study(cfg) -> ErrorRateResult:
+    """Run every chapter's rules on their simulated worlds at ``cfg.profile``'s sample sizes."""
+    from .verdicts import below
+
+    table = error_rate_table(cfg.profile, cfg.n_sets, cfg.seed)
+    table.insert(1, "chapter_short", table.chapter.map(
+        lambda n: "Thm " + n.removeprefix("theorem")[0]))
+    worst = table.loc[table.false_rate.idxmax()]
+    k = int(round(worst.false_rate * worst.n_sets))
+    low = 0.0 if k == 0 else float(sps.beta.ppf(0.025, k, worst.n_sets - k + 1))
+    high = 1.0 if k == worst.n_sets else float(sps.beta.ppf(0.975, k + 1, worst.n_sets - k))
+    calibrated = below("calibrated", "no rule gives a false verdict more than 5 % of the time",
+                       float(worst.false_rate), low, high, FALSE_RATE_BOUND,
+                       to_decide="more simulated data sets per world (`n_sets`), or a rule with a "
+                                 "wider margin for the world at the top of the table",
+                       what="the largest false-verdict rate (Clopper-Pearson interval)")
+    return ErrorRateResult(cfg.profile, cfg.n_sets, table, f"{worst.chapter_short}: {worst.rule}",
+                           str(worst.world), (calibrated,))

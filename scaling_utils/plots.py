@@ -73,3 +73,40 @@ def loss_against_position(curve: pd.DataFrame, ax: plt.Axes, title: str = "") ->
     ax.set(xscale="log", xlabel="tokens of context t", ylabel="next-token loss (nats)", title=title)
     ax.legend()
     return ax
+
+
+# ---- How far to trust the verdicts
+
+VERDICT_COLOURS = {"supported": "#1b9e77", "undetermined": "#bdbdbd", "contradicted": "#d95f02"}
+
+
+def verdict_shares(rates: pd.DataFrame, ax: plt.Axes) -> plt.Axes:
+    """One horizontal bar per (rule, world): the share of simulated data sets that got each
+    verdict; a world where the claim fails is marked "(fails)", where it holds "(holds)"."""
+    labels = [f"{r.chapter_short}: {r.rule}, {r.world} ({r.truth})" for r in rates.itertuples()]
+    y = np.arange(len(rates))[::-1]
+    left = np.zeros(len(rates))
+    for word, colour in VERDICT_COLOURS.items():
+        ax.barh(y, rates[word], left=left, color=colour, label=word, height=0.8)
+        left += rates[word].to_numpy()
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.set(xlim=(0, 1), xlabel="share of simulated data sets")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), title="verdict")
+    return ax
+
+
+def verdict_panels(chain, axes) -> None:
+    """One small panel per verdict: its effect with the 95 % interval, and what the rule compares
+    it with (a shaded band for an equivalence rule, a dashed line for a one-sided one), coloured
+    by the verdict; each panel keeps its own scale, since effects differ in kind."""
+    for v, ax in zip(chain, np.ravel(axes)):
+        colour = VERDICT_COLOURS[v.word]
+        if np.isfinite(v.effect):
+            ax.errorbar([v.effect], [0], xerr=[[v.effect - v.ci_low], [v.ci_high - v.effect]],
+                        fmt="o", color=colour, capsize=4, ms=7)
+        if np.isfinite(v.bound) and v.margin > 0:
+            ax.axvspan(v.bound - v.margin, v.bound + v.margin, color="grey", alpha=0.2)
+        if np.isfinite(v.bound):
+            ax.axvline(v.bound, color="k", ls="--", lw=1)
+        ax.set_yticks([])
+        ax.set_title(f"{v.claim}\n{v.word}", fontsize=8, color=colour if v.word != "undetermined" else "k")

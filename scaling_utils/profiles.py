@@ -290,6 +290,10 @@ NOTEBOOKS: Mapping[str, tuple[Parameter, ...]] = MappingProxyType({
     ),
     "integration": _COMMON,
     "overview": _COMMON,
+    "trust": _COMMON + (
+        Parameter("n_sets", int, "simulated data sets per world and rule", 20, 200, 400,
+                  minimum=10),
+    ),
     "public_evidence": _COMMON + (
         Parameter("published_data", str,
                   "path of Epoch AI's digitised Chinchilla CSV to refit (not shipped)",

@@ -33,6 +33,8 @@ class Verdict:
     rule: str  # the rule, as stated before the data
     to_decide: str = ""  # for undetermined: what would decide it
     reason: str = ""  # why no effect could be measured, when none was
+    bound: float = math.nan  # the value the rule compares with (the claimed value for `near`)
+    margin: float = 0.0  # half-width of the band around `bound` that `near` accepts
 
     def __post_init__(self):
         if self.word not in WORDS:
@@ -60,7 +62,7 @@ def above(key: str, claim: str, effect: float, ci_low: float, ci_high: float, bo
     calibrated 95 % interval each false verdict happens at most 2.5 % of the time."""
     rule = (f"supported if the 95 % interval of {what} lies above {bound:g}, contradicted if it "
             f"lies below, undetermined otherwise.")
-    return _decide(key, claim, effect, ci_low, ci_high, rule, to_decide,
+    return _decide(key, claim, effect, ci_low, ci_high, rule, to_decide, bound, 0.0,
                    supported=ci_low > bound, contradicted=ci_high < bound)
 
 
@@ -69,7 +71,7 @@ def below(key: str, claim: str, effect: float, ci_low: float, ci_high: float, bo
     """Claim: ``effect < bound``; the mirror image of :func:`above`."""
     rule = (f"supported if the 95 % interval of {what} lies below {bound:g}, contradicted if it "
             f"lies above, undetermined otherwise.")
-    return _decide(key, claim, effect, ci_low, ci_high, rule, to_decide,
+    return _decide(key, claim, effect, ci_low, ci_high, rule, to_decide, bound, 0.0,
                    supported=ci_high < bound, contradicted=ci_low > bound)
 
 
@@ -81,7 +83,7 @@ def near(key: str, claim: str, effect: float, ci_low: float, ci_high: float, cla
     lo, hi = claimed - margin, claimed + margin
     rule = (f"supported if the 95 % interval of {what} lies inside {claimed:g} ± {margin:g} "
             f"([{lo:g}, {hi:g}]), contradicted if it lies wholly outside, undetermined otherwise.")
-    return _decide(key, claim, effect, ci_low, ci_high, rule, to_decide,
+    return _decide(key, claim, effect, ci_low, ci_high, rule, to_decide, claimed, margin,
                    supported=lo <= ci_low and ci_high <= hi,
                    contradicted=ci_high < lo or ci_low > hi)
 
@@ -93,12 +95,14 @@ def unavailable(key: str, claim: str, reason: str, to_decide: str, rule: str = "
                    to_decide, reason)
 
 
-def _decide(key, claim, effect, ci_low, ci_high, rule, to_decide, supported, contradicted):
+def _decide(key, claim, effect, ci_low, ci_high, rule, to_decide, bound, margin, supported,
+            contradicted):
     values = (effect, ci_low, ci_high)
     if not all(math.isfinite(float(v)) for v in values):
         return unavailable(key, claim, "the effect or its interval is not finite", to_decide, rule)
     word = SUPPORTED if supported else CONTRADICTED if contradicted else UNDETERMINED
-    return Verdict(key, claim, word, *(float(v) for v in values), rule, to_decide)
+    return Verdict(key, claim, word, *(float(v) for v in values), rule, to_decide,
+                   bound=float(bound), margin=float(margin))
 
 
 def words(verdicts) -> dict[str, str]:
@@ -112,3 +116,13 @@ def verdict_table(verdicts) -> pd.DataFrame:
                           "ci_low": v.ci_low, "ci_high": v.ci_high,
                           "to decide": v.to_decide if v.word == UNDETERMINED else ""}
                          for v in verdicts])
+
+
+def weakest_link(chain) -> Verdict | None:
+    """Where a chain of argument breaks first: its first contradicted link, else its first
+    undetermined one; None when every link is supported.  ``chain`` is in the argument's order."""
+    for word in (CONTRADICTED, UNDETERMINED):
+        for link in chain:
+            if link.word == word:
+                return link
+    return None

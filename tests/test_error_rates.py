@@ -37,3 +37,19 @@ def test_measure_counts_false_verdicts_against_the_truth():
 def test_a_world_must_say_whether_the_claim_holds():
     with pytest.raises(ValueError, match="truth"):
         error_rates.measure([World("m", "x", "maybe", "", mean_above_zero(0, 10))], n_sets=2)
+
+
+def test_study_measures_every_chapter_and_reads_the_worst_rule(monkeypatch, tmp_path):
+    from types import SimpleNamespace
+
+    monkeypatch.setenv("SCALING_UTILS_CACHE", str(tmp_path))
+    monkeypatch.setattr(error_rates, "CHAPTERS", {"theorem1_clt": "verdicts"})
+    worlds = [World("mean", "fails", FAILS, "mean 0", mean_above_zero(0.0, 50)),
+              World("mean", "holds", HOLDS, "mean 1", mean_above_zero(1.0, 50))]
+    monkeypatch.setattr(verdicts, "worlds", lambda values: worlds, raising=False)
+    result = error_rates.study(SimpleNamespace(profile="smoke", n_sets=40, seed=0))
+    assert list(result.table.world) == ["fails", "holds"]
+    assert result.worst_world == "fails" and result.worst_rule == "Thm 1: mean"
+    assert result.verdicts[0].key == "calibrated"
+    again = error_rates.study(SimpleNamespace(profile="smoke", n_sets=40, seed=0))  # cached
+    assert again.table.equals(result.table)

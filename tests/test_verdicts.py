@@ -49,3 +49,12 @@ def test_words_and_table():
     table = verdicts.verdict_table(vs)
     assert list(table.verdict) == [SUPPORTED, UNDETERMINED]
     assert table["to decide"].tolist() == ["", "y"]
+
+
+def test_the_chain_breaks_at_its_first_contradicted_link_else_its_first_undetermined():
+    ok = verdicts.above("a", "A", 1, 0.5, 1.5, 0, "x")
+    open_ = verdicts.above("b", "B", 0, -1, 1, 0, "y")
+    broken = verdicts.above("c", "C", -1, -1.5, -0.5, 0, "z")
+    assert verdicts.weakest_link([ok, open_, broken]).key == "c"
+    assert verdicts.weakest_link([ok, open_]).key == "b"
+    assert verdicts.weakest_link([ok]) is None

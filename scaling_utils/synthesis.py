@@ -1,0 +1,79 @@
+"""The pages that relate the chapters (overview, integration): they read the typed results the
+chapters stored (``report.load_result``) and compute every sentence they state from them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from .verdicts import Verdict, weakest_link
+
+CHAPTERS = {"theorem1_clt": "1. Noise in hidden states falls as 1/n (CLT)",
+            "theorem2_bias_variance": "2. Loss = entropy + capacity bias + data variance",
+            "theorem3_snr": "3. SNR grows in proportion to data D",
+            "theorem4_emergence": "4. Capabilities switch on at an SNR threshold"}
+# The paper's argument (its Appendix E.4) in order: noise falls with context, so the SNR grows
+# (with context, with data, with size), so capabilities switch on at thresholds; meanwhile the
+# loss approaches its floor.  Each link is the chapter's verdict keys starting with the name.
+CHAIN = (("theorem1_clt", "rate"), ("theorem3_snr", "context"), ("theorem3_snr", "data"),
+         ("theorem3_snr", "size"), ("theorem4_emergence", "threshold"),
+         ("theorem4_emergence", "collapse"), ("theorem2_bias_variance", "capacity"),
+         ("theorem2_bias_variance", "coupling"), ("theorem2_bias_variance", "entropy"))
+
+
+def chapter_verdicts(profile: str, folder=None) -> dict[str, tuple[Verdict, ...]]:
+    """Every chapter's verdicts, as stored when it last ran with ``profile``."""
+    from .report import load_result
+
+    return {name: tuple(load_result(name, profile, folder).verdicts) for name in CHAPTERS}
+
+
+def overview_table(by_chapter: dict[str, tuple[Verdict, ...]]) -> pd.DataFrame:
+    """One row per verdict of the book: the theorem, the claim, the verdict, the effect with its
+    interval, and what would decide an undetermined one."""
+    rows = []
+    for name, chapter in by_chapter.items():
+        for v in chapter:
+            rows.append({"theorem": CHAPTERS[name], "claim": v.claim, "verdict": v.word,
+                         "effect [95 % CI]": (f"{v.effect:.3g} [{v.ci_low:.3g}, {v.ci_high:.3g}]"
+                                              if pd.notna(v.effect) else v.reason),
+                         "what would decide it": v.to_decide if v.word == "undetermined" else ""})
+    return pd.DataFrame(rows)
+
+
+def chain(by_chapter: dict[str, tuple[Verdict, ...]]) -> list[Verdict]:
+    """The verdicts of the paper's chain of argument, in its order."""
+    links = []
+    for name, prefix in CHAIN:
+        links += [v for v in by_chapter[name] if v.key.startswith(prefix)]
+    return links
+
+
+@dataclass(frozen=True)
+class IntegrationResult:
+    """The chain of argument, link by link, and where it breaks first."""
+
+    chain: tuple
+    counts: dict  # verdict word -> number of links
+    weakest: Verdict | None
+    verdicts: tuple = ()  # the page relates verdicts; it adds none of its own
+
+
+def study(cfg, folder=None) -> IntegrationResult:
+    """Read every chapter's stored result at ``cfg.profile`` and lay out the chain."""
+    links = tuple(chain(chapter_verdicts(cfg.profile, folder)))
+    counts = {w: sum(v.word == w for v in links) for w in ("supported", "contradicted",
+                                                             "undetermined")}
+    return IntegrationResult(links, counts, weakest_link(links))
+
+
+def weakest_sentence(weakest: Verdict | None) -> str:
+    """The sentence that says where the chain breaks (a contradicted link) or is first left
+    open (an undetermined one)."""
+    if weakest is None:
+        return "**Every link is supported** in this run."
+    if weakest.word == "contradicted":
+        return f"**The chain breaks first at the link \"{weakest.claim}\"**: it is contradicted."
+    return (f"**No link is contradicted; the first left open is \"{weakest.claim}\"** "
+            f"(undetermined: {weakest.to_decide})")
