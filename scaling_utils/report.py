@@ -184,6 +184,19 @@ def _refuse_constant(name: str):
     raise ValueError(f"{name} is not strict JSON")
 
 
+def benchmark_report(path):
+    """The benchmark table and a line naming the machine, or a sentence saying why there is
+    none (not run here, or written by an older version)."""
+    try:
+        found = load_benchmarks(path)
+    except ValueError as err:  # a file from an older version: say so, keep the page
+        return str(err)
+    if found is None:
+        return f"No benchmark results at {path}: run `make benchmark`, then rebuild."
+    table, machine = found
+    return table, "measured on " + ", ".join(f"{k}: {v}" for k, v in machine.items())
+
+
 def load_benchmarks(path) -> tuple["pd.DataFrame", dict] | None:
     """The table written by ``benchmarks/run.py`` and the machine it ran on, or None when the
     benchmarks have not been run here."""

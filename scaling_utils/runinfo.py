@@ -64,3 +64,26 @@ def _git_commit() -> str:
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+def environment_table(info: RunInfo):
+    """Python, platform, CPU, cores, accelerator and source revision as a two-column table."""
+    import pandas as pd
+
+    return pd.DataFrame({"": ["Python", "platform", "CPU", "cores", "accelerator",
+                              "source revision"],
+                         "value": [info.python, info.platform, info.cpu, info.cores,
+                                   info.accelerator, info.commit]})
+
+
+def build_times(log_path: str | os.PathLike | None):
+    """The run time of every notebook of this build (the JSON log of scripts/build_book.py), or
+    a sentence saying why there is none."""
+    import json
+    from pathlib import Path
+
+    import pandas as pd
+
+    if log_path is None or not Path(log_path).exists():
+        return "No build log: this page was executed on its own, not by scripts/build_book.py."
+    return pd.DataFrame(json.loads(Path(log_path).read_text()))
