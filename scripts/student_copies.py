@@ -79,6 +79,8 @@ def plain_markdown(text: str, citations: dict[str, tuple[str, str]],
 
 def _directive(match: re.Match, citations, figures) -> str:
     name, title = match["name"], match["title"].strip()
+    if name.startswith("glue"):  # a glued block: its name, printed by the cell that made it
+        return f"`{title}`\n"
     if name not in HEADINGS:
         raise ValueError(f"no plain-Markdown form for the directive {{{name}}}: add one to "
                          "scripts/student_copies.py")
