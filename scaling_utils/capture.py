@@ -269,3 +269,28 @@ def _decoder_blocks(model: torch.nn.Module) -> tuple[str, torch.nn.ModuleList]:
         if isinstance(module, torch.nn.ModuleList) and len(module) == n_layers:
             return name, module
     raise ValueError(f"no list of {n_layers} decoder blocks found in {type(model).__name__}")
+
+
+def forward_memory_bytes(config, batch_size: int, length: int, bytes_per_value: int = 4,
+                         eager_attention: bool = True, chunk: int = 128) -> int:
+    """An upper estimate of the peak memory of one capture pass (no gradients): the weights, a
+    few copies of the residual stream and of the MLP's inner activations, the attention scores
+    of one layer (``batch x heads x length^2``, three copies when eager: scores, softmax, the
+    returned weights) and one chunk of output logits in float32 (the position loss)."""
+    d, heads = config.hidden_size, config.num_attention_heads
+    inner = getattr(config, "intermediate_size", 4 * d)
+    tokens = batch_size * length
+    weights = sum(p for p in _parameter_counts(config)) * bytes_per_value
+    stream = 6 * tokens * d * bytes_per_value
+    mlp = 3 * tokens * inner * bytes_per_value
+    scores = (3 if eager_attention else 1) * batch_size * heads * length * length * bytes_per_value
+    logits = 2 * batch_size * chunk * config.vocab_size * 4
+    return int(weights + stream + mlp + scores + logits)
+
+
+def _parameter_counts(config):
+    """Parameters of a decoder-only transformer from its config (embeddings, layers, head)."""
+    d, inner = config.hidden_size, getattr(config, "intermediate_size", 4 * config.hidden_size)
+    per_layer = 4 * d * d + 3 * d * inner + 2 * d
+    head = 0 if getattr(config, "tie_word_embeddings", True) else config.vocab_size * d
+    return config.vocab_size * d, config.num_hidden_layers * per_layer, head

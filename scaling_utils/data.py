@@ -140,10 +140,11 @@ def tokenize(corpus: Corpus, tokenizer: Any, cache: str | Path | None = None) ->
 
 
 def random_windows(tokens: np.ndarray, n_windows: int, length: int, seed: int) -> np.ndarray:
-    """``n_windows`` windows of ``length`` consecutive tokens at seeded random offsets.
+    """``n_windows`` disjoint windows of ``length`` consecutive tokens at seeded random offsets.
 
-    Windows are drawn without overlap when the corpus is long enough, so that they are close
-    to independent draws of a context.
+    Windows never overlap: overlapping windows share tokens, so they are not independent draws
+    of a context and a bootstrap over them would understate the spread.  A corpus too short to
+    hold them all is an error naming the fix.
     """
     tokens = np.asarray(tokens)
     if length > len(tokens):
@@ -151,14 +152,18 @@ def random_windows(tokens: np.ndarray, n_windows: int, length: int, seed: int) -
             f"a window of {length} tokens is longer than the corpus ({len(tokens)} tokens): "
             "use a shorter max_length or a larger corpus."
         )
-    rng = np.random.default_rng(seed)
     n_slots = len(tokens) // length
-    if n_slots >= n_windows:
-        # disjoint windows: distinct slots of a tiling shifted by one common random offset
-        slots = rng.choice(n_slots, size=n_windows, replace=False)
-        starts = slots * length + rng.integers(0, len(tokens) - n_slots * length + 1)
-    else:
-        starts = rng.integers(0, len(tokens) - length + 1, size=n_windows)
+    if n_slots < n_windows:
+        raise CorpusError(
+            f"the corpus ({len(tokens):,} tokens) holds only {n_slots} disjoint windows of "
+            f"{length} tokens, fewer than the {n_windows} asked for; overlapping windows would "
+            f"not be independent. Use n_windows <= {n_slots}, a shorter max_length, or a larger "
+            "corpus."
+        )
+    rng = np.random.default_rng(seed)
+    # disjoint windows: distinct slots of a tiling shifted by one common random offset
+    slots = rng.choice(n_slots, size=n_windows, replace=False)
+    starts = slots * length + rng.integers(0, len(tokens) - n_slots * length + 1)
     return np.stack([tokens[s:s + length] for s in starts])
 
 

@@ -6,7 +6,7 @@ import pytest
 from scaling_utils.data import CorpusError, iid_windows, load_corpus, random_windows
 
 
-def test_random_windows_are_seeded_and_disjoint_when_possible():
+def test_random_windows_are_seeded_and_disjoint():
     tokens = np.arange(10_050)  # not a multiple of the window: spare tokens to place
     a = random_windows(tokens, 20, 100, seed=3)
     assert a.shape == (20, 100)
@@ -20,6 +20,12 @@ def test_random_windows_are_seeded_and_disjoint_when_possible():
 def test_window_longer_than_corpus_names_the_fix():
     with pytest.raises(CorpusError, match="shorter max_length"):
         random_windows(np.arange(50), 2, 64, seed=0)
+
+
+def test_more_windows_than_the_corpus_holds_disjoint_is_refused_naming_the_fix():
+    random_windows(np.arange(1000), 10, 100, seed=0)  # exactly fits
+    with pytest.raises(CorpusError, match=r"only 9 disjoint windows.*n_windows <= 9"):
+        random_windows(np.arange(999), 10, 100, seed=0)
 
 
 def test_iid_windows_keep_the_vocabulary():
