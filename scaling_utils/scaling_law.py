@@ -125,7 +125,8 @@ class BatchFit:
         """Predicted losses, data sets x points."""
         N, D = np.asarray(N, float), np.asarray(D, float)
         c = lambda v: v[:, None]
-        return c(self.E) + c(self.A) / N ** c(self.alpha) + c(self.B) * N ** c(self.gamma) / D ** c(self.beta)
+        with np.errstate(over="ignore"):  # a wild replicate predicts inf, not an error
+            return c(self.E) + c(self.A) / N ** c(self.alpha) + c(self.B) * N ** c(self.gamma) / D ** c(self.beta)
 
 
 def fit_chinchilla_batch(N, D, L, E=None, coupled: bool = False,
@@ -208,17 +209,39 @@ def compare_laws(N, D, L, E: float | None = None, folds: int = 5, seed: int = 0)
     N, D, L = _check(N, D, L)
     additive = fit_chinchilla(N, D, L, E=E)
     coupled = fit_chinchilla(N, D, L, E=E, coupled=True)
+    rmse = {c: held_out_rmse(N, D, L, E, c, folds, seed)[0] for c in (False, True)}
+    return LawComparison(additive, coupled, coupled.aic - additive.aic, rmse[False], rmse[True])
+
+
+def held_out_rmse(N, D, L, E: float | None = None, coupled: bool = False, folds: int = 5,
+                  seed: int = 0, replicates=None, E_replicates=None) -> tuple[float, np.ndarray]:
+    """Root-mean-square error of log L on held-out folds of whole (N, D) cells
+    (:func:`cell_folds`), each fold predicted by the law fitted to the others (NaN when a fold
+    would leave fewer than 6 points).  ``replicates`` (data sets x points, e.g. bootstrap
+    replicates of L, with their own ``E_replicates`` when E is fixed) are cross-validated with
+    the same folds, each fold's fits starting from that fold's own fit (never from a fit that
+    saw the held-out cells); their errors come back as an array (empty without replicates)."""
+    N, D, L = _check(N, D, L)
     fold_of = cell_folds(N, D, folds, seed)
+    n_reps = 0 if replicates is None else len(replicates)
     if min((fold_of != k).sum() for k in range(folds)) < 6:  # too few points to refit
-        return LawComparison(additive, coupled, coupled.aic - additive.aic, np.nan, np.nan)
-    errors = {False: [], True: []}
+        return np.nan, np.full(n_reps, np.nan)
+    errors, rep_errors = [], []
     for k in range(folds):
         train, test = fold_of != k, fold_of == k
-        for is_coupled in (False, True):  # grid starts: the full-data fit saw the held-out fold
-            fit = fit_chinchilla(N[train], D[train], L[train], E=E, coupled=is_coupled, n_starts=8)
-            errors[is_coupled].append(np.log(fit.predict(N[test], D[test])) - np.log(L[test]))
-    rmse = {c: float(np.sqrt(np.mean(np.concatenate(e) ** 2))) for c, e in errors.items()}
-    return LawComparison(additive, coupled, coupled.aic - additive.aic, rmse[False], rmse[True])
+        # grid starts: the full-data fit saw the held-out fold
+        fit = fit_chinchilla(N[train], D[train], L[train], E=E, coupled=coupled, n_starts=8)
+        errors.append(np.log(fit.predict(N[test], D[test])) - np.log(L[test]))
+        if n_reps:
+            reps = np.asarray(replicates, float)
+            many = fit_chinchilla_batch(N[train], D[train], reps[:, train],
+                                        E=None if E is None else E_replicates, coupled=coupled,
+                                        start=fit)
+            rep_errors.append(np.log(many.predict(N[test], D[test])) - np.log(reps[:, test]))
+    rmse = float(np.sqrt(np.mean(np.concatenate(errors) ** 2)))
+    rep_rmse = (np.sqrt(np.mean(np.concatenate(rep_errors, 1) ** 2, 1)) if n_reps
+                else np.empty(0))
+    return rmse, rep_rmse
 
 
 def cell_folds(N, D, folds: int, seed: int = 0) -> np.ndarray:
@@ -292,22 +315,23 @@ def _grid(free) -> np.ndarray:
     return np.array(list(itertools.product(*(values[p] for p in free))))
 
 
-def _terms(params: dict, x) -> np.ndarray:
-    """The three log-terms (capacity, data, entropy), stacked on a last axis; parameters may be
+def _terms(params: dict, x) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The three log-terms (capacity, data, entropy) as arrays of one shape; parameters may be
     arrays (grid points or data sets x 1) that broadcast against the data."""
     log_n, log_d, _ = x
-    return np.stack(np.broadcast_arrays(
+    return tuple(np.broadcast_arrays(
         params["a"] - params["alpha"] * log_n,
         params["b"] + params["gamma"] * log_n - params["beta"] * log_d,
-        params["e"] + 0 * log_n), axis=-1)
+        params["e"] + 0 * log_n))
 
 
-def _log_sum_exp(terms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """log sum exp over the last axis, and the softmax weights (its derivative)."""
-    top = terms.max(-1, keepdims=True)
-    weights = np.exp(terms - top)
-    total = weights.sum(-1)
-    return np.log(total) + top[..., 0], weights / total[..., None]
+def _log_sum_exp(terms) -> tuple[np.ndarray, tuple]:
+    """log(e^t1 + e^t2 + e^t3) of the three terms, and the softmax weights (its derivative).
+    Elementwise over three arrays: much faster than a reduction over a short last axis."""
+    top = np.maximum(np.maximum(terms[0], terms[1]), terms[2])
+    weights = tuple(np.exp(t - top) for t in terms)
+    total = weights[0] + weights[1] + weights[2]
+    return np.log(total) + top, tuple(w / total for w in weights)
 
 
 def _log_prediction(params: dict, x) -> np.ndarray:
@@ -363,9 +387,8 @@ def _minimise(theta: np.ndarray, x, free, fixed, group: np.ndarray | None = None
         params = _column_params(theta, free, fixed)
         lse, weights = _log_sum_exp(_terms(params, data))
         r = lse - log_l
-        columns = {"a": weights[..., 0], "alpha": -weights[..., 0] * log_n,
-                   "b": weights[..., 1], "beta": -weights[..., 1] * log_d,
-                   "gamma": weights[..., 1] * log_n, "e": weights[..., 2]}
+        columns = {"a": weights[0], "alpha": -weights[0] * log_n, "b": weights[1],
+                   "beta": -weights[1] * log_d, "gamma": weights[1] * log_n, "e": weights[2]}
         J = np.stack([np.broadcast_to(columns[p], r.shape) for p in free], -1)
         w = HUBER_DELTA / np.maximum(np.abs(r), HUBER_DELTA)  # min(1, delta / |r|)
         hessian = np.matmul((J * w[..., None]).transpose(0, 2, 1), J)

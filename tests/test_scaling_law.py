@@ -91,7 +91,7 @@ def _lbfgs_reference(N, D, L, free, fixed, starts):
 
     def objective(theta):
         params = dict(zip(free, theta), **fixed)
-        terms = sl._terms(params, x)
+        terms = np.stack(sl._terms(params, x), -1)
         lse = special.logsumexp(terms, axis=-1)
         weights = np.exp(terms - lse[:, None])
         value, dr = sl._huber(lse - x[2])
