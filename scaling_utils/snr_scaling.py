@@ -32,7 +32,7 @@ CLAIMED_N_EXPONENT = 1.0  # the CLT reading: noise ~ 1/n with a fixed signal giv
 # for Theorem 1); the estimator's own bias is below 1 % (tests), so the margin is generous.
 SNR_CLAIM_MARGIN = 0.1
 SIZE_BOUND = 0.0  # SNR grows with P: the within-D slope of log SNR on log P is above 0
-SNR_VERSION = 2  # bump when a change here changes the tables
+SNR_VERSION = 3  # bump when a change here changes the tables
 HIERARCHICAL = "run, then sequence"  # the bootstrap unit of an exponent over training runs
 ONE_RUN = "run: one per cell, no spread to resample"
 WORLDS_VERSION = 1
@@ -191,31 +191,32 @@ def snr_by_context(model, windows: np.ndarray, bins: Sequence[int], n_classes: i
                    n_boot: int = 200, seed: int = 0, batch_size: int = 8) -> pd.DataFrame:
     """SNR of a pretrained model's final representation at position t with respect to the next
     token, for positions binned by context length n = t + 1 in [bins[i], bins[i+1]).  Only
-    positions whose next token is one of the ``n_classes`` most frequent are used, and only
-    windows with such a position in every bin, so that the bootstrap resamples the same windows
-    in every bin (replicates aligned across bins, as the exponent's interval needs)."""
+    positions whose next token is one of the ``n_classes`` most frequent are used; the
+    bootstrap resamples windows, with the same seed in every bin.  Bins in which every window
+    has a labelled position resample the same windows in each replicate (aligned); a bin that
+    misses some windows draws its own, which leaves the exponent's interval wider than it needs
+    to be (the bins' errors are positively correlated, and a slope is more precise than
+    independent draws make it), never narrower."""
     bins = np.asarray(bins)
     features = final_representations(model, windows, batch_size)  # windows x length x width
     nxt = windows[:, 1:]
     values, counts = np.unique(nxt, return_counts=True)
     common = values[np.argsort(counts, kind="stable")[::-1][:n_classes]]
-    spans = [np.arange(lo - 1, min(hi - 1, nxt.shape[1])) for lo, hi in zip(bins[:-1], bins[1:])]
-    spans = [t for t in spans if len(t)]
-    present = np.all([np.isin(nxt[:, t], common).any(1) for t in spans], axis=0)
-    kept = np.flatnonzero(present)
     rows = []
-    for t in spans:
-        labels = nxt[kept][:, t]
+    for lo, hi in zip(bins[:-1], bins[1:]):
+        t = np.arange(lo - 1, min(hi - 1, nxt.shape[1]))  # position t sees t + 1 tokens
+        if not len(t):
+            continue
+        labels = nxt[:, t]
         keep = np.isin(labels, common)
         w, p = np.nonzero(keep)
         try:
-            est = snr(features[kept[w], t[p]], labels[keep], w, n_boot=n_boot, seed=seed)
+            est = snr(features[w, t[p]], labels[keep], w, n_boot=n_boot, seed=seed)
         except ValueError:  # too few labelled positions in this bin
             continue
-        rows.append(dict(n=float(np.sqrt((t[0] + 1) * (t[-1] + 1))), n_low=int(t[0] + 1),
-                         n_high=int(t[-1] + 1), windows=len(kept), samples=est.n_samples,
-                         classes=est.n_classes, snr=est.snr, ci_low=est.ci_low,
-                         ci_high=est.ci_high, estimate=est))
+        rows.append(dict(n=float(np.sqrt(lo * (t[-1] + 1))), n_low=int(lo), n_high=int(t[-1] + 1),
+                         windows=len(np.unique(w)), samples=est.n_samples, classes=est.n_classes,
+                         snr=est.snr, ci_low=est.ci_low, ci_high=est.ci_high, estimate=est))
     return pd.DataFrame(rows)
 
 
@@ -374,13 +375,19 @@ def study(cfg) -> Theorem3Result:
         per_size.append(dict(P=p, exponent=fit.exponent, ci_low=fit.ci_low, ci_high=fit.ci_high,
                              verdict=decide_data(fit).word))
     context, model_name = context_table(cfg)
-    fit_n = (snr_exponent(context.n, list(context.estimate)) if len(context) > 1 else
-             PowerLawFit(np.nan, np.nan, np.nan, np.nan))
-    decided = (decide_data(pooled["data"]), decide_size(pooled["size"]), decide_context(fit_n))
+    if len(context) > 1:
+        context_verdict = decide_context(snr_exponent(context.n, list(context.estimate)))
+    else:
+        context_verdict = verdicts.unavailable(
+            "context", CLAIMS["context"], "fewer than two context bins have enough labelled "
+            "positions in windows that reach every bin.", "more windows (-p n_windows=48 or more).")
+        context = pd.DataFrame(columns=["n", "n_low", "n_high", "windows", "samples", "classes",
+                                        "snr", "ci_low", "ci_high", "estimate"])
+    decided = (decide_data(pooled["data"]), decide_size(pooled["size"]), context_verdict)
     return Theorem3Result(
         check=estimator_check(cfg.seed), grid=grid, untrained=untrained, exponents=exponents,
         per_size=pd.DataFrame(per_size), seeds=seed_table(grid, estimates, pooled),
-        context=context.drop(columns="estimate") if len(context) else context,
+        context=context.drop(columns="estimate"),
         model_name=model_name, min_position=cfg.min_position, snr_classes=cfg.snr_classes,
         n_boot=cfg.n_boot, check_classes=8, check_per_class=50, check_draws=100,
         verdicts=decided)
@@ -389,15 +396,36 @@ def study(cfg) -> Theorem3Result:
 # --------------------------------------------------------------------------- simulated worlds
 
 # What the simulated grids are made of, measured once on the cpu grid (profile seed 0, training
-# seeds 0-2): the spread of a run's log SNR between the seeds of one cell, the spread of its
+# seeds 0-2, by :func:`noise_sizes`): the spread of a run's log SNR between the seeds of one cell, the spread of its
 # replicates over resampled sequences and their correlation between runs (the same sequences),
 # and the same over resampled windows for the pretrained model's bins.
 WORLD_LOG_SNR = 0.0  # log SNR at the smallest P and D
-RUN_SD = 0.03
-SEQUENCE_SD = 0.03
-SEQUENCE_SHARED = 0.8
+RUN_SD = 0.030
+SEQUENCE_SD = 0.019
+SEQUENCE_SHARED = 0.83
 WINDOW_SD = 0.1
 WINDOW_SHARED = 0.5
+
+
+def noise_sizes(grid: pd.DataFrame, estimates: Sequence[SNRResult],
+                context: pd.DataFrame | None = None) -> dict:
+    """The values the simulated worlds are made of, measured on real runs: the pooled SD of log
+    SNR between the seeds of a cell, the SD of each run's log replicates over resampled
+    sequences and their mean correlation between runs, and the same over windows for the
+    context bins (``context`` with its ``estimate`` column)."""
+    log_snr = np.log(grid.snr.clip(lower=1e-9))
+    cell_var = log_snr.groupby([grid.P, grid.D]).var()
+    reps = np.log(np.stack([e.bootstrap for e in estimates]).clip(min=1e-9))
+    corr = np.corrcoef(reps)
+    out = dict(RUN_SD=float(np.sqrt(cell_var.mean())), SEQUENCE_SD=float(reps.std(1).mean()),
+               SEQUENCE_SHARED=float(corr[np.triu_indices_from(corr, 1)].mean()))
+    if context is not None and len(context) > 1:
+        boot = np.stack([e.bootstrap for e in context.estimate])
+        boot = np.log(boot[:, (boot > 0).all(0)])
+        corr = np.corrcoef(boot)
+        out.update(WINDOW_SD=float(boot.std(1).mean()),
+                   WINDOW_SHARED=float(corr[np.triu_indices_from(corr, 1)].mean()))
+    return out
 
 
 def simulate_grid(values: Mapping, rng: np.random.Generator, d_exponent: float = 1.0,

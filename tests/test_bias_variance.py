@@ -110,8 +110,15 @@ def test_rules_read_their_interval():
         bias_variance.Estimate("x", 0.02, -0.05, 0.08)).word == verdicts.SUPPORTED
     assert bias_variance.decide_coupling(
         bias_variance.Estimate("x", 0.02, -0.05, 0.15)).word == verdicts.UNDETERMINED
-    at_bound = bias_variance.decide_entropy(bias_variance.Estimate("x", -3.0, -3.05, -2.9))
-    assert at_bound.word == verdicts.CONTRADICTED and "lower bound" in at_bound.rule
+    far = bias_variance.decide_entropy(bias_variance.Estimate("x", -0.5, -0.6, -0.4))
+    assert far.word == verdicts.CONTRADICTED and "lower bound" in far.rule
+    # a fit that ran to the lower bound of E has not identified it: never contradicted
+    at_bound = bias_variance.decide_entropy(bias_variance.Estimate(
+        "x", -3.0, -3.05, -2.9, at_bound=True, bound_share=1.0))
+    assert at_bound.word == verdicts.UNDETERMINED and "lower bound" in at_bound.to_decide
+    some = bias_variance.decide_entropy(bias_variance.Estimate("x", -0.5, -3.0, -0.4,
+                                                               bound_share=0.1))
+    assert some.word == verdicts.UNDETERMINED
 
 
 def test_false_verdict_rates_of_the_worlds_stay_below_five_percent():
@@ -125,3 +132,24 @@ def test_false_verdict_rates_of_the_worlds_stay_below_five_percent():
     assert (table.false_rate <= 0.05).all(), table
     holds = table[(table.world == "holds")].set_index("rule")
     assert (holds.supported >= 0.5).all(), table  # the rules have power where the claim holds
+
+
+def test_tables_from_a_simulated_grid_hold_every_quantity_with_its_interval():
+    data = bias_variance.simulate_losses({**CPU, "eval_sequences": 64}, np.random.default_rng(3))
+    reps = bias_variance.bootstrap_losses(data, 30, seed=1)
+    fits = bias_variance.law_fits(data, reps)
+    rows = bias_variance._fit_rows(fits)
+    assert set(rows.fit) == {"eps fixed", "eps free", "coupled, eps fixed"}
+    assert (rows.ci_low <= rows.ci_high).all()
+    estimates = {"capacity": bias_variance.capacity_estimate(fits, reps),
+                 "coupling": bias_variance.coupling_estimate(fits, reps),
+                 "entropy": bias_variance.entropy_estimate(fits, data, reps),
+                 "cv": bias_variance.held_out_difference(data, reps)}
+    # the held-out difference on the data is the one compare_laws reports
+    comparison = bias_variance.compare_laws(data.P, data.D, data.loss, E=data.eps)
+    assert estimates["cv"].effect == pytest.approx(
+        comparison.cv_rmse_coupled - comparison.cv_rmse_additive)
+    table = bias_variance.seed_table(data, estimates, rows)
+    assert list(table.columns) == ["quantity", "seed 0", "seed 1", "seed 2", "pooled", "ci_low",
+                                   "ci_high"]
+    assert np.isfinite(table.drop(columns="quantity").to_numpy(float)).all()
