@@ -2,10 +2,13 @@
 "approach 3"), a variant whose data term depends on model size, and their comparison.
 
 The fit minimises the Huber loss (delta 1e-3) between log L and its prediction in log-sum-exp
-form, log L = LSE(a - alpha log N, b - beta log D, e) with A = e^a, B = e^b, E = e^e, by L-BFGS
-with analytic gradients.  It starts from a grid of points: the objective is evaluated at every
-grid point at once and L-BFGS is run from the best few, which finds the same optimum as running
-it from all of them at a fraction of the cost.
+form, log L = LSE(a - alpha log N, b - beta log D, e) with A = e^a, B = e^b, E = e^e.  It starts
+from a grid of points: the objective is evaluated at every grid point at once and the best few
+are refined together by a damped Gauss-Newton method on the Huber objective's iteratively
+reweighted least-squares form (:func:`_minimise`), which handles many starts, or many
+bootstrap data sets, in one array computation.  It reaches the optimum that L-BFGS from the
+same starts reaches (tests) in a few dozen steps; many data sets of one design (bootstrap
+replicates, simulated worlds) are fitted at once by :func:`fit_chinchilla_batch`.
 """
 
 from __future__ import annotations
@@ -15,14 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy import optimize, special
 
 HUBER_DELTA = 1e-3
 E_FLOOR = 1e-3  # lower bound of a free E; a fit that ends there has not identified E
-# The Huber objective is tiny and flat near its optimum; scipy's default tolerances stop
-# L-BFGS early (biasing the fit and collapsing bootstrap intervals), so they are tightened.
-_LBFGS = dict(method="L-BFGS-B", jac=True,
-              options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 5000, "maxcor": 20})
+# The minimiser stops a data set when its objective has improved by less than this fraction for
+# _PATIENCE steps in a row (the Huber objective is tiny and flat near its optimum: a loose
+# tolerance would stop early, bias the fit and collapse bootstrap intervals).
+_TOLERANCE, _PATIENCE, _MAX_STEPS = 1e-11, 8, 400
 # the additive law's parameters; the coupled variant adds gamma (data term ~ N^gamma / D^beta)
 ADDITIVE = ("a", "b", "e", "alpha", "beta")
 COUPLED = ADDITIVE + ("gamma",)
@@ -36,9 +38,9 @@ class ScalingDataError(ValueError):
 class ChinchillaFit:
     """Fitted L(N, D) = E + A/N^alpha + B N^gamma / D^beta (gamma = 0 for the additive law).
 
-    ``ci`` maps each parameter name to its bootstrap percentile interval; ``objective`` is the
-    summed Huber loss at the optimum, ``aic`` an information criterion from the Gaussian
-    likelihood of the log residuals.
+    ``ci_low`` and ``ci_high`` map each parameter name to the ends of its bootstrap percentile
+    interval; ``objective`` is the summed Huber loss at the optimum, ``aic`` an information
+    criterion from the Gaussian likelihood of the log residuals.
     """
 
     E: float
@@ -53,7 +55,12 @@ class ChinchillaFit:
     objective: float = np.nan
     aic: float = np.nan
     n_points: int = 0
-    ci: dict = field(default_factory=dict)
+    ci_low: dict = field(default_factory=dict)
+    ci_high: dict = field(default_factory=dict)
+
+    def interval(self, name: str) -> tuple[float, float]:
+        """The bootstrap interval of parameter ``name`` (NaN, NaN without a bootstrap)."""
+        return self.ci_low.get(name, np.nan), self.ci_high.get(name, np.nan)
 
     def predict(self, N, D) -> np.ndarray:
         N, D = np.asarray(N, float), np.asarray(D, float)
@@ -73,31 +80,22 @@ def fit_chinchilla(N, D, L, E: float | None = None, coupled: bool = False, n_boo
     (resampling points, each refit started from the point estimate).  A free E is bounded
     below by ``E_FLOOR``; ending there means the data do not identify it (``E_at_bound``)."""
     N, D, L = _check(N, D, L)
-    fixed = {} if coupled else {"gamma": 0.0}
-    if E is not None:
-        fixed["e"] = np.log(E)
-    free = [p for p in (COUPLED if coupled else ADDITIVE) if p not in fixed]
+    free, fixed = _parameters(E, coupled)
     x = (np.log(N), np.log(D), np.log(L))
-    bounds = [(np.log(E_FLOOR), np.log(L.min())) if p == "e" else (None, None) for p in free]
-    theta = _best_of_grid(x, free, fixed, n_starts, bounds)
+    theta = _best_of_grid(x, free, fixed, n_starts)
     at_bound = E is None and theta[free.index("e")] <= np.log(E_FLOOR) + 1e-6
     params = dict(zip(free, theta), **fixed)
-    objective = _objective(theta, x, free, fixed)[0]
-    intervals = {}
+    objective = float(_objective(theta[None], x, free, fixed)[0])
+    ci_low, ci_high = {}, {}
     if n_boot:
-        rng = np.random.default_rng(seed)
-        reps = []
-        for _ in range(n_boot):
-            idx = rng.integers(0, len(L), len(L))
-            xb = tuple(v[idx] for v in x)
-            sol = optimize.minimize(_objective, theta, args=(xb, free, fixed), bounds=bounds,
-                                    **_LBFGS)
-            reps.append(_natural(dict(zip(free, sol.x), **fixed)))
-        lo, hi = (1 - ci) / 2, (1 + ci) / 2
-        for key in reps[0]:
-            values = np.array([r[key] for r in reps])
+        rows = np.random.default_rng(seed).integers(0, len(L), (n_boot, len(L)))
+        xb = tuple(v[rows] for v in x)
+        thetas, _ = _minimise(np.repeat(theta[None], n_boot, 0), xb, free, fixed)
+        reps = _natural({**{p: thetas[:, i] for i, p in enumerate(free)}, **fixed})
+        for key, values in reps.items():
             # a parameter the data do not identify has no meaningful interval
-            intervals[key] = (np.nan, np.nan) if at_bound else tuple(np.quantile(values, [lo, hi]))
+            lo, hi = (np.nan, np.nan) if at_bound else _percentiles(values, ci)
+            ci_low[key], ci_high[key] = float(lo), float(hi)
     nat = _natural(params)
     residual = x[2] - _log_prediction(params, x)
     k = len(free)
@@ -106,7 +104,90 @@ def fit_chinchilla(N, D, L, E: float | None = None, coupled: bool = False, n_boo
     aic = len(L) * np.log(np.mean(residual ** 2)) + 2 * k
     return ChinchillaFit(nat["E"], nat["A"], nat["B"], nat["alpha"], nat["beta"], nat["gamma"],
                          E is not None, bool(at_bound), float(np.sqrt(np.mean(residual ** 2))),
-                         float(objective), float(aic), len(L), intervals)
+                         objective, float(aic), len(L), ci_low, ci_high)
+
+
+@dataclass(frozen=True)
+class BatchFit:
+    """The parametric law fitted to many data sets of one design at once (bootstrap replicates,
+    simulated worlds): each field holds one value per data set."""
+
+    E: np.ndarray
+    A: np.ndarray
+    B: np.ndarray
+    alpha: np.ndarray
+    beta: np.ndarray
+    gamma: np.ndarray
+    E_at_bound: np.ndarray
+    objective: np.ndarray
+
+    def predict(self, N, D) -> np.ndarray:
+        """Predicted losses, data sets x points."""
+        N, D = np.asarray(N, float), np.asarray(D, float)
+        c = lambda v: v[:, None]
+        with np.errstate(over="ignore"):  # a wild replicate predicts inf, not an error
+            return c(self.E) + c(self.A) / N ** c(self.alpha) + c(self.B) * N ** c(self.gamma) / D ** c(self.beta)
+
+
+def fit_chinchilla_batch(N, D, L, E=None, coupled: bool = False,
+                         start: ChinchillaFit | None = None, n_starts: int = 8) -> BatchFit:
+    """Fit the law to every row of ``L`` (data sets x points, all at the points ``N``, ``D``).
+    ``E``: None (free), one value, or one value per data set (held fixed).  ``start``: a fit
+    whose parameters start every data set (a bootstrap from its point estimate); without it,
+    each data set starts from its own best ``n_starts`` grid points, as in
+    :func:`fit_chinchilla`."""
+    N, D = (np.asarray(v, float).ravel() for v in (N, D))
+    L = np.atleast_2d(np.asarray(L, float))
+    if L.shape[1] != N.size or D.size != N.size:
+        raise ScalingDataError(f"L must be data sets x {N.size} points, got {L.shape}.")
+    if not (np.isfinite(L).all() and (L > 0).all()):
+        raise ScalingDataError("L must be finite and positive.")
+    n_sets = len(L)
+    e_fixed = None if E is None else np.log(np.broadcast_to(np.asarray(E, float), (n_sets,)))
+    free, fixed = _parameters(None if E is None else 1.0, coupled)
+    if e_fixed is not None:
+        fixed["e"] = e_fixed
+    x = (np.log(N), np.log(D), np.log(L))
+    if start is not None:
+        own = {"a": np.log(start.A), "b": np.log(start.B), "e": np.log(max(start.E, E_FLOOR)),
+               "alpha": start.alpha, "beta": start.beta, "gamma": start.gamma}
+        theta, value = _minimise(np.tile([own[p] for p in free], (n_sets, 1)), x, free, fixed)
+    else:
+        starts = np.stack([_grid_starts((x[0], x[1], x[2][i]), free, _row(fixed, i), n_starts)
+                           for i in range(n_sets)])  # sets x starts x parameters
+        group = np.repeat(np.arange(n_sets), n_starts)
+        xs = (x[0], x[1], x[2][group])
+        many, values = _minimise(starts.reshape(-1, len(free)), xs, free,
+                                 {k: (v[group] if np.ndim(v) else v) for k, v in fixed.items()},
+                                 group=group)
+        best = values.reshape(n_sets, n_starts).argmin(1)
+        theta = many.reshape(n_sets, n_starts, -1)[np.arange(n_sets), best]
+        value = values.reshape(n_sets, n_starts)[np.arange(n_sets), best]
+    params = {**{p: theta[:, i] for i, p in enumerate(free)}, **fixed}
+    nat = _natural(params)
+    at_bound = (np.zeros(n_sets, bool) if E is not None
+                else theta[:, free.index("e")] <= np.log(E_FLOOR) + 1e-6)
+    return BatchFit(nat["E"], nat["A"], nat["B"], nat["alpha"], nat["beta"],
+                    np.broadcast_to(nat["gamma"], (n_sets,)).astype(float), at_bound, value)
+
+
+def _row(fixed: dict, i: int) -> dict:
+    return {k: (v[i] if np.ndim(v) else v) for k, v in fixed.items()}
+
+
+def _parameters(E, coupled: bool) -> tuple[list[str], dict]:
+    """The free parameter names and the fixed values of a law (gamma = 0 unless coupled)."""
+    fixed = {} if coupled else {"gamma": 0.0}
+    if E is not None:
+        fixed["e"] = np.log(E)
+    return [p for p in (COUPLED if coupled else ADDITIVE) if p not in fixed], fixed
+
+
+def _percentiles(values: np.ndarray, ci: float) -> tuple[float, float]:
+    finite = values[np.isfinite(values)]
+    if not len(finite):
+        return np.nan, np.nan
+    return tuple(float(q) for q in np.quantile(finite, [(1 - ci) / 2, (1 + ci) / 2]))
 
 
 @dataclass(frozen=True)
@@ -128,17 +209,39 @@ def compare_laws(N, D, L, E: float | None = None, folds: int = 5, seed: int = 0)
     N, D, L = _check(N, D, L)
     additive = fit_chinchilla(N, D, L, E=E)
     coupled = fit_chinchilla(N, D, L, E=E, coupled=True)
+    rmse = {c: held_out_rmse(N, D, L, E, c, folds, seed)[0] for c in (False, True)}
+    return LawComparison(additive, coupled, coupled.aic - additive.aic, rmse[False], rmse[True])
+
+
+def held_out_rmse(N, D, L, E: float | None = None, coupled: bool = False, folds: int = 5,
+                  seed: int = 0, replicates=None, E_replicates=None) -> tuple[float, np.ndarray]:
+    """Root-mean-square error of log L on held-out folds of whole (N, D) cells
+    (:func:`cell_folds`), each fold predicted by the law fitted to the others (NaN when a fold
+    would leave fewer than 6 points).  ``replicates`` (data sets x points, e.g. bootstrap
+    replicates of L, with their own ``E_replicates`` when E is fixed) are cross-validated with
+    the same folds, each fold's fits starting from that fold's own fit (never from a fit that
+    saw the held-out cells); their errors come back as an array (empty without replicates)."""
+    N, D, L = _check(N, D, L)
     fold_of = cell_folds(N, D, folds, seed)
+    n_reps = 0 if replicates is None else len(replicates)
     if min((fold_of != k).sum() for k in range(folds)) < 6:  # too few points to refit
-        return LawComparison(additive, coupled, coupled.aic - additive.aic, np.nan, np.nan)
-    errors = {False: [], True: []}
+        return np.nan, np.full(n_reps, np.nan)
+    errors, rep_errors = [], []
     for k in range(folds):
         train, test = fold_of != k, fold_of == k
-        for is_coupled in (False, True):  # grid starts: the full-data fit saw the held-out fold
-            fit = fit_chinchilla(N[train], D[train], L[train], E=E, coupled=is_coupled, n_starts=8)
-            errors[is_coupled].append(np.log(fit.predict(N[test], D[test])) - np.log(L[test]))
-    rmse = {c: float(np.sqrt(np.mean(np.concatenate(e) ** 2))) for c, e in errors.items()}
-    return LawComparison(additive, coupled, coupled.aic - additive.aic, rmse[False], rmse[True])
+        # grid starts: the full-data fit saw the held-out fold
+        fit = fit_chinchilla(N[train], D[train], L[train], E=E, coupled=coupled, n_starts=8)
+        errors.append(np.log(fit.predict(N[test], D[test])) - np.log(L[test]))
+        if n_reps:
+            reps = np.asarray(replicates, float)
+            many = fit_chinchilla_batch(N[train], D[train], reps[:, train],
+                                        E=None if E is None else E_replicates, coupled=coupled,
+                                        start=fit)
+            rep_errors.append(np.log(many.predict(N[test], D[test])) - np.log(reps[:, test]))
+    rmse = float(np.sqrt(np.mean(np.concatenate(errors) ** 2)))
+    rep_rmse = (np.sqrt(np.mean(np.concatenate(rep_errors, 1) ** 2, 1)) if n_reps
+                else np.empty(0))
+    return rmse, rep_rmse
 
 
 def cell_folds(N, D, folds: int, seed: int = 0) -> np.ndarray:
@@ -212,18 +315,27 @@ def _grid(free) -> np.ndarray:
     return np.array(list(itertools.product(*(values[p] for p in free))))
 
 
-def _terms(params: dict, x) -> np.ndarray:
-    """The three log-terms (capacity, data, entropy), stacked on a last axis; parameters may be
-    arrays (grid points x 1) that broadcast against the data."""
+def _terms(params: dict, x) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The three log-terms (capacity, data, entropy) as arrays of one shape; parameters may be
+    arrays (grid points or data sets x 1) that broadcast against the data."""
     log_n, log_d, _ = x
-    return np.stack(np.broadcast_arrays(
+    return tuple(np.broadcast_arrays(
         params["a"] - params["alpha"] * log_n,
         params["b"] + params["gamma"] * log_n - params["beta"] * log_d,
-        params["e"] + 0 * log_n), axis=-1)
+        params["e"] + 0 * log_n))
+
+
+def _log_sum_exp(terms) -> tuple[np.ndarray, tuple]:
+    """log(e^t1 + e^t2 + e^t3) of the three terms, and the softmax weights (its derivative).
+    Elementwise over three arrays: much faster than a reduction over a short last axis."""
+    top = np.maximum(np.maximum(terms[0], terms[1]), terms[2])
+    weights = tuple(np.exp(t - top) for t in terms)
+    total = weights[0] + weights[1] + weights[2]
+    return np.log(total) + top, tuple(w / total for w in weights)
 
 
 def _log_prediction(params: dict, x) -> np.ndarray:
-    return special.logsumexp(_terms(params, x), axis=-1)
+    return _log_sum_exp(_terms(params, x))[0]
 
 
 def _huber(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -233,36 +345,97 @@ def _huber(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return value, grad
 
 
-def _objective(theta, x, free, fixed):
-    """Summed Huber loss of log L and its gradient in the free parameters."""
-    params = dict(zip(free, theta), **fixed)
-    log_n, log_d, log_l = x
-    terms = _terms(params, x)
-    lse = special.logsumexp(terms, axis=-1)
-    weights = np.exp(terms - lse[:, None])  # softmax = d lse / d term
-    value, dr = _huber(lse - log_l)
-    partial = {"a": weights[:, 0], "alpha": -weights[:, 0] * log_n,
-               "b": weights[:, 1], "beta": -weights[:, 1] * log_d,
-               "gamma": weights[:, 1] * log_n, "e": weights[:, 2]}
-    grad = np.array([(dr * partial[p]).sum() for p in free])
-    return value.sum(), grad
+def _column_params(theta: np.ndarray, free, fixed) -> dict:
+    """Parameters as columns (rows x 1) for broadcasting against rows x points."""
+    params = {p: theta[:, i, None] for i, p in enumerate(free)}
+    for p, v in fixed.items():
+        params[p] = np.asarray(v, float)[..., None] if np.ndim(v) else v
+    return params
 
 
-def _best_of_grid(x, free, fixed, n_starts, bounds) -> np.ndarray:
+def _objective(theta: np.ndarray, x, free, fixed) -> np.ndarray:
+    """Summed Huber loss of log L, one value per row of ``theta`` (rows x free parameters)."""
+    return _huber(_log_prediction(_column_params(theta, free, fixed), x) - x[2])[0].sum(-1)
+
+
+def _minimise(theta: np.ndarray, x, free, fixed, group: np.ndarray | None = None):
+    """Minimise the Huber objective from every row of ``theta`` at once (data: ``x``, whose
+    arrays broadcast to rows x points; ``fixed`` values are scalars or one per row).
+
+    Each step solves the Gauss-Newton equations of the objective's iteratively reweighted
+    least-squares form (weights min(1, delta/|r|), which majorise the Huber loss) with
+    Levenberg-Marquardt damping, and is kept only if it lowers the objective.  A free e stays in
+    [log E_FLOOR, log min L].  ``group`` (rows that are starts of one data set): every 25 steps,
+    starts more than 1.5 times worse than their data set's best are stopped (another basin).
+    Returns the parameters and objective of every row."""
+    theta = np.array(theta, float)
+    rows, k = theta.shape
+    log_n, log_d = np.asarray(x[0], float), np.asarray(x[1], float)
+    log_l = np.broadcast_to(x[2], (rows, np.shape(x[2])[-1]))
+    lower = np.full(k, -np.inf)
+    upper = np.full((rows, k), np.inf)
+    if "e" in free:
+        lower[free.index("e")] = np.log(E_FLOOR)
+        upper[:, free.index("e")] = log_l.min(-1)
+    theta = np.clip(theta, lower, upper)
+    data = (log_n, log_d, log_l)
+    value = _objective(theta, data, free, fixed)
+    damping = np.full(rows, 1e-3)
+    stalled = np.zeros(rows, int)
+    active = np.ones(rows, bool)
+    for step in range(_MAX_STEPS):
+        params = _column_params(theta, free, fixed)
+        lse, weights = _log_sum_exp(_terms(params, data))
+        r = lse - log_l
+        columns = {"a": weights[0], "alpha": -weights[0] * log_n, "b": weights[1],
+                   "beta": -weights[1] * log_d, "gamma": weights[1] * log_n, "e": weights[2]}
+        J = np.stack([np.broadcast_to(columns[p], r.shape) for p in free], -1)
+        w = HUBER_DELTA / np.maximum(np.abs(r), HUBER_DELTA)  # min(1, delta / |r|)
+        hessian = np.matmul((J * w[..., None]).transpose(0, 2, 1), J)
+        gradient = np.einsum("rni,rn->ri", J, np.clip(r, -HUBER_DELTA, HUBER_DELTA))
+        diagonal = np.einsum("rii->ri", hessian)
+        ridge = damping[:, None] * diagonal + 1e-12 * (diagonal.mean(1, keepdims=True) + 1e-300)
+        system = hessian + ridge[..., None] * np.eye(k)
+        move = -np.linalg.solve(system, gradient[..., None])[..., 0]
+        candidate = np.clip(theta + move, lower, upper)
+        new_value = _objective(candidate, data, free, fixed)
+        better = active & (new_value < value)
+        gain = np.where(better, value - new_value, 0.0)
+        theta = np.where(better[:, None], candidate, theta)
+        value = np.where(better, new_value, value)
+        damping = np.clip(np.where(better, damping / 3, damping * 4), 1e-12, 1e12)
+        stalled = np.where(gain <= _TOLERANCE * value, stalled + 1, 0)
+        active &= stalled < _PATIENCE
+        if group is not None and step % 25 == 24:
+            best = np.full(group.max() + 1, np.inf)
+            np.minimum.at(best, group, value)
+            active &= value <= 1.5 * best[group]
+        if not active.any():
+            break
+    return theta, value
+
+
+def _grid_starts(x, free, fixed, n_starts) -> np.ndarray:
+    """The ``n_starts`` grid points with the lowest objective (e clipped into its bounds)."""
     grid = _grid(free)
     params = {**{p: grid[:, i, None] for i, p in enumerate(free)}, **fixed}
     start_values = _huber(_log_prediction(params, x) - x[2])[0].sum(1)
-    best, best_value = None, np.inf
-    for start in grid[np.argsort(start_values)[:n_starts]]:
-        start = np.array([np.clip(v, lo if lo is not None else -np.inf, hi if hi is not None else np.inf)
-                          for v, (lo, hi) in zip(start, bounds)])
-        sol = optimize.minimize(_objective, start, args=(x, free, fixed), bounds=bounds, **_LBFGS)
-        if sol.fun < best_value:
-            best, best_value = sol.x, sol.fun
-    return best
+    starts = grid[np.argsort(start_values, kind="stable")[:n_starts]]
+    if "e" in free:
+        i = free.index("e")
+        starts[:, i] = np.clip(starts[:, i], np.log(E_FLOOR), np.min(x[2]))
+    return starts
+
+
+def _best_of_grid(x, free, fixed, n_starts) -> np.ndarray:
+    starts = _grid_starts(x, free, fixed, n_starts)
+    thetas, values = _minimise(starts, x, free, fixed, group=np.zeros(len(starts), int))
+    return thetas[np.argmin(values)]
 
 
 def _natural(params: dict) -> dict:
-    return {"E": float(np.exp(params["e"])), "A": float(np.exp(params["a"])),
-            "B": float(np.exp(params["b"])), "alpha": float(params["alpha"]),
-            "beta": float(params["beta"]), "gamma": float(params.get("gamma", 0.0))}
+    """Natural parameters (E, A, B, exponents); floats for one fit, arrays for many."""
+    convert = (lambda v: float(v)) if np.ndim(params["a"]) == 0 else np.asarray
+    return {"E": convert(np.exp(params["e"])), "A": convert(np.exp(params["a"])),
+            "B": convert(np.exp(params["b"])), "alpha": convert(params["alpha"]),
+            "beta": convert(params["beta"]), "gamma": convert(params.get("gamma", 0.0))}

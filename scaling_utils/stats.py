@@ -209,6 +209,66 @@ def fit_power_law(x, y, groups=None, n_boot: int = 1000, seed: int = 0,
                        levels, point_means, len(reps), unit)
 
 
+# --------------------------------------------------------------------------- training runs
+
+def resample_runs(cell, n_boot: int, seed: int = 0) -> np.ndarray:
+    """Replicates x runs: for every replicate, the run drawn (with replacement, from the runs of
+    the same cell, e.g. the seeds of one (P, D) point) into each run's slot."""
+    cell = np.asarray(cell).ravel()
+    rng = np.random.default_rng(seed)
+    drawn = np.empty((n_boot, len(cell)), int)
+    for level in np.unique(cell):
+        members = np.flatnonzero(cell == level)
+        drawn[:, members] = members[rng.integers(0, len(members), (n_boot, len(members)))]
+    return drawn
+
+
+def hierarchical_bootstrap(values, cell, n_boot: int, seed: int = 0,
+                           replicates=None) -> np.ndarray:
+    """Two-level bootstrap of one value per training run: replicates x runs.
+
+    First level: the runs of each cell (the seeds of one grid point) are resampled with
+    replacement.  Second level: each drawn run enters with its value in the replicate's
+    resample of sequences, ``replicates[run, b]`` (runs x n_boot; aligned across runs, because
+    all runs are measured on the same held-out sequences, so replicate b resamples the same
+    sequences for every run); without it, runs enter with ``values``.  With k runs in a cell,
+    the resampled mean of k draws has (k - 1)/k of the variance of a mean of k new runs, so each
+    run's deviation from its cell's mean is inflated by sqrt(k/(k - 1)) first (the adjusted
+    residuals of Davison and Hinkley 1997, section 3.7): the interval keeps 95 % coverage
+    with three runs per cell (tests).  A cell with one run cannot show the spread between runs
+    (``runs_per_cell`` says when that happens)."""
+    values = np.asarray(values, float).ravel()
+    reps = (np.broadcast_to(values[:, None], (len(values), n_boot)) if replicates is None
+            else np.asarray(replicates, float))
+    if reps.shape != (len(values), n_boot):
+        raise ValueError(f"replicates must be runs x n_boot = {(len(values), n_boot)}, got "
+                         f"{reps.shape}.")
+    _, cell_id = np.unique(np.asarray(cell).ravel(), return_inverse=True)
+    counts = np.bincount(cell_id)
+    member = np.zeros((len(values), len(counts)))
+    member[np.arange(len(values)), cell_id] = 1.0
+    centre = ((reps.T @ member) / counts)[:, cell_id]  # replicate x run: its cell's mean
+    inflate = np.where(counts > 1, np.sqrt(counts / np.maximum(counts - 1, 1)), 1.0)[cell_id]
+    drawn = np.take_along_axis(reps.T, resample_runs(cell_id, n_boot, seed), axis=1)
+    return centre + inflate * (drawn - centre)
+
+
+def runs_per_cell(cell) -> int:
+    """The smallest number of runs in any cell: below 2, no interval can contain the spread
+    between training runs."""
+    return int(np.unique(np.asarray(cell).ravel(), return_counts=True)[1].min())
+
+
+def sequence_weights(n_sequences: int, n_boot: int, seed: int = 0) -> np.ndarray:
+    """Replicates x sequences: how often each held-out sequence is drawn in each bootstrap
+    replicate, divided by the number of sequences (rows sum to 1, so ``weights @ x`` is the
+    resampled mean of a per-sequence quantity x)."""
+    drawn = np.random.default_rng(seed).integers(0, n_sequences, (n_boot, n_sequences))
+    drawn += np.arange(n_boot)[:, None] * n_sequences  # one block of counts per replicate
+    counts = np.bincount(drawn.ravel(), minlength=n_boot * n_sequences)
+    return counts.reshape(n_boot, n_sequences) / n_sequences
+
+
 def _resample_within(level_of: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Counts of an i.i.d. resample drawn separately within each x level."""
     counts = np.zeros(len(level_of))

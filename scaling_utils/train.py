@@ -279,7 +279,11 @@ def run_grid(configs: Sequence[TrainConfig], source, eval_tokens: np.ndarray,
                   device=device, fingerprint=fingerprint, cache=str(cache_dir(cache)))
     if executor is None or executor == "serial":
         return [job(c) for c in tqdm(configs, disable=not progress, desc="grid")]
-    return run_jobs(job, configs, executor)
+    # runs already stored are read here: workers are started only for runs still to train
+    stored = [_stored_run(c, fingerprint, str(cache_dir(cache))) for c in configs]
+    missing = [c for c, r in zip(configs, stored) if r is None]
+    trained = iter(run_jobs(job, missing, executor) if missing else [])
+    return [r if r is not None else next(trained) for r in stored]
 
 
 def _cached_run(config: TrainConfig, source, eval_tokens: np.ndarray, device: str,
@@ -291,6 +295,22 @@ def _cached_run(config: TrainConfig, source, eval_tokens: np.ndarray, device: st
             return train_student(config, source, eval_tokens, device=device)
 
     return cached("train", key, compute, folder=cache)
+
+
+class _NotStored(LookupError):
+    """Raised instead of training, to ask the cache whether a run is stored."""
+
+
+def _stored_run(config: TrainConfig, fingerprint: dict, cache: str) -> TrainResult | None:
+    """The stored result of a run, or None when it has not been trained (under the same key as
+    :func:`_cached_run`)."""
+    def refuse():
+        raise _NotStored
+
+    try:
+        return cached("train", {"config": asdict(config), **fingerprint}, refuse, folder=cache)
+    except _NotStored:
+        return None
 
 
 @contextmanager

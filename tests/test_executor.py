@@ -46,6 +46,30 @@ def test_dask_cluster_trains_the_grid_into_the_shared_cache(tmp_path, monkeypatc
         np.testing.assert_array_equal(a.curve_loss, b.curve_loss)
 
 
+def test_a_grid_sends_only_the_runs_still_to_train_to_its_executor(tmp_path):
+    import concurrent.futures
+
+    class Counting(concurrent.futures.ThreadPoolExecutor):
+        """Runs jobs in threads and counts them."""
+        jobs = 0
+
+        def map(self, fn, *iterables, **kwargs):
+            items = list(iterables[0])
+            Counting.jobs += len(items)
+            return super().map(fn, items, **kwargs)
+
+    cache = str(tmp_path)
+    first = train.run_grid(CONFIGS[:2], SOURCE, EVAL, device="cpu", cache=cache, progress=False)
+    with Counting(1) as pool:
+        grid = train.run_grid(CONFIGS, SOURCE, EVAL, device="cpu", cache=cache, executor=pool)
+    assert Counting.jobs == 1  # the two stored runs are read here, not sent to a worker
+    assert [r.config.seed for r in grid] == [0, 1, 2]
+    np.testing.assert_array_equal(grid[0].curve_loss, first[0].curve_loss)
+    with Counting(1) as pool:  # everything stored: no worker at all
+        train.run_grid(CONFIGS, SOURCE, EVAL, device="cpu", cache=cache, executor=pool)
+    assert Counting.jobs == 1
+
+
 def test_local_processes_keep_the_input_order():
     assert run_jobs(math.sqrt, [9, 4, 1], "processes:2") == [3.0, 2.0, 1.0]
     assert run_jobs(math.sqrt, [9, 4], None) == [3.0, 2.0]

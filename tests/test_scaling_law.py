@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from scaling_utils.scaling_law import (ScalingDataError, compare_laws, fit_chinchilla,
+                                       fit_chinchilla_batch,
                                        load_epoch_chinchilla)
 
 TRUE = dict(E=1.8, A=480.0, B=2000.0, alpha=0.35, beta=0.37)
@@ -23,7 +24,7 @@ def test_fit_recovers_known_parameters_from_noisy_points():
     assert fit.E == pytest.approx(TRUE["E"], abs=0.04)
     assert fit.alpha == pytest.approx(TRUE["alpha"], abs=0.02)
     assert fit.beta == pytest.approx(TRUE["beta"], abs=0.02)
-    lo, hi = fit.ci["beta"]
+    lo, hi = fit.interval("beta")
     assert lo < fit.beta < hi and hi - lo < 0.1
     np.testing.assert_allclose(fit.predict(1e9, 1e11), 1.8 + 480 / 1e9 ** 0.35 + 2000 / 1e11 ** 0.37,
                                rtol=0.01)
@@ -78,3 +79,56 @@ def test_cross_validation_keeps_the_seeds_of_a_cell_together():
         rows = (N == cell[0]) & (D == cell[1])
         assert len(set(fold_of[rows])) == 1  # never split between fitting and testing
     assert set(fold_of) == set(range(5))
+
+
+def _lbfgs_reference(N, D, L, free, fixed, starts):
+    """The earlier minimiser, L-BFGS with analytic gradients and tight tolerances, from the same
+    starts: the batched Gauss-Newton minimiser must reach an objective at least as low."""
+    from scipy import optimize, special
+
+    from scaling_utils import scaling_law as sl
+    x = (np.log(N), np.log(D), np.log(L))
+
+    def objective(theta):
+        params = dict(zip(free, theta), **fixed)
+        terms = np.stack(sl._terms(params, x), -1)
+        lse = special.logsumexp(terms, axis=-1)
+        weights = np.exp(terms - lse[:, None])
+        value, dr = sl._huber(lse - x[2])
+        partial = {"a": weights[:, 0], "alpha": -weights[:, 0] * x[0], "b": weights[:, 1],
+                   "beta": -weights[:, 1] * x[1], "gamma": weights[:, 1] * x[0], "e": weights[:, 2]}
+        return value.sum(), np.array([(dr * partial[p]).sum() for p in free])
+
+    bounds = [(np.log(sl.E_FLOOR), np.log(L.min())) if p == "e" else (None, None) for p in free]
+    return min(optimize.minimize(objective, s, jac=True, method="L-BFGS-B", bounds=bounds,
+                                 options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 5000}).fun
+               for s in starts)
+
+
+@pytest.mark.parametrize("E, coupled", [(None, False), (1.8, True), (1.8, False)])
+def test_minimiser_reaches_the_lbfgs_optimum(E, coupled):
+    from scaling_utils import scaling_law as sl
+    N = np.repeat(np.geomspace(1e3, 1e5, 4), 9)
+    D = np.tile(np.repeat(np.geomspace(6.5e4, 1e6, 3), 3), 4)
+    L = 1.8 + 30 / N ** 0.4 + 40 * N ** (0.1 * coupled) / D ** 0.3
+    L = L * np.exp(np.random.default_rng(4).normal(0, 0.01, L.size))
+    free, fixed = sl._parameters(E, coupled)
+    starts = sl._grid_starts((np.log(N), np.log(D), np.log(L)), free, fixed, 8)
+    reference = _lbfgs_reference(N, D, L, free, fixed, starts)
+    fit = fit_chinchilla(N, D, L, E=E, coupled=coupled, n_starts=8)
+    assert fit.objective <= reference * (1 + 1e-7)
+
+
+def test_batch_fit_matches_one_fit_per_data_set():
+    N = np.repeat(np.geomspace(1e3, 1e5, 4), 6)
+    D = np.tile(np.repeat(np.geomspace(6.5e4, 1e6, 3), 2), 4)
+    rng = np.random.default_rng(5)
+    L = (1.8 + 30 / N ** 0.4 + 40 / D ** 0.3) * np.exp(rng.normal(0, 0.01, (3, N.size)))
+    batch = fit_chinchilla_batch(N, D, L, n_starts=8)
+    for i in range(3):
+        one = fit_chinchilla(N, D, L[i], n_starts=8)
+        assert batch.objective[i] == pytest.approx(one.objective, rel=1e-7)
+        assert batch.E[i] == pytest.approx(one.E, rel=1e-4)
+    fixed = fit_chinchilla_batch(N, D, L, E=[1.7, 1.8, 1.9], start=fit_chinchilla(N, D, L[0], E=1.8))
+    np.testing.assert_allclose(fixed.E, [1.7, 1.8, 1.9])
+    assert fixed.predict(N, D).shape == L.shape

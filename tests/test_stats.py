@@ -135,3 +135,31 @@ def test_offset_fit_of_a_rising_curve_is_not_estimable():
     x = np.arange(1, 20)
     fit = stats.fit_power_law(x, 1 + 0.1 * x, offset=True, n_boot=20)
     assert np.isnan(fit.exponent) and np.isnan(fit.ci_low)
+
+
+def test_hierarchical_bootstrap_gives_a_cell_mean_the_variance_of_new_runs():
+    # three runs per cell: resampling them alone gives their mean 2/3 of the variance s^2 / 3
+    # of a mean of three new runs; the adjusted residuals restore it (the mean of the
+    # resampled cell mean stays the cell mean)
+    values = np.array([1.0, 2.0, 4.0, 10.0, 10.0, 13.0])
+    cell = np.array([0, 0, 0, 1, 1, 1])
+    reps = stats.hierarchical_bootstrap(values, cell, n_boot=40_000, seed=0)
+    means = np.stack([reps[:, cell == c].mean(1) for c in (0, 1)], 1)
+    for c in (0, 1):
+        v = values[cell == c]
+        # 40 000 replicates: the relative SE of a variance is about sqrt(2 / 40 000) = 0.7 %
+        assert means[:, c].var() == pytest.approx(v.var(ddof=1) / 3, rel=0.03)
+        assert means[:, c].mean() == pytest.approx(v.mean(), abs=0.02)
+    assert stats.runs_per_cell(cell) == 3
+
+
+def test_hierarchical_bootstrap_adds_the_sequence_replicates_of_each_drawn_run():
+    values = np.array([1.0, 1.0, 5.0, 5.0])
+    cell = np.array([0, 0, 1, 1])
+    shift = np.arange(6.0)  # replicate b moves every run by b (a shared resample of sequences)
+    reps = stats.hierarchical_bootstrap(values, cell, 6, seed=1, replicates=values[:, None] + shift)
+    np.testing.assert_allclose(reps, np.array([1, 1, 5, 5.0]) + shift[:, None])  # runs agree
+    with pytest.raises(ValueError, match="runs x n_boot"):
+        stats.hierarchical_bootstrap(values, cell, 5, replicates=np.zeros((4, 6)))
+    weights = stats.sequence_weights(10, 3, seed=0)
+    np.testing.assert_allclose(weights.sum(1), 1.0)
