@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .stats import MomentAccumulator, Moments, effective_context
+from .stats import MomentAccumulator, Moments, attention_concentration
 
 SITE_KINDS = ("embeddings", "attention", "block", "final_norm")
 _ATTENTION_NAMES = ("self_attn", "attn", "attention")
@@ -40,9 +40,10 @@ class CaptureResult:
     """Streaming statistics of one capture run.
 
     ``moments[site.name]`` holds grouped sums of the representation at each length in
-    ``lengths``.  With attention weights: ``n_eff``, ``n_eff_no_sink`` (attention renormalised
-    without position 0) and ``sink_mass`` (attention on position 0), each the mean over windows,
-    shape (layers, lengths, heads).  With ``position_loss``: per-group mean next-token loss at
+    ``lengths``.  With attention weights: ``n_eff`` and ``n_eff_no_sink`` (attention renormalised
+    without position 0), each 1 / (mean over windows of sum_k a_k^2), the harmonic mean of the
+    windows' n_eff; and ``sink_mass`` (attention on position 0, mean over windows); each of shape
+    (layers, lengths, heads).  With ``position_loss``: per-group mean next-token loss at
     every context length 1..N-1, shape (groups, N-1).
     """
 
@@ -205,7 +206,9 @@ def _jobs(windows: np.ndarray, lengths: np.ndarray, fixed_query_token: int | Non
 
 
 class _AttentionStats:
-    """Running means over windows of n_eff, n_eff without position 0, and attention on position 0."""
+    """Running means over windows of sum_k a_k^2 (with and without position 0) and of the
+    attention on position 0; n_eff is the inverse of the mean (the harmonic mean over windows,
+    because the variances sigma^2 sum_k a_k^2 of different windows add, not their n_eff)."""
 
     def __init__(self, n_layers: int):
         self.sums: list[np.ndarray | float] = [0.0] * n_layers
@@ -215,13 +218,13 @@ class _AttentionStats:
         # weights: batch x heads x k x T, the rows of the query positions (zero past the mask)
         w = weights.detach().to(torch.float64)
         rest = w[..., 1:] / w[..., 1:].sum(-1, keepdim=True).clamp_min(1e-300)
-        stats = torch.stack([effective_context(w), effective_context(rest), w[..., 0]])
+        stats = torch.stack([attention_concentration(w), attention_concentration(rest), w[..., 0]])
         self.sums[layer] = self.sums[layer] + stats.sum(1).transpose(1, 2).cpu().numpy()  # 3 x k x H
         self.count[layer] += w.shape[0]
 
     def result(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         means = np.stack(self.sums, 1) / self.count[None, :, None, None]  # 3 x layers x k x H
-        return means[0], means[1], means[2]
+        return 1.0 / means[0], 1.0 / means[1], means[2]
 
 
 class _PositionLoss:

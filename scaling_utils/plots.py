@@ -162,6 +162,20 @@ def bias_variance_panels(result) -> plt.Figure:
                 title="finite-data term")
     axes[2].legend(title="P", fontsize="x-small", title_fontsize="x-small")
     _plain_minor_ticks(axes)
+
+
+# ---- Theorem 1
+
+def t1_variance_grid(curves: pd.DataFrame, variants=None) -> plt.Figure:
+    """Variance against n, one column per variant (``variants``: their order; default as in
+    ``curves``) and one row per output kind (attention, block), one line per layer."""
+    variants = list(dict.fromkeys(curves.variant)) if variants is None else list(variants)
+    fig, axes = plt.subplots(2, len(variants), figsize=(3.2 * len(variants), 6.5), squeeze=False)
+    for col, name in enumerate(variants):
+        for row, kind in enumerate(("attention", "block")):
+            part = curves[(curves.variant == name) & (curves.kind == kind)]
+            variance_curves(part, axes[row, col], title=f"{name}\n{kind} output",
+                            legend=(row, col) == (0, len(variants) - 1))
     fig.tight_layout()
     return fig
 
@@ -192,6 +206,59 @@ def returns_per_doubling(result) -> plt.Figure:
     axes[1].set(xscale="log", xlabel="P (upper end of the doubling)",
                 ylabel="nats gained per doubling", title="returns to parameters")
     _plain_minor_ticks(axes)
+
+
+def t1_exponents(fits: pd.DataFrame, margin: float, claimed: float = -1.0) -> plt.Figure:
+    """Per-layer variance exponents with their intervals, attention (left) and block (right)
+    outputs, one series per variant; the band is the claim's margin."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for ax, kind in zip(axes, ("attention", "block")):
+        ax.axhspan(claimed - margin, claimed + margin, color="0.85", zorder=0)
+        exponents_by_layer(fits[fits.kind == kind], ax, title=f"{kind} output", claimed=claimed)
+    fig.tight_layout()
+    return fig
+
+
+def t1_headline(subsets: pd.DataFrame, summary: pd.DataFrame, margin: float,
+                claimed: float = -1.0) -> plt.Figure:
+    """Left: the median exponent over layers with its interval for every variant and output
+    kind (``summary``).  Right: the headline on all windows and on disjoint subsets of them
+    (``subsets``), each with its own interval.  Grey band: the claim within its margin."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharex=True,
+                             gridspec_kw=dict(width_ratios=[1.4, 1]))
+    rows = summary.assign(label=summary.variant + ", " + summary.kind,
+                          exponent=summary.median_exponent)
+    panels = ((axes[0], rows, "median over layers, every variant"),
+              (axes[1], subsets, "headline on disjoint window subsets"))
+    for ax, table, title in panels:
+        y = np.arange(len(table))[::-1]
+        ax.axvspan(claimed - margin, claimed + margin, color="0.85", zorder=0)
+        ax.axvline(claimed, color="k", ls="--", lw=1)
+        ax.axvline(0, color="grey", lw=0.8)
+        if len(table):
+            ax.errorbar(table.exponent, y, xerr=[table.exponent - table.ci_low,
+                                                 table.ci_high - table.exponent], fmt="o", capsize=3)
+        else:
+            ax.text(0.5, 0.5, "not measured in this run", ha="center", transform=ax.transAxes)
+        ax.set_yticks(y, table.label if len(table) else [])
+        ax.set(xlabel="exponent b in variance ~ n^b", title=title)
+    fig.tight_layout()
+    return fig
+
+
+def t1_effective_context(neff: pd.DataFrame, lengths, sink_variant: str) -> plt.Figure:
+    """Left: n_eff against n (median over layers, band over 80 % of layers) per variant, with
+    n_eff = n dashed.  Right: attention on the first token per layer of ``sink_variant``."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    sns.lineplot(data=neff, x="n", y="n_eff", hue="variant", estimator="median",
+                 errorbar=("pi", 80), marker="o", ax=axes[0])
+    axes[0].plot(lengths, lengths, "k--", lw=1, label="n_eff = n")
+    axes[0].set(xscale="log", yscale="log", ylabel="n_eff", title="effective context")
+    axes[0].legend()
+    sns.lineplot(data=neff[neff.variant == sink_variant], x="n", y="sink_mass", hue="layer",
+                 palette="viridis", ax=axes[1], legend=False)
+    axes[1].set(xscale="log", title="trained model: first-token attention",
+                ylabel="attention weight on position 0")
     fig.tight_layout()
     return fig
 
@@ -261,4 +328,38 @@ def snr_by_context(result) -> plt.Figure:
                 transform=ax.transAxes)
     ax.set(xlabel="context length n (bin centre)", ylabel="SNR",
            title=f"{result.model_name}: SNR w.r.t. the next token")
+
+
+def t1_variance_against_neff(curves: pd.DataFrame) -> plt.Figure:
+    """Attention-output variance against the effective context, one line per layer."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    variance_curves(curves[curves.kind == "attention"], ax, x="n_eff",
+                    title="trained model, attention output")
+    return fig
+
+
+def t1_position_loss(curve: pd.DataFrame, title: str) -> plt.Figure:
+    """Next-token loss against position with the fitted offset power law."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    loss_against_position(curve, ax, title=title)
+    return fig
+
+
+def t1_students(medians: pd.DataFrame, margin: float, claimed: float = -1.0) -> plt.Figure:
+    """Median exponent over layers (with its interval) against student size P, per output
+    kind; a note in the panel when the students were not measured."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.axhspan(claimed - margin, claimed + margin, color="0.85", zorder=0)
+    ax.axhline(claimed, color="k", ls="--", lw=1)
+    if len(medians):
+        for kind, part in medians.groupby("kind", sort=False):
+            part = part.sort_values("P")
+            ax.errorbar(part.P, part.exponent, yerr=[part.exponent - part.ci_low,
+                                                     part.ci_high - part.exponent],
+                        fmt="o-", capsize=3, label=kind)
+        ax.legend()
+    else:
+        ax.text(0.5, 0.5, "students not measured in this run", ha="center", transform=ax.transAxes)
+    ax.set(xscale="log", xlabel="non-embedding parameters P",
+           ylabel="median variance exponent over layers", title="students, own language")
     return fig

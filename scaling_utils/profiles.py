@@ -219,9 +219,10 @@ NOTEBOOKS: Mapping[str, tuple[Parameter, ...]] = MappingProxyType({
                   8, 32, 64, minimum=1),
         Parameter("batch_size", int, "windows per forward pass",
                   4, 8, 32, minimum=1),
-        Parameter("n_groups", int, "groups of windows resampled by the bootstrap (fewer than "
-                  "about 8 under-cover)", 8, 16, 32, minimum=8),
-        Parameter("n_boot", int, "bootstrap replicates for confidence intervals",
+        Parameter("n_groups", int, "groups of windows, each left out in turn by the jackknife "
+                  "of the exponents' intervals (fewer than about 8 under-cover)", 8, 16, 32,
+                  minimum=8),
+        Parameter("n_boot", int, "bootstrap replicates for the position-loss fit",
                   50, 400, 1000, minimum=10),
         Parameter("n_projections", int, "random directions tested for Gaussianity",
                   4, 8, 16, minimum=1),
@@ -243,6 +244,8 @@ NOTEBOOKS: Mapping[str, tuple[Parameter, ...]] = MappingProxyType({
                   256, 1024, 4096, minimum=8),
         Parameter("synthetic_dim", int, "width of the i.i.d. attention control",
                   16, 32, 64, minimum=2),
+        Parameter("world_sets", int, "simulated data sets per world for the rules' "
+                  "false-verdict rates (0: skip)", 40, 200, 400, minimum=0),
     ),
     "theorem2_bias_variance": _COMMON + _STUDENT_GRID + (
         Parameter("repeated_sizes", int,

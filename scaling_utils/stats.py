@@ -392,7 +392,15 @@ def _adjust(pvalues, step) -> np.ndarray:
 def effective_context(weights):
     """n_eff = 1 / sum_k a_k^2 along the last axis: n for uniform attention over n tokens, 1 for
     attention on a single token.  Works on numpy arrays and torch tensors."""
-    return 1.0 / (weights ** 2).sum(-1)
+    return 1.0 / attention_concentration(weights)
+
+
+def attention_concentration(weights):
+    """sum_k a_k^2 along the last axis, the variance factor of one attention row: a weighted
+    average of i.i.d. terms of variance sigma^2 has variance sigma^2 sum_k a_k^2.  Averaged over
+    rows and then inverted it gives the effective context of many rows (the harmonic mean of
+    their n_eff), since the variances, not the n_eff, add: n_eff = 1 / mean(sum_k a_k^2)."""
+    return (weights ** 2).sum(-1)
 
 
 def compare_exponent(ci_low: float, ci_high: float, claimed: float, margin: float) -> str:

@@ -32,7 +32,8 @@ def iid_attention_control(n_samples: int, lengths, dim: int = 32, seed: int = 0,
     scores have standard deviation ``score_scale``; r(n) = W2 tanh(W1 r~(n)).  Larger score
     scales concentrate attention (n_eff/n ~ exp(-scale^2)) and lengthen the pre-asymptotic
     range.  Every prefix length comes from one sequence through cumulative sums, as in a causal
-    model; n_eff = (sum e_j)^2 / sum e_j^2.
+    model; n_eff = (sum e_j)^2 / sum e_j^2 per sample, pooled over samples as 1 / mean(1 / n_eff)
+    (the harmonic mean, as in the capture of a real model).
     """
     lengths = np.asarray(sorted(set(int(n) for n in lengths)))
     n_max = int(lengths[-1])
@@ -51,7 +52,7 @@ def iid_attention_control(n_samples: int, lengths, dim: int = 32, seed: int = 0,
     sites = (Site("attention.0", "attention", 0, "synthetic.attention"),
              Site("block.0", "block", 0, "synthetic.ffn"))
     acc = {s.name: MomentAccumulator(n_groups, len(lengths), dim, device, directions) for s in sites}
-    n_eff_sum = np.zeros(len(lengths))
+    concentration_sum = np.zeros(len(lengths))  # sum over samples of sum_j a_j^2
     index = torch.as_tensor(lengths - 1)
     for start in range(0, n_samples, batch_size):
         b = min(batch_size, n_samples - start)
@@ -61,11 +62,11 @@ def iid_attention_control(n_samples: int, lengths, dim: int = 32, seed: int = 0,
         attended = torch.cumsum(e[..., None] * (x @ w_value), 1) / torch.cumsum(e, 1)[..., None]
         r_att = attended[:, index]  # b x K x dim
         r_ffn = torch.tanh(r_att @ w_in) @ w_out
-        n_eff_sum += (torch.cumsum(e, 1) ** 2 / torch.cumsum(e ** 2, 1))[:, index].sum(0).numpy()
+        concentration_sum += (torch.cumsum(e ** 2, 1) / torch.cumsum(e, 1) ** 2)[:, index].sum(0).numpy()
         ids = torch.arange(start, start + b)
         for site, values in zip(sites, (r_att, r_ffn)):
             acc[site.name].update(values, ids % n_groups, ids, torch.arange(len(lengths)))
-    n_eff = (n_eff_sum / n_samples)[None, :, None]  # layers x lengths x heads
+    n_eff = (n_samples / concentration_sum)[None, :, None]  # layers x lengths x heads
     return CaptureResult(lengths, sites, {k: a.result() for k, a in acc.items()}, n_samples,
                          "fixed query vector", n_eff=n_eff, n_eff_no_sink=n_eff)
 

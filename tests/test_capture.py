@@ -60,12 +60,13 @@ def test_n_eff_matches_the_attention_rows(model, windows):
         att = model(input_ids=torch.as_tensor(windows), output_attentions=True).attentions
     for layer, a in enumerate(att):
         rows = a[:, :, np.array(LENGTHS) - 1].double()  # B x H x K x T
-        expected = effective_context(rows).mean(0).T.numpy()  # K x H
+        # harmonic mean over windows: 1 / mean(sum a^2), not the mean of 1 / sum a^2
+        expected = 1 / (1 / effective_context(rows)).mean(0).T.numpy()  # K x H
         np.testing.assert_allclose(result.n_eff[layer], expected, rtol=1e-9)
         np.testing.assert_allclose(result.sink_mass[layer], rows[..., 0].mean(0).T.numpy(), rtol=1e-9)
         rest = rows[..., 1:] / rows[..., 1:].sum(-1, keepdim=True)
         np.testing.assert_allclose(result.n_eff_no_sink[layer],
-                                   effective_context(rest).mean(0).T.numpy(), rtol=1e-9)
+                                   1 / (1 / effective_context(rest)).mean(0).T.numpy(), rtol=1e-9)
     assert np.all(result.n_eff <= np.array(LENGTHS)[None, :, None] + 1e-9)
 
 

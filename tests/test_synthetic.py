@@ -14,7 +14,7 @@ def control():
 
 
 def test_control_variance_falls_as_one_over_n(control):
-    fits = clt.variance_scaling(control, n_boot=300, seed=0, fit_from=64).fits.set_index("site")
+    fits = clt.variance_scaling(control, fit_from=64).fits.set_index("site")
     for site in ("attention.0", "block.0"):
         # within the pre-asymptotic margin; seed-to-seed spread of the exponent is about 0.01
         assert fits.loc[site, "covers_claim"], fits.loc[site]
@@ -42,6 +42,6 @@ def test_control_passes_at_the_settings_the_book_uses(profile):
     control = iid_attention_control(p["synthetic_samples"],
                                     clt.length_grid(p["min_length"], p["synthetic_max_length"]),
                                     dim=p["synthetic_dim"], seed=p["seed"], n_groups=p["n_groups"])
-    fit = clt.variance_scaling(control, n_boot=200, seed=0, fit_from=p["fit_from"]).fits
+    fit = clt.variance_scaling(control, fit_from=p["fit_from"]).fits
     attention = fit.set_index("site").loc["attention.0"]
     assert clt.verdict(attention.ci_low, attention.ci_high) == "consistent with 1/n", attention
