@@ -73,3 +73,58 @@ def loss_against_position(curve: pd.DataFrame, ax: plt.Axes, title: str = "") ->
     ax.set(xscale="log", xlabel="tokens of context t", ylabel="next-token loss (nats)", title=title)
     ax.legend()
     return ax
+
+
+# ---- Theorem 4
+
+def t4_capabilities(table: pd.DataFrame) -> plt.Figure:
+    """One row per task: exact match against training tokens D (dotted: chance), exact match
+    against the SNR, and the normalised answer log-probability against D; one line per run,
+    coloured by model size."""
+    tasks = list(dict.fromkeys(table.task))
+    fig, axes = plt.subplots(len(tasks), 3, figsize=(11, 2.9 * len(tasks)), squeeze=False)
+    panels = (("D", "exact", "exact match"), ("snr", "exact", "exact match"),
+              ("D", "logprob_norm", "normalised log-probability"))
+    for row, task in enumerate(tasks):
+        part = table[(table.task == task)]
+        for col, (x, y, label) in enumerate(panels):
+            ax = axes[row, col]
+            shown = part[part[x] > 0] if x == "snr" else part
+            sns.lineplot(data=shown, x=x, y=y, hue="size", units="run", estimator=None,
+                         marker="o", markersize=3, lw=1, ax=ax, legend=row == 0 and col == 0)
+            if y == "exact":
+                ax.axhline(float(part.chance.iloc[0]), color="grey", ls=":", lw=1)
+            ax.set(xscale="log", ylim=(-0.03, 1.03), ylabel=label,
+                   xlabel="training tokens D" if x == "D" else "SNR",
+                   title=f"{task}: {label} against {'D' if x == 'D' else 'SNR'}")
+    if axes[0, 0].get_legend() is not None:
+        axes[0, 0].legend(title="size", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def t4_seed_thresholds(per_seed: pd.DataFrame, pooled: pd.DataFrame) -> plt.Figure:
+    """Per task, the threshold in SNR that each training seed alone gives (points with their
+    intervals) beside the pooled threshold and its interval over runs (line and band); tasks
+    with no fitted threshold inside the data are left out."""
+    pooled = pooled[pooled.in_range & pooled.learned] if len(pooled) else pooled
+    tasks = list(pooled.task) if len(pooled) else []
+    fig, axes = plt.subplots(1, max(1, len(tasks)), figsize=(3.6 * max(1, len(tasks)), 3.0),
+                             squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        row = pooled[pooled.task == task].iloc[0]
+        ax.axhspan(row.ci_low, row.ci_high, color="C0", alpha=0.2, label="pooled 95 % CI")
+        ax.axhline(row.theta, color="C0", lw=1.5, label="pooled theta")
+        seeds = per_seed[(per_seed.task == task) & per_seed.in_range]
+        ax.errorbar(seeds.seed.astype(str), seeds.theta,
+                    yerr=[seeds.theta - seeds.ci_low, seeds.ci_high - seeds.theta],
+                    fmt="o", color="k", capsize=3, label="one seed alone")
+        ax.set(yscale="log", xlabel="training seed", ylabel="threshold theta (SNR)", title=task)
+    if not tasks:
+        axes[0, 0].text(0.5, 0.5, "no threshold fitted inside the data", ha="center",
+                        transform=axes[0, 0].transAxes)
+        axes[0, 0].set_axis_off()
+    else:
+        axes[0, -1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize="small")
+    fig.tight_layout()
+    return fig
