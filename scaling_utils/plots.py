@@ -111,58 +111,6 @@ def verdict_panels(chain, axes) -> None:
         ax.set_yticks([])
         ax.set_title(f"{v.claim}\n{v.word}", fontsize=8, color=colour if v.word != "undetermined" else "k")
 
-# ---- Theorem 2
-
-def _plain_minor_ticks(axes) -> None:
-    """No labels on minor ticks of log axes (short log ranges would crowd them)."""
-    for ax in np.ravel(axes):
-        ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.yaxis.set_minor_formatter(NullFormatter())
-
-
-def _bars(value, low, high) -> np.ndarray:
-    """Error-bar lengths below and above ``value`` for an interval [low, high]; zero where a
-    bootstrap percentile interval does not contain its point estimate."""
-    value, low, high = (np.asarray(v, float) for v in (value, low, high))
-    return np.clip(np.stack([value - low, high - value]), 0, None)
-
-
-def bias_variance_panels(result) -> plt.Figure:
-    """Left: held-out loss against D, one line per size P (points: runs; crosses: repeated data),
-    with the exact loss eps and the unigram entropy.  Middle: the capacity term's upper bound
-    B(P) = L(P, D_max) - eps with its hierarchical 95 % interval.  Right: V(P, D) with its
-    interval."""
-    runs, cells = result.runs, result.cells
-    fresh = runs[runs.data_mode == "fresh"]
-    fig, axes = plt.subplots(1, 3, figsize=(12.5, 4))
-    sns.lineplot(data=fresh, x="D", y="loss", hue="P", marker="o", palette="viridis",
-                 ax=axes[0], errorbar=None)
-    sns.scatterplot(data=fresh, x="D", y="loss", hue="P", palette="viridis", ax=axes[0],
-                    legend=False, s=12, alpha=0.6)
-    axes[0].axhline(result.eps, color="k", ls="--", label="eps (exact)")
-    axes[0].axhline(result.unigram, color="grey", ls=":", label="unigram entropy")
-    repeated = runs[runs.data_mode == "repeated"]
-    axes[0].plot(repeated.D, repeated.loss, "rx", label="repeated data")
-    axes[0].set(xscale="log", xlabel="training tokens D", ylabel="held-out loss (nats)",
-                title="loss against data")
-    axes[0].legend(fontsize="x-small", title="P", title_fontsize="x-small")
-    bias = cells.drop_duplicates("P").sort_values("P")
-    axes[1].errorbar(bias.P, bias.bias, yerr=_bars(bias.bias, bias.bias_low, bias.bias_high),
-                     fmt="o-", capsize=3)
-    axes[1].set(xscale="log", xlabel="non-embedding parameters P",
-                ylabel="B(P) = L(P, D_max) - eps (nats)", title="capacity term (upper bound)")
-    below = cells[cells.D < cells.groupby("P").D.transform("max")]  # V = 0 at D_max by definition
-    for (P, group), colour in zip(below.groupby("P"), sns.color_palette("viridis", cells.P.nunique())):
-        axes[2].errorbar(group.D, group.variance_term,
-                         yerr=_bars(group.variance_term, group.variance_low,
-                                    group.variance_high),
-                         fmt="o-", capsize=3, color=colour, label=f"{P:,.0f}")
-    axes[2].axhline(0, color="grey", lw=0.8)
-    axes[2].set(xscale="log", xlabel="training tokens D", ylabel="V(P, D) = L - eps - B(P) (nats)",
-                title="finite-data term")
-    axes[2].legend(title="P", fontsize="x-small", title_fontsize="x-small")
-    _plain_minor_ticks(axes)
-
 
 # ---- Theorem 1
 
@@ -178,34 +126,6 @@ def t1_variance_grid(curves: pd.DataFrame, variants=None) -> plt.Figure:
                             legend=(row, col) == (0, len(variants) - 1))
     fig.tight_layout()
     return fig
-
-
-def seed_spread(result) -> plt.Figure:
-    """The paper's V(P, D) against the standard deviation of the loss across seeds, one point
-    per (P, D) cell below the largest D (colour: log10 P)."""
-    cells = result.cells
-    spread = cells[(cells.seed_sd > 0) & (cells.variance_term > 0)]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    points = ax.scatter(spread.variance_term, spread.seed_sd, c=np.log10(spread.P), cmap="viridis")
-    fig.colorbar(points, ax=ax, label="log10 P")
-    ax.set(xscale="log", yscale="log", xlabel="paper's V(P, D) (nats)",
-           ylabel="SD of loss across seeds (nats)", title="two different 'variances'")
-    return fig
-
-
-def returns_per_doubling(result) -> plt.Figure:
-    """Nats of held-out loss gained per doubling of D (left, one line per P) and of P (right,
-    one line per D)."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    sns.lineplot(data=result.returns_d, x="D_to", y="gain_per_doubling", hue="P", marker="o",
-                 palette="viridis", ax=axes[0])
-    axes[0].set(xscale="log", xlabel="D (upper end of the doubling)",
-                ylabel="nats gained per doubling", title="returns to data")
-    sns.lineplot(data=result.returns_p, x="P_to", y="gain_per_doubling", hue="D", marker="o",
-                 palette="flare", ax=axes[1])
-    axes[1].set(xscale="log", xlabel="P (upper end of the doubling)",
-                ylabel="nats gained per doubling", title="returns to parameters")
-    _plain_minor_ticks(axes)
 
 
 def t1_exponents(fits: pd.DataFrame, margin: float, claimed: float = -1.0) -> plt.Figure:
@@ -259,6 +179,126 @@ def t1_effective_context(neff: pd.DataFrame, lengths, sink_variant: str) -> plt.
                  palette="viridis", ax=axes[1], legend=False)
     axes[1].set(xscale="log", title="trained model: first-token attention",
                 ylabel="attention weight on position 0")
+    fig.tight_layout()
+    return fig
+
+
+def t1_variance_against_neff(curves: pd.DataFrame) -> plt.Figure:
+    """Attention-output variance against the effective context, one line per layer."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    variance_curves(curves[curves.kind == "attention"], ax, x="n_eff",
+                    title="trained model, attention output")
+    return fig
+
+
+def t1_position_loss(curve: pd.DataFrame, title: str) -> plt.Figure:
+    """Next-token loss against position with the fitted offset power law."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    loss_against_position(curve, ax, title=title)
+    return fig
+
+
+def t1_students(medians: pd.DataFrame, margin: float, claimed: float = -1.0) -> plt.Figure:
+    """Median exponent over layers (with its interval) against student size P, per output
+    kind; a note in the panel when the students were not measured."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.axhspan(claimed - margin, claimed + margin, color="0.85", zorder=0)
+    ax.axhline(claimed, color="k", ls="--", lw=1)
+    if len(medians):
+        for kind, part in medians.groupby("kind", sort=False):
+            part = part.sort_values("P")
+            ax.errorbar(part.P, part.exponent, yerr=[part.exponent - part.ci_low,
+                                                     part.ci_high - part.exponent],
+                        fmt="o-", capsize=3, label=kind)
+        ax.legend()
+    else:
+        ax.text(0.5, 0.5, "students not measured in this run", ha="center", transform=ax.transAxes)
+    ax.set(xscale="log", xlabel="non-embedding parameters P",
+           ylabel="median variance exponent over layers", title="students, own language")
+    return fig
+
+
+# ---- Theorem 2
+
+def _plain_minor_ticks(axes) -> None:
+    """No labels on minor ticks of log axes (short log ranges would crowd them)."""
+    for ax in np.ravel(axes):
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def _bars(value, low, high) -> np.ndarray:
+    """Error-bar lengths below and above ``value`` for an interval [low, high]; zero where a
+    bootstrap percentile interval does not contain its point estimate."""
+    value, low, high = (np.asarray(v, float) for v in (value, low, high))
+    return np.clip(np.stack([value - low, high - value]), 0, None)
+
+
+def bias_variance_panels(result) -> plt.Figure:
+    """Left: held-out loss against D, one line per size P (points: runs; crosses: repeated data),
+    with the exact loss eps and the unigram entropy.  Middle: the capacity term's upper bound
+    B(P) = L(P, D_max) - eps with its hierarchical 95 % interval.  Right: V(P, D) with its
+    interval."""
+    runs, cells = result.runs, result.cells
+    fresh = runs[runs.data_mode == "fresh"]
+    fig, axes = plt.subplots(1, 3, figsize=(12.5, 4))
+    sns.lineplot(data=fresh, x="D", y="loss", hue="P", marker="o", palette="viridis",
+                 ax=axes[0], errorbar=None)
+    sns.scatterplot(data=fresh, x="D", y="loss", hue="P", palette="viridis", ax=axes[0],
+                    legend=False, s=12, alpha=0.6)
+    axes[0].axhline(result.eps, color="k", ls="--", label="eps (exact)")
+    axes[0].axhline(result.unigram, color="grey", ls=":", label="unigram entropy")
+    repeated = runs[runs.data_mode == "repeated"]
+    axes[0].plot(repeated.D, repeated.loss, "rx", label="repeated data")
+    axes[0].set(xscale="log", xlabel="training tokens D", ylabel="held-out loss (nats)",
+                title="loss against data")
+    axes[0].legend(fontsize="x-small", title="P", title_fontsize="x-small")
+    bias = cells.drop_duplicates("P").sort_values("P")
+    axes[1].errorbar(bias.P, bias.bias, yerr=_bars(bias.bias, bias.bias_low, bias.bias_high),
+                     fmt="o-", capsize=3)
+    axes[1].set(xscale="log", xlabel="non-embedding parameters P",
+                ylabel="B(P) = L(P, D_max) - eps (nats)", title="capacity term (upper bound)")
+    below = cells[cells.D < cells.groupby("P").D.transform("max")]  # V = 0 at D_max by definition
+    for (P, group), colour in zip(below.groupby("P"), sns.color_palette("viridis", cells.P.nunique())):
+        axes[2].errorbar(group.D, group.variance_term,
+                         yerr=_bars(group.variance_term, group.variance_low,
+                                    group.variance_high),
+                         fmt="o-", capsize=3, color=colour, label=f"{P:,.0f}")
+    axes[2].axhline(0, color="grey", lw=0.8)
+    axes[2].set(xscale="log", xlabel="training tokens D", ylabel="V(P, D) = L - eps - B(P) (nats)",
+                title="finite-data term")
+    axes[2].legend(title="P", fontsize="x-small", title_fontsize="x-small")
+    _plain_minor_ticks(axes)
+    fig.tight_layout()
+    return fig
+
+
+def seed_spread(result) -> plt.Figure:
+    """The paper's V(P, D) against the standard deviation of the loss across seeds, one point
+    per (P, D) cell below the largest D (colour: log10 P)."""
+    cells = result.cells
+    spread = cells[(cells.seed_sd > 0) & (cells.variance_term > 0)]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    points = ax.scatter(spread.variance_term, spread.seed_sd, c=np.log10(spread.P), cmap="viridis")
+    fig.colorbar(points, ax=ax, label="log10 P")
+    ax.set(xscale="log", yscale="log", xlabel="paper's V(P, D) (nats)",
+           ylabel="SD of loss across seeds (nats)", title="two different 'variances'")
+    return fig
+
+
+def returns_per_doubling(result) -> plt.Figure:
+    """Nats of held-out loss gained per doubling of D (left, one line per P) and of P (right,
+    one line per D)."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    sns.lineplot(data=result.returns_d, x="D_to", y="gain_per_doubling", hue="P", marker="o",
+                 palette="viridis", ax=axes[0])
+    axes[0].set(xscale="log", xlabel="D (upper end of the doubling)",
+                ylabel="nats gained per doubling", title="returns to data")
+    sns.lineplot(data=result.returns_p, x="P_to", y="gain_per_doubling", hue="D", marker="o",
+                 palette="flare", ax=axes[1])
+    axes[1].set(xscale="log", xlabel="P (upper end of the doubling)",
+                ylabel="nats gained per doubling", title="returns to parameters")
+    _plain_minor_ticks(axes)
     fig.tight_layout()
     return fig
 
@@ -328,38 +368,59 @@ def snr_by_context(result) -> plt.Figure:
                 transform=ax.transAxes)
     ax.set(xlabel="context length n (bin centre)", ylabel="SNR",
            title=f"{result.model_name}: SNR w.r.t. the next token")
-
-
-def t1_variance_against_neff(curves: pd.DataFrame) -> plt.Figure:
-    """Attention-output variance against the effective context, one line per layer."""
-    fig, ax = plt.subplots(figsize=(6, 4))
-    variance_curves(curves[curves.kind == "attention"], ax, x="n_eff",
-                    title="trained model, attention output")
     return fig
 
 
-def t1_position_loss(curve: pd.DataFrame, title: str) -> plt.Figure:
-    """Next-token loss against position with the fitted offset power law."""
-    fig, ax = plt.subplots(figsize=(6, 4))
-    loss_against_position(curve, ax, title=title)
+# ---- Theorem 4
+
+def t4_capabilities(table: pd.DataFrame) -> plt.Figure:
+    """One row per task: exact match against training tokens D (dotted: chance), exact match
+    against the SNR, and the normalised answer log-probability against D; one line per run,
+    coloured by model size."""
+    tasks = list(dict.fromkeys(table.task))
+    fig, axes = plt.subplots(len(tasks), 3, figsize=(11, 2.9 * len(tasks)), squeeze=False)
+    panels = (("D", "exact", "exact match"), ("snr", "exact", "exact match"),
+              ("D", "logprob_norm", "normalised log-probability"))
+    for row, task in enumerate(tasks):
+        part = table[(table.task == task)]
+        for col, (x, y, label) in enumerate(panels):
+            ax = axes[row, col]
+            shown = part[part[x] > 0] if x == "snr" else part
+            sns.lineplot(data=shown, x=x, y=y, hue="size", units="run", estimator=None,
+                         marker="o", markersize=3, lw=1, ax=ax, legend=row == 0 and col == 0)
+            if y == "exact":
+                ax.axhline(float(part.chance.iloc[0]), color="grey", ls=":", lw=1)
+            ax.set(xscale="log", ylim=(-0.03, 1.03), ylabel=label,
+                   xlabel="training tokens D" if x == "D" else "SNR",
+                   title=f"{task}: {label} against {'D' if x == 'D' else 'SNR'}")
+    if axes[0, 0].get_legend() is not None:
+        axes[0, 0].legend(title="size", fontsize="small")
+    fig.tight_layout()
     return fig
 
 
-def t1_students(medians: pd.DataFrame, margin: float, claimed: float = -1.0) -> plt.Figure:
-    """Median exponent over layers (with its interval) against student size P, per output
-    kind; a note in the panel when the students were not measured."""
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.axhspan(claimed - margin, claimed + margin, color="0.85", zorder=0)
-    ax.axhline(claimed, color="k", ls="--", lw=1)
-    if len(medians):
-        for kind, part in medians.groupby("kind", sort=False):
-            part = part.sort_values("P")
-            ax.errorbar(part.P, part.exponent, yerr=[part.exponent - part.ci_low,
-                                                     part.ci_high - part.exponent],
-                        fmt="o-", capsize=3, label=kind)
-        ax.legend()
+def t4_seed_thresholds(per_seed: pd.DataFrame, pooled: pd.DataFrame) -> plt.Figure:
+    """Per task, the threshold in SNR that each training seed alone gives (points with their
+    intervals) beside the pooled threshold and its interval over runs (line and band); tasks
+    with no fitted threshold inside the data are left out."""
+    pooled = pooled[pooled.in_range & pooled.learned] if len(pooled) else pooled
+    tasks = list(pooled.task) if len(pooled) else []
+    fig, axes = plt.subplots(1, max(1, len(tasks)), figsize=(3.6 * max(1, len(tasks)), 3.0),
+                             squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        row = pooled[pooled.task == task].iloc[0]
+        ax.axhspan(row.ci_low, row.ci_high, color="C0", alpha=0.2, label="pooled 95 % CI")
+        ax.axhline(row.theta, color="C0", lw=1.5, label="pooled theta")
+        seeds = per_seed[(per_seed.task == task) & per_seed.in_range]
+        ax.errorbar(seeds.seed.astype(str), seeds.theta,
+                    yerr=[seeds.theta - seeds.ci_low, seeds.ci_high - seeds.theta],
+                    fmt="o", color="k", capsize=3, label="one seed alone")
+        ax.set(yscale="log", xlabel="training seed", ylabel="threshold theta (SNR)", title=task)
+    if not tasks:
+        axes[0, 0].text(0.5, 0.5, "no threshold fitted inside the data", ha="center",
+                        transform=axes[0, 0].transAxes)
+        axes[0, 0].set_axis_off()
     else:
-        ax.text(0.5, 0.5, "students not measured in this run", ha="center", transform=ax.transAxes)
-    ax.set(xscale="log", xlabel="non-embedding parameters P",
-           ylabel="median variance exponent over layers", title="students, own language")
+        axes[0, -1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize="small")
+    fig.tight_layout()
     return fig

@@ -272,7 +272,11 @@ NOTEBOOKS: Mapping[str, tuple[Parameter, ...]] = MappingProxyType({
                   minimum=2),
     ),
     "theorem4_emergence": _COMMON + (
-        _EXECUTOR,
+        # Nine small runs train faster as two single-threaded processes than as one process
+        # with two threads; CPU runs are keyed by the thread count, so results stay fixed.
+        Parameter("executor", str, "where training runs go: serial, processes:N, "
+                  "dask[:ADDRESS] or slurm[:PARTITION] (see scaling_utils.executor)",
+                  None, "processes:2", None, optional=True, prefixes=EXECUTOR_KINDS),
         Parameter("alphabet", int, "symbols of the capability tasks", 8, 16, 16, minimum=4),
         Parameter("copy_length", int, "length of the segment to copy", 4, 6, 8, minimum=1),
         Parameter("recall_pairs", int, "key-value pairs shown before the query", 4, 6, 8, minimum=1),
@@ -281,16 +285,21 @@ NOTEBOOKS: Mapping[str, tuple[Parameter, ...]] = MappingProxyType({
                   ((1, 16, 2), (2, 16, 2)), ((1, 32, 4), (2, 32, 4), (2, 64, 4)),
                   ((1, 32, 4), (2, 32, 4), (2, 64, 4), (2, 128, 4), (4, 256, 8)), items="size"),
         Parameter("tokens", int, "training tokens of each run; capabilities are read at "
-                  "checkpoints along it", 65536, 2000000, 20000000, minimum=1024),
+                  "checkpoints along it", 65536, 1200000, 20000000, minimum=1024),
         Parameter("n_checkpoints", int, "checkpoints, evenly spaced in log D", 6, 14, 20, minimum=4),
-        Parameter("seeds", int, "training seeds per size", 1, 1, 3, minimum=1),
+        Parameter("seeds", int, "training seeds per size (the intervals resample runs)", 2, 3, 3,
+                  minimum=1),
         Parameter("batch_size", int, "sequences per step", 32, 64, 128, minimum=1),
         Parameter("learning_rate", float, "peak AdamW learning rate", 3e-3, 3e-3, 2e-3,
                   minimum=1e-6, maximum=1.0),
-        Parameter("n_examples", int, "fresh test instances per task and checkpoint", 64, 512, 2048,
-                  minimum=8),
-        Parameter("n_boot", int, "bootstrap replicates for SNR and threshold CIs", 10, 100, 400,
-                  minimum=0),
+        Parameter("n_examples", int, "fresh test instances per task and checkpoint (each run its "
+                  "own)", 64, 512, 2048, minimum=8),
+        Parameter("snr_site", str, "where the SNR is read: the last block's MLP input, the last "
+                  "block's input, or the final norm (tied to success by construction)",
+                  "last_mlp_input", "last_mlp_input", "last_mlp_input",
+                  choices=("last_mlp_input", "last_block_input", "final")),
+        Parameter("n_boot", int, "bootstrap replicates over runs for the threshold CIs and the "
+                  "collapse win shares", 20, 200, 400, minimum=0),
         Parameter("level", float, "success level that counts as 'crossed' for resources", 0.5,
                   0.5, 0.5, minimum=0.01, maximum=0.99),
     ),

@@ -163,3 +163,82 @@ def test_hierarchical_bootstrap_adds_the_sequence_replicates_of_each_drawn_run()
         stats.hierarchical_bootstrap(values, cell, 5, replicates=np.zeros((4, 6)))
     weights = stats.sequence_weights(10, 3, seed=0)
     np.testing.assert_allclose(weights.sum(1), 1.0)
+
+
+# --------------------------------------------------------------------------- batched logistic fits
+
+def _scipy_logistic(log_x, hits, trials, chance, max_slope=np.inf):
+    """Reference maximum likelihood of the logistic threshold curve: L-BFGS-B from several
+    starts (bounded slope when ``max_slope`` is finite)."""
+    from scipy import optimize, special
+
+    def nll(params):
+        a, k = params
+        p = np.clip(chance + (1 - chance) * special.expit(k * (log_x - a)), 1e-12, 1 - 1e-12)
+        return -(hits * np.log(p) + (trials - hits) * np.log1p(-p)).sum()
+
+    span = np.ptp(log_x)
+    bound = min(max_slope, stats.SLOPE_CAP)
+    starts = [(c, np.clip(s * 8 / span, -bound, bound))
+              for c in np.quantile(log_x, [0.25, 0.5, 0.75]) for s in (1, -1)]
+    return min((optimize.minimize(nll, st, method="L-BFGS-B",
+                                  bounds=[(None, None), (-bound, bound)]) for st in starts),
+               key=lambda r: r.fun)
+
+
+def test_batched_logistic_fit_reaches_the_maximum_likelihood():
+    rng = np.random.default_rng(0)
+    for rep in range(20):
+        n = int(rng.integers(6, 40))
+        log_x = np.sort(rng.uniform(-3, 3, n))
+        chance = float(rng.choice([0.0, 1 / 16, 0.25]))
+        trials = rng.integers(1, 300, n).astype(float)
+        p = chance + (1 - chance) / (1 + np.exp(-rng.choice([-3, 1, 4, 20]) * (log_x - rng.normal())))
+        hits = rng.binomial(trials.astype(int), p).astype(float)
+        for bound in (np.inf, 1.0):
+            fit = stats.fit_logistic(log_x, hits, trials, chance, max_slope=bound)
+            ref = _scipy_logistic(log_x, hits, trials, chance, bound)
+            mine = stats.binomial_deviance(hits, trials, fit.predict(log_x, chance)[0]).sum() / 2
+            saturated = stats.binomial_deviance(hits, trials, np.clip(hits / trials, 1e-12, 1 - 1e-12)).sum() / 2
+            # never worse than the reference optimiser by more than its own tolerance
+            assert mine - saturated <= ref.fun - _saturated_nll(hits, trials) + 1e-5
+            assert abs(fit.slope[0]) <= bound + 1e-9
+
+
+def _saturated_nll(hits, trials):
+    frac = hits / trials
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return -(np.where(hits > 0, hits * np.log(frac), 0)
+                 + np.where(hits < trials, (trials - hits) * np.log1p(-frac), 0)).sum()
+
+
+def test_batched_fits_equal_one_at_a_time_and_per_set_bounds_apply():
+    rng = np.random.default_rng(1)
+    log_x = np.linspace(-2, 2, 12)
+    hits = rng.binomial(100, 1 / (1 + np.exp(-3 * log_x)), (5, 12)).astype(float)
+    together = stats.fit_logistic(log_x, hits, 100.0, 0.0, max_slope=[np.inf, 1, np.inf, 1, 2])
+    for i, bound in enumerate([np.inf, 1, np.inf, 1, 2]):
+        alone = stats.fit_logistic(log_x, hits[i], 100.0, 0.0, max_slope=bound)
+        assert together.slope[i] == pytest.approx(alone.slope[0], rel=1e-6)
+        assert together.log_theta[i] == pytest.approx(alone.log_theta[0], abs=1e-6)
+    assert np.all(np.abs(together.slope[[1, 3]]) <= 1 + 1e-12)  # the true k = 3 is cut to 1
+    assert together.slope[0] == pytest.approx(3, rel=0.25)  # 1200 attempts: k within ~3 SE
+
+
+def test_rows_without_attempts_are_absent_and_separated_outcomes_stay_finite():
+    log_x = np.linspace(-2, 2, 10)
+    hits = np.r_[np.zeros(5), np.full(5, 50.0)]
+    trials = np.full(10, 50.0)
+    fit = stats.fit_logistic(log_x, hits, trials)
+    assert np.isfinite(fit.log_theta[0]) and abs(fit.slope[0]) <= stats.SLOPE_CAP
+    assert fit.deviance[0] == pytest.approx(0, abs=1e-3)
+    masked = stats.fit_logistic(log_x, np.r_[hits[:8], 0, 0], np.r_[trials[:8], 0, 0])
+    dropped = stats.fit_logistic(log_x[:8], hits[:8], trials[:8])
+    assert masked.log_theta[0] == pytest.approx(dropped.log_theta[0], abs=1e-4)
+
+
+def test_binomial_deviance_by_hand():
+    # 3 of 10 at p = 0.5: 2 [3 ln(0.3 / 0.5) + 7 ln(0.7 / 0.5)]
+    assert stats.binomial_deviance(3.0, 10.0, 0.5) == pytest.approx(
+        2 * (3 * np.log(0.6) + 7 * np.log(1.4)))
+    assert stats.binomial_deviance(0.0, 0.0, 0.3) == 0.0
