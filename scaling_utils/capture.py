@@ -16,7 +16,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain text: the book has no widget support
 
 from .stats import MomentAccumulator, Moments, attention_concentration
 

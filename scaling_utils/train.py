@@ -17,7 +17,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain text: the book has no widget support
 
 from .cache import array_digest, cache_dir, cached
 from .executor import run_jobs, worker_threads
