@@ -303,9 +303,9 @@ def threshold_table(table: pd.DataFrame, variable: str = "snr", metric: str = "e
                    runs=part.run.nunique())
         if metric == "exact":
             ev = threshold_evidence(part, variable)
-            row.update(learned=ev.learned, width_ci_low=ev.width_ci_low,
-                       width_ci_high=ev.width_ci_high, gain=ev.gain, gain_ci_low=ev.gain_ci_low,
-                       gain_ci_high=ev.gain_ci_high)
+            row.update(learned=ev.learned, width_jackknife=ev.width,
+                       width_ci_low=ev.width_ci_low, width_ci_high=ev.width_ci_high, gain=ev.gain,
+                       gain_ci_low=ev.gain_ci_low, gain_ci_high=ev.gain_ci_high)
         rows.append(row)
     return pd.DataFrame(rows)
 
