@@ -49,15 +49,15 @@ LEARNED_LEVEL = 0.5  # a task "switches on" when some run's exact match reaches 
 # first-order curve SNR / (SNR + theta) that a Taylor expansion in SNR gives (width 2 ln 9).
 SMOOTH_SLOPE = 1.0
 # Abrupt: the 10-90 % rise within ln 9 = 2.2 in ln SNR (|k| >= 2: at most half the width of the
-# first-order curve; a factor of 9 in SNR).
+# first-order curve; a factor of 9 in SNR).  The metric rule uses the same bound in ln D: the
+# switch "survives" the continuous metric when the answer's log-probability also rises that
+# abruptly (Schaeffer et al.'s mirage is a continuous rise much wider than the all-or-nothing
+# one).
 ABRUPT_WIDTH = float(np.log(9.0))
 # The free logistic must beat the smooth one by at least this held-out deviance per point (one
 # unit: the expected deviance of a point under the right binomial model).
 THRESHOLD_DEVIANCE_MARGIN = 1.0
 COLLAPSE_MARGIN = 0.0  # SNR must predict held-out runs better than the best alternative
-# The switch "survives" the continuous metric when the answer's log-probability also rises
-# abruptly in ln D: within the same ABRUPT_WIDTH (Schaeffer et al.'s mirage is a continuous
-# rise much wider than the all-or-nothing one).
 MIN_RUNS = 3  # an interval over runs needs at least this many runs
 # Where the SNR is read (the residual stream of the last block): before its MLP (the default,
 # every depth has it), before the whole block, or at the final norm that the output head reads.
@@ -151,11 +151,13 @@ def _measured_run(config: TrainConfig, suite: TaskSuite, eval_tokens: np.ndarray
                   n_examples: int, site: str, device, cache: str) -> pd.DataFrame:
     """One job of the grid: train (or read back) one run, then measure it (cached by the run's
     configuration and the thread count it computes with, like the run itself)."""
+    from .models import pick_device
     from .train import run_grid
 
     [result] = run_grid([config], suite, eval_tokens, device=device, cache=cache, progress=False)
+    kind = pick_device(device).type
     key = {"run": asdict(config), "suite": suite.digest(), "n_examples": n_examples, "site": site,
-           "threads": torch.get_num_threads(), "device": str(device),
+           "device": kind, "threads": torch.get_num_threads() if kind == "cpu" else None,
            "version": EMERGENCE_VERSION}
     return cached("capabilities", key,
                   lambda: measure_run(result, suite, n_examples, site, device), folder=cache)
@@ -301,9 +303,9 @@ def threshold_table(table: pd.DataFrame, variable: str = "snr", metric: str = "e
                    runs=part.run.nunique())
         if metric == "exact":
             ev = threshold_evidence(part, variable)
-            row.update(learned=ev.learned, width_ci_low=ev.width_ci_low,
-                       width_ci_high=ev.width_ci_high, gain=ev.gain, gain_ci_low=ev.gain_ci_low,
-                       gain_ci_high=ev.gain_ci_high)
+            row.update(learned=ev.learned, width_jackknife=ev.width,
+                       width_ci_low=ev.width_ci_low, width_ci_high=ev.width_ci_high, gain=ev.gain,
+                       gain_ci_low=ev.gain_ci_low, gain_ci_high=ev.gain_ci_high)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -428,7 +430,8 @@ def metric_evidence(part: pd.DataFrame) -> MetricEvidence:
     chance = float(part.chance.iloc[0]) if len(part) else 0.0
     learned = part.groupby("run").exact.max()
     part = part[part.run.isin(learned.index[learned >= LEARNED_LEVEL])]
-    empty = pd.DataFrame(columns=["run", "width_exact", "width_logprob", "ratio", "switch_inside"])
+    empty = pd.DataFrame(columns=["run", "width_exact", "width_logprob", "spacing", "ratio",
+                                  "switch_inside"])
     if part.empty or part.groupby("run").D.nunique().min() < 3 or part.D.isna().any():
         return MetricEvidence(task, empty, np.nan, np.nan, np.nan, 0)
     part = part.sort_values(["run", "checkpoint"])
@@ -448,7 +451,7 @@ def metric_evidence(part: pd.DataFrame) -> MetricEvidence:
     inside = (on_exact.log_theta >= log_d.min(1)) & (on_exact.log_theta <= log_d.max(1))
     per_run = pd.DataFrame(dict(run=names, width_exact=np.maximum(on_exact.width, spacing),
                                 width_logprob=np.maximum(on_logprob.width, spacing),
-                                switch_inside=inside))
+                                spacing=spacing, switch_inside=inside))
     per_run["ratio"] = per_run.width_logprob / per_run.width_exact
     used = per_run[per_run.switch_inside]
     mean, lo, hi = _t_interval(np.log(used.width_logprob.to_numpy(float)))
@@ -615,7 +618,7 @@ class Theorem4Result:
         relate the theorems read."""
         keys = [k for k in self.numbers if k.startswith("theta_") or k in (
             "thresholds_found", "tasks", "collapse_snr_best", "collapse_tasks", "width_ratio",
-            "crossings", "runs", "collapse_advantage")]
+            "metric_width", "crossings", "runs", "collapse_advantage")]
         return {k: self.numbers[k] for k in keys}
 
 
@@ -656,7 +659,7 @@ def analyse(table: pd.DataFrame, suite: TaskSuite, n_boot: int, seed: int,
     multi = [t for t in suite.tasks if t == "copy" and suite.copy_length > 1]
     metric = (metric_evidence(table[table.task == multi[0]]) if multi
               else MetricEvidence("copy", pd.DataFrame(columns=["run", "width_exact",
-                                  "width_logprob", "ratio", "switch_inside"]),
+                                  "width_logprob", "spacing", "ratio", "switch_inside"]),
                                   np.nan, np.nan, np.nan, 0))
     crossings = crossing_resources(table, "exact", level)
     evidence = {t: threshold_evidence(table[table.task == t]) for t in suite.tasks}
@@ -698,7 +701,10 @@ def analyse(table: pd.DataFrame, suite: TaskSuite, n_boot: int, seed: int,
         metric_width=metric.width, metric_low=metric.ci_low, metric_high=metric.ci_high,
         width_ratio=(float(np.exp(np.log(metric.per_run.ratio.astype(float)).mean()))
                      if len(metric.per_run) else np.nan),
-        metric_runs=metric.runs, crossings=int((crossings.crossed > 0).sum()),
+        metric_runs=metric.runs,
+        copy_unresolved=int(sum(row.switch_inside and row.width_exact <= row.spacing + 1e-12
+                                for row in metric.per_run.itertuples())),
+        crossings=int((crossings.crossed > 0).sum()),
         cells=len(crossings), level=level, abrupt_width=ABRUPT_WIDTH,
         smooth_slope=SMOOTH_SLOPE, deviance_margin=THRESHOLD_DEVIANCE_MARGIN,
         learned_level=LEARNED_LEVEL,

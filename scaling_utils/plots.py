@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
-from matplotlib.ticker import NullFormatter
+from matplotlib.ticker import FuncFormatter, LogFormatter, NullFormatter
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -379,11 +379,12 @@ def t4_capabilities(table: pd.DataFrame) -> plt.Figure:
     coloured by model size."""
     tasks = list(dict.fromkeys(table.task))
     fig, axes = plt.subplots(len(tasks), 3, figsize=(11, 2.9 * len(tasks)), squeeze=False)
-    panels = (("D", "exact", "exact match"), ("snr", "exact", "exact match"),
-              ("D", "logprob_norm", "normalised log-probability"))
+    panels = (("D", "exact", "exact match", "exact match vs D"),
+              ("snr", "exact", "exact match", "exact match vs SNR"),
+              ("D", "logprob_norm", "normalised log-prob.", "log-probability vs D"))
     for row, task in enumerate(tasks):
         part = table[(table.task == task)]
-        for col, (x, y, label) in enumerate(panels):
+        for col, (x, y, label, title) in enumerate(panels):
             ax = axes[row, col]
             shown = part[part[x] > 0] if x == "snr" else part
             sns.lineplot(data=shown, x=x, y=y, hue="size", units="run", estimator=None,
@@ -391,8 +392,7 @@ def t4_capabilities(table: pd.DataFrame) -> plt.Figure:
             if y == "exact":
                 ax.axhline(float(part.chance.iloc[0]), color="grey", ls=":", lw=1)
             ax.set(xscale="log", ylim=(-0.03, 1.03), ylabel=label,
-                   xlabel="training tokens D" if x == "D" else "SNR",
-                   title=f"{task}: {label} against {'D' if x == 'D' else 'SNR'}")
+                   xlabel="training tokens D" if x == "D" else "SNR", title=f"{task}: {title}")
     if axes[0, 0].get_legend() is not None:
         axes[0, 0].legend(title="size", fontsize="small")
     fig.tight_layout()
@@ -416,6 +416,8 @@ def t4_seed_thresholds(per_seed: pd.DataFrame, pooled: pd.DataFrame) -> plt.Figu
                     yerr=[seeds.theta - seeds.ci_low, seeds.ci_high - seeds.theta],
                     fmt="o", color="k", capsize=3, label="one seed alone")
         ax.set(yscale="log", xlabel="training seed", ylabel="threshold theta (SNR)", title=task)
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(1.5, 0.5)))
     if not tasks:
         axes[0, 0].text(0.5, 0.5, "no threshold fitted inside the data", ha="center",
                         transform=axes[0, 0].transAxes)

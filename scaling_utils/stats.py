@@ -746,8 +746,10 @@ def fit_threshold(x, success, trials=1, groups=None, chance: float = 0.0, n_boot
         boot_theta, boot_slope = reps.log_theta[keep], reps.slope[keep]
     lo, hi = (np.quantile(boot_theta, [(1 - ci) / 2, (1 + ci) / 2]) if len(boot_theta)
               else (np.nan, np.nan))
-    return ThresholdFit(float(np.exp(log_theta)), float(LOGIT_WIDTH / max(abs(k), 1e-12)),
-                        k, float(np.exp(lo)), float(np.exp(hi)), float(chance),
+    with np.errstate(over="ignore"):  # a flat curve puts theta far outside the data
+        theta, lo, hi = np.exp([log_theta, lo, hi])
+    return ThresholdFit(float(theta), float(LOGIT_WIDTH / max(abs(k), 1e-12)),
+                        k, float(lo), float(hi), float(chance),
                         float(point.deviance[0]), bool(log_x.min() <= log_theta <= log_x.max()),
                         int(len(x)), int(len(boot_theta)), boot_theta, boot_slope)
 
