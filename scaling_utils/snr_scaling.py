@@ -22,7 +22,8 @@ import pandas as pd
 from . import verdicts
 from .cache import array_digest, cached
 from .capture import final_representations
-from .stats import PowerLawFit, SNRResult, hierarchical_bootstrap, runs_per_cell, snr
+from .stats import (PowerLawFit, SNRResult, between_run_df, hierarchical_bootstrap, runs_per_cell,
+                    snr, stretched_interval)
 from .train import TrainResult, load_student
 from .verdicts import Verdict
 
@@ -53,12 +54,14 @@ TO_DECIDE = {
 # --------------------------------------------------------------------------- per-run SNR
 
 def student_snr(model, source, tokens: np.ndarray, min_position: int = 8,
-                n_boot: int = 200, seed: int = 0) -> SNRResult:
+                n_boot: int = 200, seed: int = 0, states: np.ndarray | None = None) -> SNRResult:
     """SNR of a student's final representation at positions >= ``min_position`` with respect to
-    the source's most probable hidden state given the prefix; the bootstrap resamples
+    the source's most probable hidden state given the prefix (``states``, computed from the
+    source when not given: the same for every student of a grid); the bootstrap resamples
     sequences (with the same seed, replicates of different students resample the same ones)."""
     features = final_representations(model, tokens, batch_size=256)[:, min_position:]
-    labels = source.filtered_states(tokens)[:, min_position:]
+    states = source.filtered_states(tokens) if states is None else states
+    labels = states[:, min_position:]
     groups = np.repeat(np.arange(len(tokens)), features.shape[1])
     return snr(features.reshape(-1, features.shape[-1]), labels.ravel(), groups,
                n_boot=n_boot, seed=seed)
@@ -74,6 +77,13 @@ def snr_grid_table(results: Sequence[TrainResult], source, tokens: np.ndarray,
     from .bias_variance import weights_digest
 
     rows, estimates = [], []
+    states = []  # the filtered states of the tokens, computed once, when a run needs them
+
+    def labels():
+        if not states:
+            states.append(source.filtered_states(tokens))
+        return states[0]
+
     for r in results:
         if r.config.data_mode != "fresh":
             continue
@@ -82,7 +92,7 @@ def snr_grid_table(results: Sequence[TrainResult], source, tokens: np.ndarray,
                                      "min_position": min_position, "n_boot": n_boot,
                                      "seed": seed, "version": SNR_VERSION},
                      lambda r=r: student_snr(load_student(r, device), source, tokens, min_position,
-                                             n_boot, seed))
+                                             n_boot, seed, labels()))
         estimates.append(est)
         rows.append(dict(P=r.n_parameters, D=r.config.tokens, seed=r.config.seed,
                          loss=r.final_loss, snr=est.snr, ci_low=est.ci_low,
@@ -110,8 +120,9 @@ def snr_exponent(x, estimates: Sequence[SNRResult], by=None, cell=None, seed: in
     so b is the within-size slope).  The CI refits every bootstrap replicate, which must be
     aligned across estimates (same groups, same seed).  With ``cell`` (the (P, D) point of each
     run) the bootstrap is hierarchical: runs resampled within cells, then sequences
-    (:func:`~.stats.hierarchical_bootstrap`); without it only sequences (or windows) are
-    resampled.  Replicates with an SNR <= 0 are dropped."""
+    (:func:`~.stats.hierarchical_bootstrap`), and the interval is stretched for the few degrees
+    of freedom of the spread between runs (:func:`~.stats.stretched_interval`); without it only
+    sequences (or windows) are resampled.  Replicates with an SNR <= 0 are dropped."""
     x = np.asarray(x, float)
     by = np.zeros(len(x)) if by is None else np.asarray(by)
     if len(np.unique(x)) < 2:
@@ -137,7 +148,8 @@ def snr_exponent(x, estimates: Sequence[SNRResult], by=None, cell=None, seed: in
                                               replicates=log_boot).T
         if log_boot.shape[1]:
             slopes = within_slope(log_x, log_boot.T, by)
-            lo, hi = np.quantile(slopes, [(1 - ci) / 2, (1 + ci) / 2])
+            lo, hi = stretched_interval(slopes, between_run_df(cell) if cell is not None else None,
+                                        ci)
             n_reps = len(slopes)
     return PowerLawFit(b, intercept, float(lo), float(hi), x=x, y=point, n_boot=n_reps,
                        bootstrap_unit=unit)
@@ -261,6 +273,7 @@ class Theorem3Result:
             t3_untrained_median=self.untrained.snr.median(), t3_sizes=len(self.per_size),
             t3_sizes_supported=int((self.per_size.verdict == verdicts.SUPPORTED).sum()),
             t3_seeds=int(g.groupby(["P", "D"]).size().min()), t3_n_boot=self.n_boot,
+            t3_df=int((g.groupby(["P", "D"]).size() - 1).sum()),
             t3_margin=SNR_CLAIM_MARGIN, t3_classes=self.snr_classes)
         for key, name in (("d", "data"), ("p", "size")):
             row = e.loc[name]
@@ -358,9 +371,11 @@ def study(cfg) -> Theorem3Result:
     tokens = grid_spec.eval_tokens[:cfg.snr_sequences]
     grid, estimates = snr_grid_table(results, grid_spec.source, tokens, cfg.min_position,
                                      cfg.n_boot, cfg.seed, cfg.device)
+    states = grid_spec.source.filtered_states(tokens)
     untrained = pd.DataFrame([
         dict(P=train.non_embedding_parameters(student),
-             snr=student_snr(student, grid_spec.source, tokens, cfg.min_position, n_boot=0).snr)
+             snr=student_snr(student, grid_spec.source, tokens, cfg.min_position, n_boot=0,
+                             states=states).snr)
         for student in (train.build_student(train.StudentSpec(*size), grid_spec.source.n_symbols,
                                             cfg.context, cfg.seed).eval() for size in cfg.sizes)])
     pooled = grid_exponents(grid, estimates, cfg.seed)
@@ -400,7 +415,7 @@ def study(cfg) -> Theorem3Result:
 # replicates over resampled sequences and their correlation between runs (the same sequences),
 # and the same over resampled windows for the pretrained model's bins.
 WORLD_LOG_SNR = 0.0  # log SNR at the smallest P and D
-RUN_SD = 0.030
+RUN_SD = 0.031
 SEQUENCE_SD = 0.019
 SEQUENCE_SHARED = 0.83
 WINDOW_SD = 0.1
