@@ -445,18 +445,19 @@ def _fit_rows(fits: dict, reps: LossReplicates) -> pd.DataFrame:
 
 
 def _cell_intervals(cells: pd.DataFrame, data: LossData, reps: LossReplicates) -> pd.DataFrame:
-    """B(P) and V(P, D) with hierarchical-bootstrap intervals (columns ``bias_low`` ...)."""
+    """B(P) and V(P, D) with hierarchical-bootstrap intervals (columns ``bias_ci_low`` ...)."""
     cell_of = pd.MultiIndex.from_arrays([data.P, data.D])
     rep_means = pd.DataFrame(reps.losses.T, index=cell_of).groupby(level=[0, 1]).mean()
     out = cells.copy()
-    for col in ("bias_low", "bias_high", "variance_low", "variance_high"):
+    for col in ("bias_ci_low", "bias_ci_high", "variance_ci_low", "variance_ci_high"):
         out[col] = np.nan
     for P, group in out.groupby("P"):
         top = rep_means.loc[(P, group.D.max())].to_numpy()
-        out.loc[group.index, ["bias_low", "bias_high"]] = stretched_interval(top - reps.eps, reps.df)
+        bias = stretched_interval(top - reps.eps, reps.df)
+        out.loc[group.index, ["bias_ci_low", "bias_ci_high"]] = bias
         for i, row in group.iterrows():
             v = rep_means.loc[(P, row.D)].to_numpy() - top
-            out.loc[i, ["variance_low", "variance_high"]] = stretched_interval(v, reps.df)
+            out.loc[i, ["variance_ci_low", "variance_ci_high"]] = stretched_interval(v, reps.df)
     return out
 
 

@@ -111,15 +111,15 @@ def bias_variance_panels(result) -> plt.Figure:
                 title="loss against data")
     axes[0].legend(fontsize="x-small", title="P", title_fontsize="x-small")
     bias = cells.drop_duplicates("P").sort_values("P")
-    axes[1].errorbar(bias.P, bias.bias, yerr=_bars(bias.bias, bias.bias_low, bias.bias_high),
+    axes[1].errorbar(bias.P, bias.bias, yerr=_bars(bias.bias, bias.bias_ci_low, bias.bias_ci_high),
                      fmt="o-", capsize=3)
     axes[1].set(xscale="log", xlabel="non-embedding parameters P",
                 ylabel="B(P) = L(P, D_max) - eps (nats)", title="capacity term (upper bound)")
     below = cells[cells.D < cells.groupby("P").D.transform("max")]  # V = 0 at D_max by definition
     for (P, group), colour in zip(below.groupby("P"), sns.color_palette("viridis", cells.P.nunique())):
         axes[2].errorbar(group.D, group.variance_term,
-                         yerr=_bars(group.variance_term, group.variance_low,
-                                    group.variance_high),
+                         yerr=_bars(group.variance_term, group.variance_ci_low,
+                                    group.variance_ci_high),
                          fmt="o-", capsize=3, color=colour, label=f"{P:,.0f}")
     axes[2].axhline(0, color="grey", lw=0.8)
     axes[2].set(xscale="log", xlabel="training tokens D", ylabel="V(P, D) = L - eps - B(P) (nats)",

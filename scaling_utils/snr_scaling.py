@@ -279,8 +279,8 @@ class Theorem3Result:
             row = e.loc[name]
             out.update({f"t3_{key}_exponent": row.estimate, f"t3_{key}_ci_low": row.ci_low,
                         f"t3_{key}_ci_high": row.ci_high,
-                        f"t3_{key}_seq_low": row.sequences_only_low,
-                        f"t3_{key}_seq_high": row.sequences_only_high})
+                        f"t3_{key}_seq_low": row.sequences_only_ci_low,
+                        f"t3_{key}_seq_high": row.sequences_only_ci_high})
         c = self.verdict("context")
         out.update(t3_n_exponent=c.effect, t3_n_ci_low=c.ci_low, t3_n_ci_high=c.ci_high)
         return out
@@ -320,8 +320,8 @@ def estimator_check(seed: int, n_classes: int = 8, dim: int = 32, per_class: int
 
 def _exponent_row(name: str, hierarchical: PowerLawFit, sequences: PowerLawFit) -> dict:
     return dict(exponent=name, estimate=hierarchical.exponent, ci_low=hierarchical.ci_low,
-                ci_high=hierarchical.ci_high, sequences_only_low=sequences.ci_low,
-                sequences_only_high=sequences.ci_high, replicates=hierarchical.n_boot)
+                ci_high=hierarchical.ci_high, sequences_only_ci_low=sequences.ci_low,
+                sequences_only_ci_high=sequences.ci_high, replicates=hierarchical.n_boot)
 
 
 def seed_table(grid: pd.DataFrame, estimates: Sequence[SNRResult], pooled: dict) -> pd.DataFrame:

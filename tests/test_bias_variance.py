@@ -71,7 +71,7 @@ def _alpha_interval(data, resample_runs, n_boot=100, seed=0):
     reps = bias_variance.bootstrap_losses(data, n_boot, seed, resample_runs=resample_runs)
     point = bias_variance.fit_chinchilla(data.P, data.D, data.loss, E=data.eps)
     many = bias_variance.fit_chinchilla_batch(data.P, data.D, reps.losses, E=reps.eps, start=point)
-    return np.quantile(many.alpha, [0.025, 0.975])
+    return bias_variance.stretched_interval(many.alpha, reps.df)  # the study's interval
 
 
 def test_hierarchical_bootstrap_covers_a_known_exponent_where_sequences_alone_do_not():
