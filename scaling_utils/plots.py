@@ -78,10 +78,14 @@ def loss_against_position(curve: pd.DataFrame, ax: plt.Axes, title: str = "") ->
 # ---- Theorem 2
 
 def _plain_minor_ticks(axes) -> None:
-    """No labels on minor ticks of log axes (short log ranges would crowd them)."""
+    """No labels on the minor ticks of log axes that span more than a decade (they would crowd
+    the major ones); shorter log axes keep them, having no major tick to show."""
     for ax in np.ravel(axes):
-        ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.figure.canvas.draw_idle()
+        for axis, limits in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+            low, high = sorted(limits)
+            if axis.get_scale() == "log" and low > 0 and high / low > 10:
+                axis.set_minor_formatter(NullFormatter())
 
 
 def _bars(value, low, high) -> np.ndarray:
