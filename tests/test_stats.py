@@ -95,6 +95,20 @@ def test_effective_context_of_uniform_and_one_hot_attention():
     assert stats.effective_context(torch.tensor([0.0, 1.0, 0.0])).item() == pytest.approx(1.0)
 
 
+def test_pooled_effective_context_is_the_harmonic_mean_that_predicts_the_variance():
+    # two kinds of rows: uniform over 100 tokens and all weight on one token; a weighted average
+    # of i.i.d. unit-variance terms has variance sum a^2, so the mean variance over rows is
+    # mean(sum a^2) = 1 / n_eff with n_eff the harmonic mean (about 2), not the mean (50.5)
+    rows = np.stack([np.full(100, 0.01), np.eye(100)[0]])
+    concentration = stats.attention_concentration(rows)
+    np.testing.assert_allclose(concentration, [0.01, 1.0])
+    rng = np.random.default_rng(0)
+    values = rng.standard_normal((20000, 2, 100))
+    variance = ((rows[None] * values).sum(-1) ** 2).mean()
+    assert 1 / concentration.mean() == pytest.approx(1 / variance, rel=0.03)  # SE about 1 %
+    assert stats.effective_context(rows).mean() > 25 / variance
+
+
 def test_streaming_moments_equal_exact_statistics():
     rng = np.random.default_rng(0)
     data = rng.normal(2.0, 3.0, (37, 3, 5))  # windows x lengths x dim
