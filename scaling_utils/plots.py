@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+<<<<<<< HEAD
 from matplotlib.ticker import FuncFormatter, LogFormatter, NullFormatter
+=======
+from matplotlib.ticker import MaxNLocator, NullFormatter
+>>>>>>> t1
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -161,6 +165,7 @@ def t1_headline(subsets: pd.DataFrame, summary: pd.DataFrame, margin: float,
         else:
             ax.text(0.5, 0.5, "not measured in this run", ha="center", transform=ax.transAxes)
         ax.set_yticks(y, table.label if len(table) else [])
+        ax.xaxis.set_major_locator(MaxNLocator(5))
         ax.set(xlabel="exponent b in variance ~ n^b", title=title)
     fig.tight_layout()
     return fig

@@ -278,3 +278,17 @@ def test_effective_context_pools_windows_harmonically(tiny_captures):
     expected = 1 / (1 / trained.n_eff[0, -1]).mean()
     assert table.query("layer == 0").n_eff.iloc[-1] == pytest.approx(expected)
     assert (table.n_eff <= table.n + 1e-9).all()
+
+
+def test_gaussianity_tests_each_cell_against_the_null_of_its_sample_size(tiny_captures):
+    from scaling_utils.stats import normality_tests
+
+    _, captures = tiny_captures
+    table = clt.gaussianity({"control": (captures[clt.CONTROL], ["attention.0"]),
+                             "trained": (captures[clt.LAST_TOKEN], ["block.1"])}, n_null=500)
+    assert set(table.samples) == {96, 24}  # two sample sizes, tested in two batches
+    proj = captures[clt.LAST_TOKEN].moments["block.1"].projections[:, 2]
+    direct = normality_tests(proj, n_null=500, seed=0)
+    cell = table.query("variant == 'trained' and n == 16")
+    np.testing.assert_array_equal(cell.ks_pvalue, direct.ks_pvalue)
+    np.testing.assert_array_equal(cell.ad, direct.ad)
