@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
-<<<<<<< HEAD
-from matplotlib.ticker import FuncFormatter, LogFormatter, NullFormatter
-=======
-from matplotlib.ticker import MaxNLocator, NullFormatter
->>>>>>> t1
+from matplotlib.ticker import FuncFormatter, LogFormatter, MaxNLocator, NullFormatter
 import numpy as np
 import pandas as pd
 import seaborn as sns
