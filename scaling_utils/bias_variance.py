@@ -605,24 +605,33 @@ def simulate_losses(values: Mapping, rng: np.random.Generator, alpha: float = WO
 def _world(values: Mapping, key: str, name: str, truth: str, description: str, **law):
     from .error_rates import World
 
-    def simulate(seed: int) -> Verdict:
-        rng = np.random.default_rng(seed)
-        data = simulate_losses(values, rng, **law)
-        reps = bootstrap_losses(data, values["n_boot"], seed)
-        fit_kind = {"capacity": "fixed", "coupling": "coupled", "entropy": "free"}[key]
-        point = fit_chinchilla(data.P, data.D, data.loss, E=None if key == "entropy" else data.eps,
-                               coupled=key == "coupling")
-        many = fit_chinchilla_batch(data.P, data.D, reps.losses,
-                                    E=None if key == "entropy" else reps.eps,
-                                    coupled=key == "coupling", start=point)
-        fits = {"point": {fit_kind: point}, "replicates": {fit_kind: many}}
-        if key == "capacity":
-            return decide_capacity(capacity_estimate(fits, reps))
-        if key == "coupling":
-            return decide_coupling(coupling_estimate(fits, reps))
-        return decide_entropy(entropy_estimate(fits, data, reps))
+    kind = {"capacity": "fixed", "coupling": "coupled", "entropy": "free"}[key]
+    decide = {"capacity": lambda fits, data, reps: decide_capacity(capacity_estimate(fits, reps)),
+              "coupling": lambda fits, data, reps: decide_coupling(coupling_estimate(fits, reps)),
+              "entropy": lambda fits, data, reps: decide_entropy(
+                  entropy_estimate(fits, data, reps))}[key]
 
-    return World(key, name, truth, description, simulate)
+    def simulate_many(seeds: Sequence[int]) -> list[Verdict]:
+        """One simulated grid per seed, fitted as the chapter fits its grid (the point fit from
+        the best of 32 grid starts, every replicate from it), all grids in one batch."""
+        data = [simulate_losses(values, np.random.default_rng(s), **law) for s in seeds]
+        reps = [bootstrap_losses(d, values["n_boot"], s) for d, s in zip(data, seeds)]
+        free_e = key == "entropy"
+        P, D = data[0].P, data[0].D
+        point = fit_chinchilla_batch(P, D, np.stack([d.loss for d in data]),
+                                     E=None if free_e else [d.eps for d in data],
+                                     coupled=key == "coupling", n_starts=32)
+        n_boot = len(reps[0].eps)
+        many = fit_chinchilla_batch(P, D, np.concatenate([r.losses for r in reps]),
+                                    E=None if free_e else np.concatenate([r.eps for r in reps]),
+                                    coupled=key == "coupling",
+                                    start=point.take(np.repeat(np.arange(len(data)), n_boot)))
+        return [decide({"point": {kind: point.take(i)},
+                        "replicates": {kind: many.take(slice(i * n_boot, (i + 1) * n_boot))}},
+                       d, r) for i, (d, r) in enumerate(zip(data, reps))]
+
+    return World(key, name, truth, description, lambda seed: simulate_many([seed])[0],
+                 simulate_many)
 
 
 def worlds(values: Mapping) -> list:

@@ -36,7 +36,7 @@ from .cache import cached
 from .stats import (LogisticFits, ThresholdFit, binomial_deviance, fit_logistic,
                     fit_threshold, snr)
 from .tasks import TaskSuite
-from .train import TrainConfig, TrainResult, load_student
+from .train import TrainConfig, TrainResult, load_student, training_seeds
 from .verdicts import CONTRADICTED, SUPPORTED, UNDETERMINED, Verdict, above, below, unavailable
 
 EMERGENCE_VERSION = 2  # bump when a change here changes the tables
@@ -642,7 +642,7 @@ def study(cfg) -> Theorem4Result:
                            context=suite.context, batch_size=cfg.batch_size,
                            learning_rate=cfg.learning_rate, seed=s, n_evals=cfg.n_checkpoints,
                            eval_spacing="log", keep_checkpoints=True)
-               for size in cfg.sizes for s in range(cfg.seed, cfg.seed + cfg.seeds)]
+               for size in cfg.sizes for s in training_seeds(cfg.seed, cfg.seeds)]
     table = capability_table(configs, suite, eval_tokens, cfg.n_examples, cfg.snr_site,
                              cfg.device, cfg.executor)
     return analyse(table, suite, cfg.n_boot, cfg.seed, cfg.snr_site, cfg.level,

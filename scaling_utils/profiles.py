@@ -205,7 +205,7 @@ _STUDENT_GRID = (replace(_EXECUTOR, cpu="processes:2"),
 
 NOTEBOOKS: Mapping[str, tuple[Parameter, ...]] = MappingProxyType({
     "theorem1_clt": _COMMON + (
-        Parameter("model", str, "Hugging Face name or local folder; None = offline SmolLM2-135M",
+        Parameter("model", str, "Hugging Face name or local folder (None: the offline SmolLM2-135M)",
                   None, None, None, optional=True),
         Parameter("corpus", str, "'wikipedia', 'shakespeare', a local text file, or hf:NAME",
                   "wikipedia", "wikipedia", "wikipedia"),
@@ -262,7 +262,7 @@ NOTEBOOKS: Mapping[str, tuple[Parameter, ...]] = MappingProxyType({
                   4, 8, 8, minimum=1),
         Parameter("n_boot", int, "bootstrap replicates for SNR and exponent CIs", 20, 200, 400,
                   minimum=0),
-        Parameter("model", str, "Hugging Face name or local folder; None = offline SmolLM2-135M",
+        Parameter("model", str, "Hugging Face name or local folder (None: the offline SmolLM2-135M)",
                   None, None, None, optional=True),
         Parameter("corpus", str, "'wikipedia', 'shakespeare', a local text file, or hf:NAME",
                   "wikipedia", "wikipedia", "wikipedia"),

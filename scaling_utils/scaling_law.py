@@ -14,7 +14,7 @@ replicates, simulated worlds) are fitted at once by :func:`fit_chinchilla_batch`
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +122,10 @@ class BatchFit:
     E_at_bound: np.ndarray
     objective: np.ndarray
 
+    def take(self, index) -> "BatchFit":
+        """The fits of the data sets ``index`` (an integer gives one data set's values)."""
+        return BatchFit(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+
     def predict(self, N, D) -> np.ndarray:
         """Predicted losses, data sets x points."""
         N, D = np.asarray(N, float), np.asarray(D, float)
@@ -131,12 +135,13 @@ class BatchFit:
 
 
 def fit_chinchilla_batch(N, D, L, E=None, coupled: bool = False,
-                         start: ChinchillaFit | None = None, n_starts: int = 8) -> BatchFit:
+                         start: ChinchillaFit | BatchFit | None = None,
+                         n_starts: int = 8) -> BatchFit:
     """Fit the law to every row of ``L`` (data sets x points, all at the points ``N``, ``D``).
     ``E``: None (free), one value, or one value per data set (held fixed).  ``start``: a fit
-    whose parameters start every data set (a bootstrap from its point estimate); without it,
-    each data set starts from its own best ``n_starts`` grid points, as in
-    :func:`fit_chinchilla`."""
+    whose parameters start every data set (a bootstrap from its point estimate), or a BatchFit
+    with one start per data set; without it, each data set starts from its own best
+    ``n_starts`` grid points, as in :func:`fit_chinchilla`."""
     N, D = (np.asarray(v, float).ravel() for v in (N, D))
     L = np.atleast_2d(np.asarray(L, float))
     if L.shape[1] != N.size or D.size != N.size:
@@ -150,9 +155,11 @@ def fit_chinchilla_batch(N, D, L, E=None, coupled: bool = False,
         fixed["e"] = e_fixed
     x = (np.log(N), np.log(D), np.log(L))
     if start is not None:
-        own = {"a": np.log(start.A), "b": np.log(start.B), "e": np.log(max(start.E, E_FLOOR)),
-               "alpha": start.alpha, "beta": start.beta, "gamma": start.gamma}
-        theta, value = _minimise(np.tile([own[p] for p in free], (n_sets, 1)), x, free, fixed)
+        own = {"a": np.log(start.A), "b": np.log(start.B),
+               "e": np.log(np.maximum(start.E, E_FLOOR)), "alpha": start.alpha,
+               "beta": start.beta, "gamma": start.gamma}
+        theta0 = np.stack([np.broadcast_to(np.asarray(own[p], float), (n_sets,)) for p in free], 1)
+        theta, value = _minimise(theta0, x, free, fixed)
     else:
         starts = np.stack([_grid_starts((x[0], x[1], x[2][i]), free, _row(fixed, i), n_starts)
                            for i in range(n_sets)])  # sets x starts x parameters
@@ -379,34 +386,38 @@ def _minimise(theta: np.ndarray, x, free, fixed, group: np.ndarray | None = None
         lower[free.index("e")] = np.log(E_FLOOR)
         upper[:, free.index("e")] = log_l.min(-1)
     theta = np.clip(theta, lower, upper)
-    data = (log_n, log_d, log_l)
-    value = _objective(theta, data, free, fixed)
+    value = _objective(theta, (log_n, log_d, log_l), free, fixed)
     damping = np.full(rows, 1e-3)
     stalled = np.zeros(rows, int)
     active = np.ones(rows, bool)
     for step in range(_MAX_STEPS):
-        params = _column_params(theta, free, fixed)
+        # only the rows still moving are computed: rows are independent, so this changes the
+        # cost (a batch is bound by its slowest rows otherwise), not the result
+        i = np.flatnonzero(active)
+        fixed_i = {p: (np.asarray(v)[i] if np.ndim(v) else v) for p, v in fixed.items()}
+        data = tuple(v[i] if v.ndim == 2 else v for v in (log_n, log_d, log_l))
+        params = _column_params(theta[i], free, fixed_i)
         lse, weights = _log_sum_exp(_terms(params, data))
-        r = lse - log_l
-        columns = {"a": weights[0], "alpha": -weights[0] * log_n, "b": weights[1],
-                   "beta": -weights[1] * log_d, "gamma": weights[1] * log_n, "e": weights[2]}
+        r = lse - data[2]
+        columns = {"a": weights[0], "alpha": -weights[0] * data[0], "b": weights[1],
+                   "beta": -weights[1] * data[1], "gamma": weights[1] * data[0], "e": weights[2]}
         J = np.stack([np.broadcast_to(columns[p], r.shape) for p in free], -1)
         w = HUBER_DELTA / np.maximum(np.abs(r), HUBER_DELTA)  # min(1, delta / |r|)
         hessian = np.matmul((J * w[..., None]).transpose(0, 2, 1), J)
         gradient = np.einsum("rni,rn->ri", J, np.clip(r, -HUBER_DELTA, HUBER_DELTA))
         diagonal = np.einsum("rii->ri", hessian)
-        ridge = damping[:, None] * diagonal + 1e-12 * (diagonal.mean(1, keepdims=True) + 1e-300)
+        ridge = damping[i, None] * diagonal + 1e-12 * (diagonal.mean(1, keepdims=True) + 1e-300)
         system = hessian + ridge[..., None] * np.eye(k)
         move = -np.linalg.solve(system, gradient[..., None])[..., 0]
-        candidate = np.clip(theta + move, lower, upper)
-        new_value = _objective(candidate, data, free, fixed)
-        better = active & (new_value < value)
-        gain = np.where(better, value - new_value, 0.0)
-        theta = np.where(better[:, None], candidate, theta)
-        value = np.where(better, new_value, value)
-        damping = np.clip(np.where(better, damping / 3, damping * 4), 1e-12, 1e12)
-        stalled = np.where(gain <= _TOLERANCE * value, stalled + 1, 0)
-        active &= stalled < _PATIENCE
+        candidate = np.clip(theta[i] + move, lower, upper[i])
+        new_value = _objective(candidate, data, free, fixed_i)
+        better = new_value < value[i]
+        gain = np.where(better, value[i] - new_value, 0.0)
+        theta[i] = np.where(better[:, None], candidate, theta[i])
+        value[i] = np.where(better, new_value, value[i])
+        damping[i] = np.clip(np.where(better, damping[i] / 3, damping[i] * 4), 1e-12, 1e12)
+        stalled[i] = np.where(gain <= _TOLERANCE * value[i], stalled[i] + 1, 0)
+        active[i] = stalled[i] < _PATIENCE
         if group is not None and step % 25 == 24:
             best = np.full(group.max() + 1, np.inf)
             np.minimum.at(best, group, value)

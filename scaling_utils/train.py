@@ -213,6 +213,13 @@ def load_student(result: TrainResult, device: str | torch.device | None = None,
     return model.to(pick_device(device)).eval()
 
 
+def training_seeds(seed: int, seeds: int) -> range:
+    """The training seeds of a profile run with ``seed``: ``seed * seeds`` up to
+    ``(seed + 1) * seeds - 1``, so that runs of two profile seeds share no training run and a
+    rerun with another seed is an independent replication."""
+    return range(seed * seeds, (seed + 1) * seeds)
+
+
 def grid_configs(sizes: Sequence, tokens: Sequence[int], seeds: int, seed: int, vocab_size: int,
                  context: int, batch_size: int, learning_rate: float,
                  repeated_sizes: int = 0) -> list[TrainConfig]:
@@ -223,7 +230,7 @@ def grid_configs(sizes: Sequence, tokens: Sequence[int], seeds: int, seed: int, 
     common = dict(vocab_size=vocab_size, context=context, batch_size=batch_size,
                   learning_rate=learning_rate)
     fresh = [TrainConfig(spec, tokens=d, seed=s, **common)
-             for spec in specs for d in tokens for s in range(seed, seed + seeds)]
+             for spec in specs for d in tokens for s in training_seeds(seed, seeds)]
     repeated = [TrainConfig(spec, tokens=max(tokens), seed=seed, data_mode="repeated",
                             dataset_tokens=min(tokens), **common)
                 for spec in specs[len(specs) - repeated_sizes:]] if repeated_sizes else []

@@ -67,11 +67,18 @@ def test_student_parameters_counts_what_the_model_has(size):
     assert bias_variance.student_parameters(size) == train.non_embedding_parameters(model)
 
 
-def _alpha_interval(data, resample_runs, n_boot=100, seed=0):
-    reps = bias_variance.bootstrap_losses(data, n_boot, seed, resample_runs=resample_runs)
-    point = bias_variance.fit_chinchilla(data.P, data.D, data.loss, E=data.eps)
-    many = bias_variance.fit_chinchilla_batch(data.P, data.D, reps.losses, E=reps.eps, start=point)
-    return bias_variance.stretched_interval(many.alpha, reps.df)  # the study's interval
+def _alpha_intervals(data, resample_runs, n_boot=100):
+    """The study's interval of alpha (eps held) for each simulated grid in ``data`` (grid i
+    bootstrapped with seed i), all grids fitted in one batch."""
+    reps = [bias_variance.bootstrap_losses(d, n_boot, i, resample_runs=resample_runs)
+            for i, d in enumerate(data)]
+    point = bias_variance.fit_chinchilla_batch(data[0].P, data[0].D, np.stack([d.loss for d in data]),
+                                               E=[d.eps for d in data], n_starts=32)
+    many = bias_variance.fit_chinchilla_batch(
+        data[0].P, data[0].D, np.concatenate([r.losses for r in reps]),
+        E=np.concatenate([r.eps for r in reps]), start=point.take(np.repeat(np.arange(len(data)), n_boot)))
+    alpha = many.alpha.reshape(len(data), n_boot)
+    return np.array([bias_variance.stretched_interval(a, r.df) for a, r in zip(alpha, reps)])
 
 
 def test_hierarchical_bootstrap_covers_a_known_exponent_where_sequences_alone_do_not():
@@ -79,15 +86,11 @@ def test_hierarchical_bootstrap_covers_a_known_exponent_where_sequences_alone_do
     # alpha: 120 simulated grids, so a coverage of 0.95 has a standard error of 0.02
     rng = np.random.default_rng(11)
     alpha = bias_variance.WORLD_LAW["alpha"]
-    covered = {True: 0, False: 0}
-    n_sets = 120
-    for i in range(n_sets):
-        data = bias_variance.simulate_losses(CPU, rng, noise=3.0)
-        for runs in (True, False):
-            lo, hi = _alpha_interval(data, runs, seed=i)
-            covered[runs] += lo <= alpha <= hi
-    assert 0.89 <= covered[True] / n_sets <= 0.99
-    assert covered[False] / n_sets < 0.75  # the spread between runs is left out
+    data = [bias_variance.simulate_losses(CPU, rng, noise=3.0) for _ in range(120)]
+    covered = {runs: np.mean([lo <= alpha <= hi for lo, hi in _alpha_intervals(data, runs)])
+               for runs in (True, False)}
+    assert 0.89 <= covered[True] <= 0.99
+    assert covered[False] < 0.75  # the spread between runs is left out
 
 
 def test_a_single_run_per_cell_gives_no_verdict():
@@ -135,6 +138,20 @@ def test_false_verdict_rates_of_the_worlds_stay_below_five_percent():
     # the floor), which the chapter reports as undetermined
     assert (holds.loc[["capacity", "coupling"], "supported"] >= 0.8).all(), table
     assert holds.loc["entropy", "contradicted"] == 0
+
+
+def test_worlds_in_one_batch_decide_as_one_by_one_and_fit_as_the_chapter_does():
+    seeds = [3, 4, 5, 6]
+    for world in bias_variance.worlds(CPU)[::4]:  # capacity holds, coupling fails, entropy under
+        assert [v.word for v in world.simulate_many(seeds)] == \
+               [world.simulate(s).word for s in seeds]
+    # the batched point fit (best of 32 grid starts per data set) is the chapter's fit_chinchilla
+    data = [bias_variance.simulate_losses(CPU, np.random.default_rng(s)) for s in seeds]
+    batch = bias_variance.fit_chinchilla_batch(data[0].P, data[0].D, np.stack([d.loss for d in data]),
+                                               E=[d.eps for d in data], n_starts=32)
+    one = [bias_variance.fit_chinchilla(d.P, d.D, d.loss, E=d.eps) for d in data]
+    np.testing.assert_allclose(batch.alpha, [f.alpha for f in one], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(batch.beta, [f.beta for f in one], rtol=1e-4, atol=1e-6)
 
 
 def test_tables_from_a_simulated_grid_hold_every_quantity_with_its_interval():

@@ -13,6 +13,7 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -64,13 +65,19 @@ def test_every_page_renders_in_a_browser(served, tmp_path):
     pages = sorted(p.relative_to(site).as_posix() for p in site.rglob("*.html")
                    if p.name not in ("genindex.html", "search.html") and "_static" not in p.parts)
     assert "book/executed/overview.html" in pages or "index.html" in pages
+    def render(page):  # the page's DOM after scripts ran, and a screenshot
+        url = f"{base}/{page}"
+        _chromium(f"--screenshot={shots / (page.replace('/', '_') + '.png')}",
+                  "--window-size=1280,2400", url)
+        return _chromium("--dump-dom", url)
+
+    with ThreadPoolExecutor(3) as pool:  # browsers wait on the server much of the time
+        doms = dict(zip(pages, pool.map(render, pages)))
     problems = []
     for page in pages:
         url = f"{base}/{page}"
         static = (site / page).read_text()
-        dom = _chromium("--dump-dom", url)
-        _chromium(f"--screenshot={shots / (page.replace('/', '_') + '.png')}",
-                  "--window-size=1280,2400", url)
+        dom = doms[page]
         n_math = len(re.findall(r'class="[^"]*\bmath\b', static))
         n_typeset = dom.count("<mjx-container")
         if n_math and n_typeset < n_math:

@@ -121,9 +121,19 @@ def test_parameter_cells_carry_one_line_help_from_the_profiles():
     from scaling_utils.profiles import NOTEBOOKS, parameters_cell
     for name in NOTEBOOKS:
         text = (REPO / "notebooks" / f"{name}.md").read_text()
-        cell = re.search(r":tags: \[parameters, remove-cell\]\n\n(.*?)\n```", text, re.S).group(1)
+        cell = re.search(r":tags: \[parameters\]\n\n(.*?)\n```", text, re.S).group(1)
         assert cell == parameters_cell(name), f"{name}: regenerate with profiles.parameters_cell"
     assert "sizes: tuple = None  # student sizes" in parameters_cell("theorem2_bias_variance")
+
+
+def test_papermill_reads_every_parameter_with_its_help():
+    # a line papermill cannot parse is dropped from `papermill --help-notebook` with a warning
+    from papermill.translators import PythonTranslator
+    from scaling_utils.profiles import NOTEBOOKS, parameters_cell
+    for name, specs in NOTEBOOKS.items():
+        read = PythonTranslator.inspect({"source": parameters_cell(name)})
+        assert [p.name for p in read] == [s.name for s in specs], name
+        assert all(p.help for p in read), name
 
 
 @pytest.mark.slow
