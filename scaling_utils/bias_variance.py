@@ -33,7 +33,7 @@ from .train import TrainResult
 from .verdicts import Verdict
 
 BIAS_VARIANCE_VERSION = 1  # bump when a change here changes the tables
-WORLDS_VERSION = 1
+WORLDS_VERSION = 2
 
 # ---- the rules, fixed before any data is read
 # capacity: B(P) = A / P^alpha falls with P when alpha > 0 (eps held at the exact entropy).
@@ -45,11 +45,12 @@ COUPLING_MARGIN = 0.1
 # entropy: a free fit recovers the exact entropy when its E lies within 0.1 nats of eps; the two
 # published refits of the same Chinchilla points disagree on E by 0.13 nats (1.69 vs 1.82).
 ENTROPY_MARGIN = 0.1
-# A free fit that ends at the lower bound of E has not identified E (noise, or a grid that does
-# not reach the floor, let the reducible terms absorb it): when the fit to the data, or more
-# replicates than the interval's tail (2.5 %), end there, the entropy verdict cannot be
-# contradicted, only undetermined.
-BOUND_SHARE = 0.025
+# A free E far from eps is a contradiction only when the data point there: the free fit must
+# also predict held-out (P, D) cells better than the law with E held at eps, by more than the
+# spread of one run's log L between seeds (95 % interval of the held-out RMSE difference above
+# the seed noise): a smaller gain could come from which runs fell in which fold.  A free E that
+# lands far off (at its lower bound, say) without that gain has not been identified by the data:
+# undetermined.
 FOLDS = 5  # cross-validation folds of whole (P, D) cells
 
 CLAIMS = {
@@ -276,15 +277,49 @@ def entropy_estimate(fits: dict, data: LossData, reps: LossReplicates) -> Estima
                      bound_share=float(free.E_at_bound.mean()))
 
 
+def _held_out_rmse(data: LossData, reps: LossReplicates, seed: int, coupled: bool = False,
+                   free_E: bool = False):
+    """Held-out RMSE of log L of one law in cross-validation over whole (P, D) cells, on the
+    data and on every replicate (E held at eps unless ``free_E``)."""
+    return held_out_rmse(data.P, data.D, data.loss, None if free_E else data.eps, coupled, FOLDS,
+                         seed, replicates=reps.losses, E_replicates=None if free_E else reps.eps)
+
+
 def held_out_difference(data: LossData, reps: LossReplicates, seed: int = 0) -> Estimate:
     """Held-out RMSE of log L of the coupled law minus that of the additive law (eps held), in
     cross-validation over whole (P, D) cells, on the data and on every replicate (negative:
     the coupled law predicts unseen cells better)."""
-    errors = {c: held_out_rmse(data.P, data.D, data.loss, data.eps, c, FOLDS, seed,
-                               replicates=reps.losses, E_replicates=reps.eps)
-              for c in (False, True)}
-    return _estimate("held-out RMSE difference", errors[True][0] - errors[False][0],
-                     errors[True][1] - errors[False][1], reps)
+    coupled, additive = (_held_out_rmse(data, reps, seed, coupled=c) for c in (True, False))
+    return _estimate("held-out RMSE difference", coupled[0] - additive[0],
+                     coupled[1] - additive[1], reps)
+
+
+def entropy_held_out(data: LossData, reps: LossReplicates, seed: int = 0) -> Estimate:
+    """Held-out RMSE of log L of the additive law with E held at the exact eps minus that with
+    E free (cross-validation over whole cells; positive: a floor other than eps predicts unseen
+    cells better, so the data point away from eps)."""
+    held, free = (_held_out_rmse(data, reps, seed, free_E=f) for f in (False, True))
+    return _estimate("held-out RMSE, E = eps minus E free", held[0] - free[0], held[1] - free[1],
+                     reps)
+
+
+def seed_noise(data: LossData) -> float:
+    """The spread of one run's log L between the seeds of a cell: the root of the mean
+    within-cell variance (NaN with one run per cell)."""
+    variance = pd.Series(np.log(data.loss)).groupby(data.cell).var()
+    return float(np.sqrt(variance.mean())) if variance.notna().any() else np.nan
+
+
+def entropy_profile(data: LossData, n_points: int = 41) -> pd.DataFrame:
+    """The profile of the additive law in E: for E on a grid from the lower bound to just below
+    the smallest loss, the RMSE of log L of the best law with that floor.  A flat profile means
+    the data do not identify E; a minimum far from eps means they point elsewhere."""
+    E = np.linspace(E_FLOOR, 0.995 * data.loss.min(), n_points)
+    fits = fit_chinchilla_batch(data.P, data.D, np.tile(data.loss, (n_points, 1)), E=E,
+                                n_starts=16)
+    residual = np.log(fits.predict(data.P, data.D)) - np.log(data.loss)
+    return pd.DataFrame({"E": E, "rmse": np.sqrt(np.mean(residual ** 2, 1)),
+                         "alpha": fits.alpha, "beta": fits.beta})
 
 
 # --------------------------------------------------------------------------- the rules
@@ -313,25 +348,39 @@ def decide_coupling(est: Estimate) -> Verdict:
                          what="the coupling exponent gamma (eps fixed)")
 
 
-def decide_entropy(est: Estimate) -> Verdict:
-    """Supported when the whole interval of E - eps lies within 0 ± ENTROPY_MARGIN, contradicted
-    when it lies wholly outside; but a fit that ended at the lower bound of E (the fit to the
-    data, or more than BOUND_SHARE of the replicates) has not identified E, and then the verdict
-    is undetermined rather than contradicted."""
+def decide_entropy(est: Estimate, held_out: Estimate | None = None,
+                   seed_noise: float = np.nan) -> Verdict:
+    """Supported when the whole interval of E - eps lies within 0 ± ENTROPY_MARGIN.  Contradicted
+    when it lies wholly outside *and* the free fit predicts held-out cells better than E held at
+    eps by more than ``seed_noise`` (``held_out``: :func:`entropy_held_out`, whose interval must
+    lie above the seed-to-seed SD of log L): the data then point to another floor.  A free E far
+    off without that gain has not been identified: undetermined.  ``held_out`` and
+    ``seed_noise`` are only read when the interval lies outside the band."""
     if not est.runs_resampled:
         return _one_run_per_cell("entropy")
     verdict = verdicts.near("entropy", CLAIMS["entropy"], est.effect, est.ci_low, est.ci_high, 0.0,
                             ENTROPY_MARGIN, TO_DECIDE["entropy"],
                             what="the free fit's E minus the exact eps (nats)")
-    rule = (verdict.rule + f" A fit that ends at the lower bound of E ({E_FLOOR:g}) has not "
-            f"identified E: when the fit to the data, or more than {BOUND_SHARE:.1%} of the "
-            "replicates, end there, the verdict is undetermined instead of contradicted.")
-    unidentified = est.at_bound or est.bound_share > BOUND_SHARE
-    if unidentified and verdict.word == verdicts.CONTRADICTED:
-        return replace(verdict, word=verdicts.UNDETERMINED, rule=rule, to_decide=(
-            f"the free fit ended at the lower bound of E ({est.bound_share:.0%} of the replicates"
-            f"{' and the fit to the data' if est.at_bound else ''}): {TO_DECIDE['entropy']}"))
-    return replace(verdict, rule=rule)
+    rule = (verdict.rule.replace(", contradicted if it lies wholly outside", "")
+            .replace("undetermined otherwise.", "") +
+            "contradicted if it lies wholly outside and the free fit predicts held-out (P, D) "
+            "cells better than the law with E held at eps by more than the seed-to-seed SD of "
+            "log L (95 % interval of the held-out RMSE difference above it); undetermined "
+            "otherwise.")
+    if verdict.word != verdicts.CONTRADICTED:
+        return replace(verdict, rule=rule)
+    if held_out is None or not np.isfinite(seed_noise):
+        raise ValueError("the free E lies outside the band: decide_entropy needs the held-out "
+                         "comparison (entropy_held_out) and the seed noise to tell a floor "
+                         "elsewhere from an unidentified one")
+    if held_out.ci_low > seed_noise:
+        return replace(verdict, rule=rule)
+    where = f"at its lower bound {E_FLOOR:g}" if est.at_bound else "far from eps"
+    return replace(verdict, word=verdicts.UNDETERMINED, rule=rule, to_decide=(
+        f"the free fit puts E {where} but predicts held-out cells better than E = eps by "
+        f"{held_out.effect:.4f} (95 % interval {held_out.ci_low:.4f} to {held_out.ci_high:.4f}), "
+        f"not clearly more than the seed noise {seed_noise:.4f}: the data do not identify E. "
+        f"{TO_DECIDE['entropy']}"))
 
 
 # --------------------------------------------------------------------------- the chapter
@@ -354,6 +403,8 @@ class Theorem2Result:
     unigram: float
     seed_noise: float  # seed-to-seed SD of log L within a cell (root mean variance)
     cv_difference: Estimate
+    entropy_held_out: Estimate  # held-out RMSE with E held at eps minus with E free
+    entropy_profile: pd.DataFrame  # per E: RMSE of log L of the best law with that floor
     free_E_at_bound: bool  # the free fit ended at the lower bound of E
     free_E_bound_share: float  # share of bootstrap replicates whose free fit ended there
     n_states: int
@@ -375,6 +426,8 @@ class Theorem2Result:
         spread = self.cells[(self.cells.seed_sd > 0) & (self.cells.variance_term > 0)]
         laws = self.laws.set_index("law")
         v = {k: self.verdict(k) for k in CLAIMS}
+        profile = self.entropy_profile
+        at_eps = float(np.interp(self.eps, profile.E, profile.rmse))
         return dict(
             t2_eps=self.eps, t2_eps_se=self.eps_se, t2_unigram=self.unigram,
             t2_rate=float(self.language.nats.iloc[1]), t2_rate_se=float(self.language.se.iloc[1]),
@@ -399,6 +452,12 @@ class Theorem2Result:
             **{f"t2_{k}_{part}": getattr(v[k], part) for k in v
                for part in ("effect", "ci_low", "ci_high")},
             t2_free_bound_share=self.free_E_bound_share, t2_df=self.df,
+            t2_entropy_cv=self.entropy_held_out.effect,
+            t2_entropy_cv_low=self.entropy_held_out.ci_low,
+            t2_entropy_cv_high=self.entropy_held_out.ci_high,
+            t2_profile_at_eps=at_eps, t2_profile_min=float(profile.rmse.min()),
+            t2_profile_argmin=float(profile.E[profile.rmse.idxmin()]),
+            t2_profile_gap_sd=(at_eps - float(profile.rmse.min())) / self.seed_noise,
             t2_coupling_margin=COUPLING_MARGIN, t2_entropy_margin=ENTROPY_MARGIN,
             t2_e_floor=E_FLOOR)
 
@@ -507,6 +566,7 @@ def study(cfg) -> Theorem2Result:
                  "coupling": coupling_estimate(fits, reps),
                  "entropy": entropy_estimate(fits, data, reps)}
     estimates["cv"] = cv = held_out_difference(data, reps, cfg.seed)
+    estimates["entropy_held_out"] = held_out = entropy_held_out(data, reps, cfg.seed)
     comparison = compare_laws(data.P, data.D, data.loss, E=data.eps, folds=FOLDS, seed=cfg.seed)
     laws = pd.DataFrame([dict(law=name, gamma=fit.gamma, AIC=fit.aic, RMSE=fit.rmse,
                               **{"held-out RMSE": cv_rmse})
@@ -515,7 +575,6 @@ def study(cfg) -> Theorem2Result:
                              ("coupled", comparison.coupled, comparison.cv_rmse_coupled))])
     fresh = runs[runs.data_mode == "fresh"]
     cells = _cell_intervals(decompose(runs, grid.eps), data, reps)
-    log_var = fresh.assign(log_loss=np.log(fresh.loss)).groupby(["P", "D"]).log_loss.var()
     rate = grid.source.entropy_rate(seed=cfg.seed)
     sample = grid.source.sample(1000, cfg.context, seed=cfg.seed + 1)
     freq = np.bincount(sample.ravel(), minlength=grid.source.n_symbols) / sample.size
@@ -526,13 +585,13 @@ def study(cfg) -> Theorem2Result:
                              "se": [grid.eps_se, rate.stderr, np.nan]})
     fit_rows = _fit_rows(fits, reps)
     decided = (decide_capacity(estimates["capacity"]), decide_coupling(estimates["coupling"]),
-               decide_entropy(estimates["entropy"]))
+               decide_entropy(estimates["entropy"], held_out, seed_noise(data)))
     return Theorem2Result(
         language=language, runs=runs, cells=cells, fits=fit_rows, laws=laws,
         seeds=seed_table(data, estimates, fit_rows, cfg.seed), returns_d=gain_per_doubling(cells, "D"),
         returns_p=gain_per_doubling(cells, "P"), eps=grid.eps, eps_se=grid.eps_se,
-        unigram=unigram, seed_noise=float(np.sqrt(log_var.mean())) if log_var.notna().any()
-        else np.nan, cv_difference=cv, free_E_at_bound=bool(fits["point"]["free"].E_at_bound),
+        unigram=unigram, seed_noise=seed_noise(data), cv_difference=cv, entropy_held_out=held_out,
+        entropy_profile=entropy_profile(data), free_E_at_bound=bool(fits["point"]["free"].E_at_bound),
         free_E_bound_share=float(fits["replicates"]["free"].E_at_bound.mean()), n_states=grid.source.n_states,
         n_symbols=grid.source.n_symbols, context=cfg.context, n_boot=cfg.n_boot,
         runs_per_cell=runs_per_cell(data.cell), df=reps.df, verdicts=decided)
@@ -602,14 +661,21 @@ def simulate_losses(values: Mapping, rng: np.random.Generator, alpha: float = WO
     return LossData(P, D, np.tile(np.arange(seeds), len(P) // seeds), losses, exact)
 
 
+def _decide_entropy_lazily(fits: dict, data: LossData, reps: LossReplicates) -> Verdict:
+    """The entropy rule, with the held-out comparison computed only where the rule reads it."""
+    est = entropy_estimate(fits, data, reps)
+    if est.ci_high < -ENTROPY_MARGIN or est.ci_low > ENTROPY_MARGIN:
+        return decide_entropy(est, entropy_held_out(data, reps), seed_noise(data))
+    return decide_entropy(est)
+
+
 def _world(values: Mapping, key: str, name: str, truth: str, description: str, **law):
     from .error_rates import World
 
     kind = {"capacity": "fixed", "coupling": "coupled", "entropy": "free"}[key]
     decide = {"capacity": lambda fits, data, reps: decide_capacity(capacity_estimate(fits, reps)),
               "coupling": lambda fits, data, reps: decide_coupling(coupling_estimate(fits, reps)),
-              "entropy": lambda fits, data, reps: decide_entropy(
-                  entropy_estimate(fits, data, reps))}[key]
+              "entropy": lambda fits, data, reps: _decide_entropy_lazily(fits, data, reps)}[key]
 
     def simulate_many(seeds: Sequence[int]) -> list[Verdict]:
         """One simulated grid per seed, fitted as the chapter fits its grid (the point fit from

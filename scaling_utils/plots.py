@@ -308,6 +308,24 @@ def returns_per_doubling(result) -> plt.Figure:
     return fig
 
 
+def entropy_profile(result) -> plt.Figure:
+    """The additive law's profile in E: the RMSE of log L of the best law with each floor E
+    (line), the exact eps (dashed), the free fit's E (dotted) and the seed-to-seed SD of log L
+    above the profile's minimum (band): floors whose RMSE lies in the band fit about as well."""
+    profile = result.entropy_profile
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    ax.plot(profile.E, profile.rmse, "k-", lw=1.5, label="best law with floor E")
+    low = profile.rmse.min()
+    ax.axhspan(low, low + result.seed_noise, color="0.85", label="minimum + seed SD of log L")
+    ax.axvline(result.eps, color="C3", ls="--", label="exact eps")
+    free_E = float(result.fits.set_index(["fit", "parameter"]).loc[("eps free", "E"), "estimate"])
+    ax.axvline(free_E, color="C0", ls=":", label="free fit's E")
+    ax.set(xlabel="floor E (nats)", ylabel="RMSE of log L")
+    ax.legend(fontsize="small", loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
 def seed_estimates(table: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Figure:
     """Each headline number fitted to one training seed's runs (dots) beside the pooled value
     and its hierarchical 95 % interval (bar), one row per quantity."""

@@ -113,15 +113,33 @@ def test_rules_read_their_interval():
         bias_variance.Estimate("x", 0.02, -0.05, 0.08)).word == verdicts.SUPPORTED
     assert bias_variance.decide_coupling(
         bias_variance.Estimate("x", 0.02, -0.05, 0.15)).word == verdicts.UNDETERMINED
-    far = bias_variance.decide_entropy(bias_variance.Estimate("x", -0.5, -0.6, -0.4))
-    assert far.word == verdicts.CONTRADICTED and "lower bound" in far.rule
-    # a fit that ran to the lower bound of E has not identified it: never contradicted
-    at_bound = bias_variance.decide_entropy(bias_variance.Estimate(
-        "x", -3.0, -3.05, -2.9, at_bound=True, bound_share=1.0))
-    assert at_bound.word == verdicts.UNDETERMINED and "lower bound" in at_bound.to_decide
-    some = bias_variance.decide_entropy(bias_variance.Estimate("x", -0.5, -3.0, -0.4,
-                                                               bound_share=0.1))
-    assert some.word == verdicts.UNDETERMINED
+    inside = bias_variance.decide_entropy(bias_variance.Estimate("x", 0.02, -0.05, 0.08))
+    assert inside.word == verdicts.SUPPORTED
+    far = bias_variance.Estimate("x", -0.5, -0.6, -0.4)
+    with pytest.raises(ValueError, match="held-out"):  # outside the band the rule needs both
+        bias_variance.decide_entropy(far)
+    # far from eps and predicting held-out cells better than E = eps by more than the seed
+    # noise: the data point elsewhere
+    better = bias_variance.Estimate("cv", 0.008, 0.005, 0.011)
+    assert bias_variance.decide_entropy(far, better, 0.002).word == verdicts.CONTRADICTED
+    assert bias_variance.decide_entropy(far, better, 0.006).word == verdicts.UNDETERMINED
+    # far from eps (here at the lower bound of E) but predicting no better: not identified
+    at_bound = bias_variance.Estimate("x", -3.0, -3.05, -2.9, at_bound=True)
+    no_better = bias_variance.Estimate("cv", 0.001, -0.002, 0.004)
+    verdict = bias_variance.decide_entropy(at_bound, no_better, 0.002)
+    assert verdict.word == verdicts.UNDETERMINED and "lower bound" in verdict.to_decide
+    assert "held-out" in verdict.rule
+
+
+def test_entropy_profile_is_lowest_at_the_floor_of_noiseless_losses():
+    data = bias_variance.simulate_losses({**CPU, "eval_sequences": 64}, np.random.default_rng(2),
+                                         floor=0.3, noise=0.0)
+    profile = bias_variance.entropy_profile(data)
+    best = profile.E[profile.rmse.idxmin()]
+    # the grid step in E is about 0.09 nats; the per-sequence noise averages out over 64
+    # sequences to about 0.02 nats per run
+    assert abs(best - (data.eps + 0.3)) < 0.15, profile
+    assert profile.rmse.min() < profile.rmse.iloc[0]
 
 
 def test_false_verdict_rates_of_the_worlds_stay_below_five_percent():
