@@ -573,7 +573,6 @@ def study(cfg) -> Theorem2Result:
                          for name, fit, cv_rmse in (
                              ("additive", comparison.additive, comparison.cv_rmse_additive),
                              ("coupled", comparison.coupled, comparison.cv_rmse_coupled))])
-    fresh = runs[runs.data_mode == "fresh"]
     cells = _cell_intervals(decompose(runs, grid.eps), data, reps)
     rate = grid.source.entropy_rate(seed=cfg.seed)
     sample = grid.source.sample(1000, cfg.context, seed=cfg.seed + 1)
