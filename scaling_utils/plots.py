@@ -101,9 +101,10 @@ def verdict_panels(chain, axes) -> None:
     by the verdict; each panel keeps its own scale, since effects differ in kind."""
     for v, ax in zip(chain, np.ravel(axes)):
         colour = VERDICT_COLOURS[v.word]
-        if np.isfinite(v.effect):
-            ax.errorbar([v.effect], [0], xerr=[[v.effect - v.ci_low], [v.ci_high - v.effect]],
-                        fmt="o", color=colour, capsize=4, ms=7)
+        if np.isfinite(v.effect):  # the interval as a line: a bootstrap percentile interval
+            # at a bound of its parameter need not contain the point estimate
+            ax.plot([v.ci_low, v.ci_high], [0, 0], "|-", color=colour, lw=2, ms=10)
+            ax.plot([v.effect], [0], "o", color=colour, ms=7)
         if np.isfinite(v.bound) and v.margin > 0:
             ax.axvspan(v.bound - v.margin, v.bound + v.margin, color="grey", alpha=0.2)
         if np.isfinite(v.bound):

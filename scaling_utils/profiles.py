@@ -309,6 +309,10 @@ NOTEBOOKS: Mapping[str, tuple[Parameter, ...]] = MappingProxyType({
     "trust": _COMMON + (
         Parameter("n_sets", int, "simulated data sets per world and rule", 20, 200, 400,
                   minimum=10),
+        # the worlds are independent jobs: two worker processes on the two-core cpu machine
+        replace(_EXECUTOR, help="where the simulated worlds run: serial, processes:N, "
+                "dask[:ADDRESS] or slurm[:PARTITION] (see scaling_utils.executor)",
+                cpu="processes:2"),
     ),
     "public_evidence": _COMMON + (
         Parameter("published_data", str,

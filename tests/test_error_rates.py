@@ -47,9 +47,30 @@ def test_study_measures_every_chapter_and_reads_the_worst_rule(monkeypatch, tmp_
     worlds = [World("mean", "fails", FAILS, "mean 0", mean_above_zero(0.0, 50)),
               World("mean", "holds", HOLDS, "mean 1", mean_above_zero(1.0, 50))]
     monkeypatch.setattr(verdicts, "worlds", lambda values: worlds, raising=False)
-    result = error_rates.study(SimpleNamespace(profile="smoke", n_sets=40, seed=0))
+    result = error_rates.study(SimpleNamespace(profile="smoke", n_sets=40, seed=0, executor=None))
     assert list(result.table.world) == ["fails", "holds"]
     assert result.worst_world == "fails" and result.worst_rule == "Thm 1: mean"
     assert result.verdicts[0].key == "calibrated"
-    again = error_rates.study(SimpleNamespace(profile="smoke", n_sets=40, seed=0))  # cached
+    again = error_rates.study(SimpleNamespace(profile="smoke", n_sets=40, seed=0,
+                                              executor=None))  # cached
     assert again.table.equals(result.table)
+
+
+def test_worlds_split_into_jobs_give_the_serial_table(monkeypatch, tmp_path):
+    # chunks of 7 data sets on a pool of two: the rows must come back whole and in order
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setattr(error_rates, "CHAPTERS", {"theorem1_clt": "verdicts"})
+    worlds = [World("mean", "fails", FAILS, "mean 0", mean_above_zero(0.0, 50)),
+              World("mean", "holds", HOLDS, "mean 1", mean_above_zero(1.0, 50)),
+              World("mean", "near", HOLDS, "mean 0.3", mean_above_zero(0.3, 50))]
+    monkeypatch.setattr(verdicts, "worlds", lambda values: worlds, raising=False)
+    monkeypatch.setattr(error_rates, "CHUNK", 7)
+    monkeypatch.setenv("SCALING_UTILS_CACHE", str(tmp_path / "serial"))
+    serial = error_rates.error_rate_table("smoke", 40, 3)
+    monkeypatch.setenv("SCALING_UTILS_CACHE", str(tmp_path / "pool"))
+    with ThreadPoolExecutor(2) as pool:
+        pooled = error_rates.error_rate_table("smoke", 40, 3, pool)
+    assert pooled.equals(serial)
+    expected = error_rates.measure(worlds, 40, 3, chapter="theorem1_clt")
+    assert serial.drop(columns="chapter").equals(expected.drop(columns="chapter"))

@@ -3,6 +3,8 @@ undetermined verdict always says what would decide it."""
 
 import math
 
+import numpy as np
+
 import pytest
 
 from scaling_utils import verdicts
@@ -58,3 +60,18 @@ def test_the_chain_breaks_at_its_first_contradicted_link_else_its_first_undeterm
     assert verdicts.weakest_link([ok, open_, broken]).key == "c"
     assert verdicts.weakest_link([ok, open_]).key == "b"
     assert verdicts.weakest_link([ok]) is None
+
+
+def test_verdict_panels_draw_an_interval_that_misses_its_point():
+    # a bootstrap percentile interval at a bound of its parameter can miss the point estimate
+    # (Theorem 2's free E); the panel must still draw both
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from scaling_utils import plots, verdicts
+    v = verdicts.near("entropy", "E recovered", -3.01, -3.08, -3.04, 0.0, 0.1, "more data")
+    fig, axes = plt.subplots(1, 1)
+    plots.verdict_panels([v], np.array([axes]))
+    xs = np.concatenate([line.get_xdata() for line in axes.lines])
+    assert xs.min() == -3.08 and -3.01 in xs
+    plt.close(fig)
