@@ -231,7 +231,8 @@ def grid_configs(sizes: Sequence, tokens: Sequence[int], seeds: int, seed: int, 
                   learning_rate=learning_rate)
     fresh = [TrainConfig(spec, tokens=d, seed=s, **common)
              for spec in specs for d in tokens for s in training_seeds(seed, seeds)]
-    repeated = [TrainConfig(spec, tokens=max(tokens), seed=seed, data_mode="repeated",
+    repeated = [TrainConfig(spec, tokens=max(tokens), seed=training_seeds(seed, seeds)[0],
+                            data_mode="repeated",
                             dataset_tokens=min(tokens), **common)
                 for spec in specs[len(specs) - repeated_sizes:]] if repeated_sizes else []
     return fresh + repeated

@@ -1,7 +1,9 @@
 """Shared test setup: never touch the network, keep caches in a temporary folder."""
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -39,13 +41,18 @@ _SMOKE_BUILD = pytest.StashKey()
 
 @pytest.hookimpl(trylast=True)  # after -k / -m have deselected what will not run
 def pytest_collection_modifyitems(session, config, items):
-    """When a selected test reads the smoke book, start building it now, in its own process,
-    and run those tests last: the build (about two minutes, mostly one core) overlaps the rest
-    of the suite instead of adding to it."""
-    readers = [item for item in items if "smoke_book" in getattr(item, "fixturenames", ())]
-    if not readers or config.option.collectonly:
-        return
+    """Tests that read the smoke book run last, so that its build (started when collection is
+    finished, below) overlaps the rest of the suite instead of adding to it."""
+    readers = [item for item in items if _reads_smoke_book(item)]
     items[:] = [item for item in items if item not in readers] + readers
+
+
+def pytest_collection_finish(session):
+    """Start building the smoke book (about two minutes, mostly one core) in its own process
+    when a test that will run reads it."""
+    config = session.config
+    if config.option.collectonly or not any(_reads_smoke_book(item) for item in session.items):
+        return
     root = Path(tempfile.mkdtemp(prefix="smoke_book_"))
     # one thread, waiting passively: two processes share two cores without spinning threads
     # of one stealing the time of the other
@@ -54,17 +61,39 @@ def pytest_collection_modifyitems(session, config, items):
     out, err = (open(root / name, "w") for name in ("stdout.txt", "stderr.txt"))
     process = subprocess.Popen([sys.executable, str(BUILD_BOOK), "--profile", "smoke",
                                 "--root", str(root / "book")], stdout=out, stderr=err, text=True,
-                               env=env)
+                               env=env, start_new_session=True)  # a group: stopped as a whole
     config.stash[_SMOKE_BUILD] = (root, process, out, err)
 
 
+def _reads_smoke_book(item) -> bool:
+    """The test uses the smoke book and is not skipped outright (a true ``skipif``)."""
+    if "smoke_book" not in getattr(item, "fixturenames", ()):
+        return False
+    return not any(m.name == "skip" or (m.name == "skipif" and m.args and m.args[0] is True)
+                   for m in item.iter_markers())
+
+
+def _stop(process) -> None:
+    """Stop the build and everything it started (notebook kernels, the site builder)."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 def pytest_unconfigure(config):
-    """Stop a smoke build still running when the session ends early."""
-    root, process, *_ = config.stash.get(_SMOKE_BUILD, (None, None))
-    if process is not None and process.poll() is None:
-        process.kill()
-    if root is not None:
+    """Stop a smoke build still running when the session ends early; keep its folder when the
+    build failed (its output names the problem), remove it otherwise."""
+    if _SMOKE_BUILD not in config.stash:
+        return
+    root, process, out, err = config.stash[_SMOKE_BUILD]
+    _stop(process)
+    for stream in (out, err):
+        stream.close()
+    if process.returncode == 0:
         shutil.rmtree(root, ignore_errors=True)
+    else:
+        print(f"\nThe smoke book build did not succeed; its output is in {root}")
 
 
 @pytest.fixture(scope="session")
@@ -75,10 +104,9 @@ def smoke_book(request):
     try:
         process.wait(timeout=900)
     except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+        _stop(process)
     for stream in (out, err):
-        stream.close()
+        stream.flush()
     run = subprocess.CompletedProcess(process.args, process.returncode,
                                       (root / "stdout.txt").read_text(),
                                       (root / "stderr.txt").read_text())
