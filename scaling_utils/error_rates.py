@@ -116,12 +116,12 @@ def error_rate_table(profile: str, n_sets: int = 200, seed: int = 0,
                     executor, str) else executor)
             worlds = chapter_worlds(notebook, values)
             # jobs of CHUNK data sets, so that a slow world does not hold up the others
+            starts = range(0, n_sets, CHUNK)
             jobs = [(notebook, values, w, _seeds(w, n_sets, seed)[i:i + CHUNK])
-                    for w in range(len(worlds)) for i in range(0, n_sets, CHUNK)]
+                    for w in range(len(worlds)) for i in starts]
             words = iter(run_jobs(_chapter_words, jobs, pool[0]))
-            return pd.DataFrame([_row(world, [word for _ in range(0, n_sets, CHUNK)
-                                              for word in next(words)], notebook)
-                                 for world in worlds])
+            return pd.DataFrame([_row(world, [word for _ in starts for word in next(words)],
+                                      notebook) for world in worlds])
 
         for notebook in CHAPTERS:
             values = profile_values(notebook, profile)
