@@ -34,7 +34,7 @@ from scaling_utils.capture import capture_statistics, forward  # noqa: E402
 from scaling_utils.clt import length_grid  # noqa: E402
 from scaling_utils.data import load_corpus, random_windows, tokenize  # noqa: E402
 from scaling_utils.models import load_model  # noqa: E402
-from scaling_utils.stats import total_variance  # noqa: E402
+from scaling_utils.estimators.moments import total_variance  # noqa: E402
 
 
 def setup(args):
@@ -251,7 +251,7 @@ def training_throughput(device) -> list[dict]:
         specs.append(train.StudentSpec(4, 256, 8))
     for spec in specs:
         batch = 256 if device.type == "cuda" else 32  # a GPU needs big batches to be busy
-        config = train.TrainConfig(spec, tokens=64 * batch * 40, vocab_size=source.n_symbols,
+        config = train.TrainConfig(spec, D=64 * batch * 40, vocab_size=source.n_symbols,
                                    batch_size=batch, n_evals=1)
         result = train.train_student(config, source, eval_tokens, device=device)
         model = train.build_student(spec, source.n_symbols, 64)
@@ -265,7 +265,7 @@ def training_throughput(device) -> list[dict]:
 
 def fit_time() -> dict:
     """Seconds for the grid-of-starts Chinchilla fit on 240 noisy synthetic points."""
-    from scaling_utils.scaling_law import fit_chinchilla
+    from scaling_utils.estimators.chinchilla import fit_chinchilla
     rng = np.random.default_rng(0)
     N = np.repeat(np.geomspace(1e7, 1e10, 16), 15)
     D = np.tile(np.geomspace(1e9, 1e12, 15), 16)

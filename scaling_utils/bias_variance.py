@@ -25,11 +25,10 @@ import pandas as pd
 
 from . import verdicts
 from .cache import array_digest, cached
-from .scaling_law import (E_FLOOR, ChinchillaFit, compare_laws, fit_chinchilla,
+from .estimators.chinchilla import (E_FLOOR, ChinchillaFit, compare_laws, fit_chinchilla,
                           fit_chinchilla_batch, held_out_rmse)
-from .stats import (between_run_df, hierarchical_bootstrap, runs_per_cell, sequence_weights,
-                    stretched_interval)
-from .train import TrainResult
+from .estimators.intervals import between_run_df, hierarchical_bootstrap, runs_per_cell, sequence_weights, stretched_interval
+from .train import TrainResult, student_parameters
 from .verdicts import Verdict
 
 BIAS_VARIANCE_VERSION = 1  # bump when a change here changes the tables
@@ -76,7 +75,7 @@ TO_DECIDE = {
 
 def results_table(results: Sequence[TrainResult], eps: float) -> pd.DataFrame:
     """One row per run: P (non-embedding parameters), D, seed, data mode, final loss, L - eps."""
-    rows = [dict(P=r.n_parameters, D=r.config.tokens, seed=r.config.seed,
+    rows = [dict(P=r.n_parameters, D=r.config.D, seed=r.config.seed,
                  data_mode=r.config.data_mode, dataset_tokens=r.config.dataset_tokens,
                  width=r.config.spec.d_model, layers=r.config.spec.n_layers,
                  loss=r.final_loss, seconds=r.seconds) for r in results]
@@ -190,7 +189,7 @@ def loss_data(results: Sequence[TrainResult], source, eval_tokens: np.ndarray,
                    lambda r=r: sequence_losses(load_student(r, device), tokens)) for r in fresh]
     exact = source.nll(tokens)[:, 1:].mean(1)
     return LossData(np.array([r.n_parameters for r in fresh], float),
-                    np.array([r.config.tokens for r in fresh], float),
+                    np.array([r.config.D for r in fresh], float),
                     np.array([r.config.seed for r in fresh]), np.stack(rows), exact)
 
 
@@ -227,7 +226,7 @@ def bootstrap_losses(data: LossData, n_boot: int, seed: int = 0,
 @dataclass(frozen=True)
 class Estimate:
     """One quantity a rule reads: its value on the data and a 95 % interval of its hierarchical
-    bootstrap replicates (:func:`~.stats.stretched_interval`)."""
+    bootstrap replicates (:func:`~.estimators.intervals.stretched_interval`)."""
 
     name: str
     effect: float
@@ -329,7 +328,7 @@ def entropy_profile(data: LossData, n_points: int = 41) -> pd.DataFrame:
 def _one_run_per_cell(key: str) -> Verdict:
     return verdicts.unavailable(key, CLAIMS[key], "one training run per (P, D) cell: the spread "
                                 "between runs cannot enter the interval.",
-                                "train two or more seeds per cell (-p seeds=3).")
+                                "train two or more seeds per cell (-p n_seeds=3).")
 
 
 def decide_capacity(est: Estimate) -> Verdict:
@@ -559,8 +558,9 @@ def study(cfg) -> Theorem2Result:
     law comparison, the seed-by-seed numbers and the three verdicts."""
     from . import train
 
-    grid = train.student_grid(cfg.values)
-    results = train.run_grid(grid.configs, grid.source, grid.eval_tokens, device=cfg.device,
+    grid = train.known_language(cfg.values)
+    configs = train.StudentGrid.from_values(cfg.values, grid.source.n_symbols).configs()
+    results = train.run_grid(configs, grid.source, grid.eval_tokens, device=cfg.device,
                              executor=cfg.executor)
     runs = results_table(results, grid.eps)
     data = loss_data(results, grid.source, grid.eval_tokens, cfg.device)
@@ -633,14 +633,6 @@ def noise_sizes(data: LossData) -> dict:
                 EXCESS_SHARED=float(corr[np.triu_indices_from(corr, 1)].mean()))
 
 
-def student_parameters(size: Sequence[int]) -> int:
-    """Non-embedding parameters of a student (layers, width, heads): per layer the four
-    attention projections (4 d^2), the SwiGLU MLP of width 4 d (12 d^2) and two norms (2 d),
-    plus the final norm (d)."""
-    layers, width, _ = size
-    return layers * (16 * width ** 2 + 2 * width) + width
-
-
 def simulate_losses(values: Mapping, rng: np.random.Generator, alpha: float = WORLD_LAW["alpha"],
                     gamma: float = 0.0, floor: float = 0.0, noise: float = 1.0) -> LossData:
     """Per-sequence losses of the profile's grid (sizes x tokens x seeds runs, eval_sequences
@@ -648,8 +640,8 @@ def simulate_losses(values: Mapping, rng: np.random.Generator, alpha: float = WO
     (D/D_min)^-beta, with c and v the measured terms at the smallest grid point, between-run
     noise ``noise`` x RUN_SD and per-sequence noise of the measured size."""
     P = np.array([student_parameters(s) for s in values["sizes"]], float)
-    D = np.array(values["tokens"], float)
-    seeds = values["seeds"]
+    D = np.array(values["D"], float)
+    seeds = values["n_seeds"]
     P, D = (np.repeat(a.ravel(), seeds) for a in np.meshgrid(P, D, indexing="ij"))
     n_sequences = values["eval_sequences"]
     exact = WORLD_EPS + EXACT_SD * rng.standard_normal(n_sequences)

@@ -3,7 +3,7 @@
 Sites: the embeddings, each block's attention output (before the residual add), each block's
 output (the residual stream) and the final norm.  For each site and each context length n in a
 grid, the representation at position n-1 of every window is added to float64 grouped sums
-(:class:`~scaling_utils.stats.MomentAccumulator`), so memory does not grow with the number of
+(:class:`~scaling_utils.estimators.moments.MomentAccumulator`), so memory does not grow with the number of
 windows.  In a causal model position n-1 sees exactly the first n tokens, so one forward pass
 over a window of N tokens yields the sample for every n <= N at once.
 """
@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from tqdm import tqdm  # plain text: the book has no widget support
 
-from .stats import MomentAccumulator, Moments, attention_concentration
+from .estimators.moments import MomentAccumulator, Moments
+from .estimators.snr import attention_concentration
 
 SITE_KINDS = ("embeddings", "attention", "block", "final_norm")
 _ATTENTION_NAMES = ("self_attn", "attn", "attention")

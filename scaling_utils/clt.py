@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 
 from .capture import CaptureResult
-from .stats import benjamini_hochberg, fit_power_law, holm, massive_dims, normality_null, \
-    normality_tests, total_variance
+from .estimators.moments import massive_dims, total_variance
+from .estimators.normality import benjamini_hochberg, holm, normality_null, normality_tests
+from .estimators.power_laws import fit_power_law
 from .verdicts import UNDETERMINED, Verdict, near, unavailable
 
 CLAIMED_EXPONENT = -1.0
@@ -635,20 +636,20 @@ def _students(cfg):
     """Variance fits of the Theorem 2 students (largest D of the profile, this seed), with
     the lengths n >= fit_from like every other fit; None with a reason when the students'
     context leaves fewer than two such lengths."""
-    from .profiles import resolve_parameters
     from . import train
+    from .profiles import student_grid_values
 
-    grid_cfg = resolve_parameters("theorem2_bias_variance", {"profile": cfg.profile, "seed": cfg.seed})
-    if (length_grid(cfg.min_length, grid_cfg.context) >= cfg.fit_from).sum() < 2:
-        return (grid_cfg.context, None)
-    grid = train.student_grid(grid_cfg.values)
-    largest = [c for c in grid.configs if c.tokens == max(grid_cfg.tokens) and c.seed == cfg.seed
-               and c.data_mode == "fresh"]
+    values = student_grid_values(cfg.profile, cfg.seed)
+    if (length_grid(cfg.min_length, values["context"]) >= cfg.fit_from).sum() < 2:
+        return (values["context"], None)
+    grid = train.known_language(values)
+    largest = [c for c in train.StudentGrid.from_values(values, grid.source.n_symbols).configs()
+               if c.D == max(values["D"]) and c.seed == cfg.seed and c.data_mode == "fresh"]
     runs = train.run_grid(largest, grid.source, grid.eval_tokens, device=cfg.device,
                           progress=False)  # the Theorem 2 runs: cached, shared
     _, medians = student_fits(runs, grid.source, cfg.n_windows, cfg.min_length, cfg.n_groups,
                               cfg.seed, cfg.device, cfg.fit_from)
-    return (grid_cfg.context, medians)
+    return (values["context"], medians)
 
 
 def _analyse(rates, cfg, captures: dict, lengths, check, used_precision, students,
@@ -841,7 +842,7 @@ def simulated_group_variances(rng: np.random.Generator, n_windows: int, n_groups
                               correlation: float = WORLD_LAYER_CORRELATION,
                               spread: float = WORLD_WINDOW_SPREAD) -> tuple[np.ndarray, np.ndarray]:
     """``by_group`` (layers x groups x lengths) and ``counts`` (groups x lengths), as
-    :func:`~scaling_utils.stats.total_variance` computes them from a capture, for windows drawn
+    :func:`~scaling_utils.estimators.moments.total_variance` computes them from a capture, for windows drawn
     from the model described above with exponent ``exponents[l]`` in layer l."""
     lengths = np.asarray(lengths, float)
     exponents = np.asarray(exponents, float)

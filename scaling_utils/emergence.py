@@ -33,10 +33,10 @@ from scipy import special
 from scipy import stats as sps
 
 from .cache import cached
-from .stats import (LogisticFits, ThresholdFit, binomial_deviance, fit_logistic,
-                    fit_threshold, snr)
+from .estimators.thresholds import LogisticFits, ThresholdFit, binomial_deviance, fit_logistic, fit_threshold
+from .estimators.snr import snr
 from .tasks import TaskSuite
-from .train import TrainConfig, TrainResult, load_student, training_seeds
+from .train import TrainConfig, TrainResult, load_student
 from .verdicts import CONTRADICTED, SUPPORTED, UNDETERMINED, Verdict, above, below, unavailable
 
 EMERGENCE_VERSION = 2  # bump when a change here changes the tables
@@ -175,7 +175,7 @@ def capability_table(configs: Sequence[TrainConfig], suite: TaskSuite, eval_toke
                   n_examples=n_examples, site=site, device=device, cache=str(cache_dir()))
     # largest runs first, so that parallel workers finish together
     order = sorted(range(len(configs)), key=lambda i: -configs[i].spec.n_layers
-                   * configs[i].spec.d_model ** 2 * configs[i].tokens)
+                   * configs[i].spec.d_model ** 2 * configs[i].D)
     if isinstance(executor, str) and executor != "serial":
         with open_executor(executor) as opened:
             frames = run_jobs(job, [configs[i] for i in order], opened)
@@ -211,7 +211,7 @@ def heldout_deviance(log_x, hits, trials, run_of, chance=0.0, max_slope=None):
     for every run, the binomial deviance of its rows under the curve fitted to all the other
     runs.  ``log_x`` is (n,) or (V, n); ``chance`` and ``max_slope`` one value or one per
     variant.  Returns deviance (V, R), rows per run (R,), the fold slopes (V, R) and the fits
-    to all runs (:class:`~.stats.LogisticFits` of V)."""
+    to all runs (:class:`~.estimators.intervals.LogisticFits` of V)."""
     log_x = np.atleast_2d(np.asarray(log_x, float))
     chance = np.atleast_1d(np.asarray(chance, float))
     bound = np.atleast_1d(np.asarray(np.inf if max_slope is None else max_slope, float))
@@ -634,15 +634,13 @@ def known_threshold_demo(n_boot: int, seed: int) -> ThresholdFit:
 def study(cfg) -> Theorem4Result:
     """Train the profile's students (``sizes`` x ``seeds`` runs), measure every capability at
     every checkpoint, and decide the chapter's claims (see the module docstring)."""
-    from .train import StudentSpec
+    from .train import EVAL_SEED_OFFSET, StudentGrid
 
     suite = TaskSuite(cfg.alphabet, cfg.copy_length, cfg.recall_pairs, cfg.modulus)
-    eval_tokens = suite.sample(256, suite.context, seed=cfg.seed + 10_000)
-    configs = [TrainConfig(StudentSpec(*size), tokens=cfg.tokens, vocab_size=suite.n_symbols,
-                           context=suite.context, batch_size=cfg.batch_size,
-                           learning_rate=cfg.learning_rate, seed=s, n_evals=cfg.n_checkpoints,
-                           eval_spacing="log", keep_checkpoints=True)
-               for size in cfg.sizes for s in training_seeds(cfg.seed, cfg.seeds)]
+    eval_tokens = suite.sample(256, suite.context, seed=cfg.seed + EVAL_SEED_OFFSET)
+    configs = StudentGrid.from_values(dict(cfg.values, context=suite.context), suite.n_symbols,
+                                      n_evals=cfg.n_checkpoints, eval_spacing="log",
+                                      keep_checkpoints=True).configs()
     table = capability_table(configs, suite, eval_tokens, cfg.n_examples, cfg.snr_site,
                              cfg.device, cfg.executor)
     return analyse(table, suite, cfg.n_boot, cfg.seed, cfg.snr_site, cfg.level,
@@ -738,13 +736,13 @@ WORLD_SHARED_SPREAD = 0.3
 def _world_runs(values: Mapping) -> tuple[int, int, int, list]:
     """Runs, checkpoints, test instances and the sizes' (layers, width, heads) of a profile."""
     sizes = list(values["sizes"])
-    return len(sizes) * values["seeds"], values["n_checkpoints"], values["n_examples"], sizes
+    return len(sizes) * values["n_seeds"], values["n_checkpoints"], values["n_examples"], sizes
 
 
 def _log_d(values: Mapping, checkpoints: int) -> np.ndarray:
     """ln D of the checkpoints, evenly spaced in ln D from one batch to the run's tokens."""
     first = values["batch_size"] * 16
-    return np.linspace(np.log(first), np.log(max(values["tokens"], 2 * first)), checkpoints)
+    return np.linspace(np.log(first), np.log(max(values["D"], 2 * first)), checkpoints)
 
 
 def _simulate_threshold(task: str, chance: float, slope: float, spread: float, runs: int,

@@ -121,7 +121,7 @@ class Parameter:
 
 
 _EXAMPLES = {"size": "[[1, 16, 2], [2, 64, 4]]  (command line: -p 'sizes=[[1, 16, 2], [2, 64, 4]]')",
-             "count": "[65536, 262144]  (command line: -p 'tokens=[65536, 262144]')"}
+             "count": "[65536, 262144]  (command line: -p 'D=[65536, 262144]')"}
 
 
 def _count(value: Any) -> int | None:
@@ -192,10 +192,10 @@ _STUDENT_GRID = (replace(_EXECUTOR, cpu="processes:2"),
                   ((1, 8, 2), (1, 16, 2), (2, 32, 4), (2, 64, 4)),
                   ((1, 8, 2), (1, 16, 2), (2, 32, 4), (2, 64, 4), (2, 128, 4), (4, 256, 8)),
                   items="size"),
-        Parameter("tokens", tuple, "training tokens D of the grid (each a separate run)",
+        Parameter("D", tuple, "training tokens of the grid (each a separate run)",
                   (2048, 4096, 16384), (65536, 262144, 1048576),
                   (65536, 262144, 1048576, 4194304, 16777216), items="count"),
-        Parameter("seeds", int, "training seeds per (P, D) cell", 2, 3, 3, minimum=1),
+        Parameter("n_seeds", int, "training seeds per (P, D) cell", 2, 3, 3, minimum=1),
         Parameter("batch_size", int, "sequences per step", 16, 32, 64, minimum=1),
         Parameter("learning_rate", float, "peak AdamW learning rate", 3e-3, 3e-3, 2e-3,
                   minimum=1e-6, maximum=1.0),
@@ -250,7 +250,7 @@ NOTEBOOKS: Mapping[str, tuple[Parameter, ...]] = MappingProxyType({
     ),
     "theorem2_bias_variance": _COMMON + _STUDENT_GRID + (
         Parameter("repeated_sizes", int,
-                  "how many of the largest sizes also train on a repeated dataset of min(tokens)",
+                  "how many of the largest sizes also train on a repeated dataset of min(D)",
                   1, 1, 3, minimum=0),
         Parameter("n_boot", int, "bootstrap replicates for the scaling-law CIs", 10, 100, 400,
                   minimum=0),
@@ -285,10 +285,10 @@ NOTEBOOKS: Mapping[str, tuple[Parameter, ...]] = MappingProxyType({
         Parameter("sizes", tuple, "student sizes as (layers, width, heads) triples",
                   ((1, 16, 2), (2, 16, 2)), ((1, 32, 4), (2, 32, 4), (2, 64, 4)),
                   ((1, 32, 4), (2, 32, 4), (2, 64, 4), (2, 128, 4), (4, 256, 8)), items="size"),
-        Parameter("tokens", int, "training tokens of each run; capabilities are read at "
+        Parameter("D", int, "training tokens of each run; capabilities are read at "
                   "checkpoints along it", 65536, 1200000, 20000000, minimum=1024),
         Parameter("n_checkpoints", int, "checkpoints, evenly spaced in log D", 6, 14, 20, minimum=4),
-        Parameter("seeds", int, "training seeds per size (the intervals resample runs)", 2, 3, 3,
+        Parameter("n_seeds", int, "training seeds per size (the intervals resample runs)", 2, 3, 3,
                   minimum=1),
         Parameter("batch_size", int, "sequences per step", 32, 64, 128, minimum=1),
         Parameter("learning_rate", float, "peak AdamW learning rate", 3e-3, 3e-3, 2e-3,
@@ -339,6 +339,12 @@ def profile_values(notebook: str, profile: str) -> dict[str, Any]:
     return {p.name: p.profile_value(profile) for p in specs}
 
 
+def student_grid_values(profile: str, seed: int) -> dict[str, Any]:
+    """The shared student grid's values at ``profile`` and profile ``seed`` (Theorem 1 reads the
+    students that Theorems 2 and 3 train, from the same cache entries)."""
+    return {**{p.name: p.profile_value(profile) for p in _STUDENT_GRID}, "seed": seed}
+
+
 def resolve_parameters(notebook: str, namespace: Mapping[str, Any],
                        baseline: set[str] | frozenset[str] = frozenset()) -> NotebookConfig:
     """Validate a notebook's parameters and fill those left as ``None`` from the profile.
@@ -375,29 +381,29 @@ def _check_together(notebook: str, values: Mapping[str, Any]) -> None:
     finish fails in the first cell: the corpus is text, and a student grid has enough points
     for every fit it feeds."""
     from .data import CorpusError, check_corpus
-    from .scaling_law import COUPLED
+    from .estimators.chinchilla import COUPLED
 
     if "corpus" in values:
         try:
             check_corpus(values["corpus"])
         except (CorpusError, OSError) as err:
             raise ParameterError(f"parameter 'corpus': {err}") from err
-    if "sizes" in values and isinstance(values.get("tokens"), tuple):  # the Theorem 2 grid
-        sizes, tokens, seeds = values["sizes"], values["tokens"], values["seeds"]
-        if len(sizes) < 2 or len(tokens) < 2:
+    if "sizes" in values and isinstance(values.get("D"), tuple):  # the Theorem 2 grid
+        sizes, D, n_seeds = values["sizes"], values["D"], values["n_seeds"]
+        if len(sizes) < 2 or len(D) < 2:
             raise ParameterError(
                 f"the student grid needs at least 2 sizes and 2 token counts to fit exponents in "
-                f"P and D, got sizes={list(sizes)} and tokens={list(tokens)}.")
-        points = len(sizes) * len(tokens) * seeds
+                f"P and D, got sizes={list(sizes)} and D={list(D)}.")
+        points = len(sizes) * len(D) * n_seeds
         if points < len(COUPLED):
             raise ParameterError(
-                f"the student grid has {points} runs (sizes x tokens x seeds) but the largest "
+                f"the student grid has {points} runs (sizes x D x n_seeds) but the largest "
                 f"scaling law fitted to it has {len(COUPLED)} parameters: add sizes, token "
                 "counts or seeds.")
         batch = values["batch_size"] * values["context"]
-        if min(tokens) < batch:
+        if min(D) < batch:
             raise ParameterError(
-                f"parameter 'tokens': {min(tokens)} is less than one batch (batch_size x "
+                f"parameter 'D': {min(D)} is less than one batch (batch_size x "
                 f"context = {batch} tokens); use larger token counts or a smaller batch_size.")
 
 

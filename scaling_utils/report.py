@@ -42,6 +42,13 @@ def glue_text(show: bool = False, **texts: str) -> None:
         glue(key, Markdown(text), display=False)
 
 
+def glue_result(result, show: bool = False) -> None:
+    """Glue every number and text of a chapter's result (:class:`~.chapters.ChapterResult`),
+    their keys already prefixed: the one call each chapter's glue cell makes."""
+    glue_numbers(show, **result.numbers())
+    glue_text(show, **result.texts())
+
+
 def significant(value, digits: int = 3) -> str:
     """A number as a reader wants it in a table: ``digits`` significant figures, thousands
     separated above 1,000, no trailing zeros; text stays as it is."""
@@ -93,13 +100,15 @@ def _digest(notebook: str, profile: str, values: dict) -> str:
     return hashlib.sha256(json.dumps(record, sort_keys=True, allow_nan=False).encode()).hexdigest()
 
 
-def save_summary(cfg, folder=None, reasons=None, result=None, **values) -> None:
+def save_summary(cfg, result=None, *, folder=None, reasons=None, **values) -> None:
     """Store a notebook's headline numbers (plain floats, or strings) for the pages that relate
     the theorems, atomically, under ``<cache>/summaries/<notebook>-<profile>.json``.  ``cfg`` is
     the notebook's validated configuration; a run with other values than its profile's is
     stored beside it under its variant (``-<hash>``), so it never replaces the profile's.
     ``result``, a chapter's typed result, is stored beside it (``.result.npz``, read back by
-    :func:`load_result`) and its verdicts go into the summary as ``verdicts: {claim: word}``.
+    :func:`load_result`) and its verdicts go into the summary as ``verdicts: {claim: word}``;
+    a :class:`~.chapters.ChapterResult` given without ``values`` stores its own ``summary()``
+    with its ``reasons()``.
     The file is strict JSON: a value that is not finite is stored as ``null`` with its reason
     (``reasons[key]``, else :data:`NOT_A_NUMBER`), and a SHA-256 of the values (and of the
     result's bytes) is checked on read, so an edited or truncated file is refused rather than
@@ -112,6 +121,10 @@ def save_summary(cfg, folder=None, reasons=None, result=None, **values) -> None:
     from .codec import dumps
     from .verdicts import words
 
+    from .chapters.base import ChapterResult
+
+    if isinstance(result, ChapterResult) and not values:
+        values, reasons = result.summary(), {**result.reasons(), **(reasons or {})}
     plain, missing = {}, {}
     for key, value in values.items():
         value = value if isinstance(value, str) else float(value)

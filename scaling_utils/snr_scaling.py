@@ -22,8 +22,9 @@ import pandas as pd
 from . import verdicts
 from .cache import array_digest, cached
 from .capture import final_representations
-from .stats import (PowerLawFit, SNRResult, between_run_df, hierarchical_bootstrap, runs_per_cell,
-                    snr, stretched_interval)
+from .estimators.power_laws import PowerLawFit
+from .estimators.snr import SNRResult, snr
+from .estimators.intervals import between_run_df, hierarchical_bootstrap, runs_per_cell, stretched_interval
 from .train import TrainResult, load_student
 from .verdicts import Verdict
 
@@ -94,7 +95,7 @@ def snr_grid_table(results: Sequence[TrainResult], source, tokens: np.ndarray,
                      lambda r=r: student_snr(load_student(r, device), source, tokens, min_position,
                                              n_boot, seed, labels()))
         estimates.append(est)
-        rows.append(dict(P=r.n_parameters, D=r.config.tokens, seed=r.config.seed,
+        rows.append(dict(P=r.n_parameters, D=r.config.D, seed=r.config.seed,
                          loss=r.final_loss, snr=est.snr, ci_low=est.ci_low,
                          ci_high=est.ci_high, signal=est.signal_power, noise=est.noise_power))
     return pd.DataFrame(rows), estimates
@@ -120,8 +121,8 @@ def snr_exponent(x, estimates: Sequence[SNRResult], by=None, cell=None, seed: in
     so b is the within-size slope).  The CI refits every bootstrap replicate, which must be
     aligned across estimates (same groups, same seed).  With ``cell`` (the (P, D) point of each
     run) the bootstrap is hierarchical: runs resampled within cells, then sequences
-    (:func:`~.stats.hierarchical_bootstrap`), and the interval is stretched for the few degrees
-    of freedom of the spread between runs (:func:`~.stats.stretched_interval`); without it only
+    (:func:`~.estimators.intervals.hierarchical_bootstrap`), and the interval is stretched for the few degrees
+    of freedom of the spread between runs (:func:`~.estimators.intervals.stretched_interval`); without it only
     sequences (or windows) are resampled, and ``df`` (the number of resampled units less one)
     stretches the interval for a bootstrap over few units.  Replicates with an SNR <= 0 are
     dropped."""
@@ -170,7 +171,7 @@ def grid_exponents(grid: pd.DataFrame, estimates: Sequence[SNRResult], seed: int
 def _one_run_per_cell(key: str) -> Verdict:
     return verdicts.unavailable(key, CLAIMS[key], "one training run per (P, D) cell: the spread "
                                 "between runs cannot enter the interval.",
-                                "train two or more seeds per cell (-p seeds=3).")
+                                "train two or more seeds per cell (-p n_seeds=3).")
 
 
 def decide_data(fit: PowerLawFit) -> Verdict:
@@ -303,7 +304,7 @@ def estimator_check(seed: int, n_classes: int = 8, dim: int = 32, per_class: int
                     draws: int = 100) -> pd.DataFrame:
     """Mean corrected and plug-in SNR over ``draws`` Gaussian mixtures at three known SNRs, and
     their relative biases."""
-    from .stats import plug_in_snr
+    from .estimators.snr import plug_in_snr
     from .synthetic import gaussian_mixture, mixture_means
 
     rng = np.random.default_rng(seed)
@@ -367,8 +368,9 @@ def study(cfg) -> Theorem3Result:
     against context in a pretrained model, and decide the three verdicts."""
     from . import train
 
-    grid_spec = train.student_grid(cfg.values)
-    results = train.run_grid(grid_spec.configs, grid_spec.source, grid_spec.eval_tokens,
+    grid_spec = train.known_language(cfg.values)
+    configs = train.StudentGrid.from_values(cfg.values, grid_spec.source.n_symbols).configs()
+    results = train.run_grid(configs, grid_spec.source, grid_spec.eval_tokens,
                              device=cfg.device, executor=cfg.executor)
     tokens = grid_spec.eval_tokens[:cfg.snr_sequences]
     grid, estimates = snr_grid_table(results, grid_spec.source, tokens, cfg.min_position,
@@ -456,11 +458,11 @@ def simulate_grid(values: Mapping, rng: np.random.Generator, d_exponent: float =
                   p_exponent: float = 0.2, noise: float = 1.0):
     """Per-run SNR estimates (with aligned sequence replicates) for the profile's grid under
     log SNR = c + d_exponent log D + p_exponent log P + run noise (``noise`` x RUN_SD)."""
-    from .bias_variance import student_parameters
+    from .train import student_parameters
 
     P = np.array([student_parameters(s) for s in values["sizes"]], float)
-    D = np.array(values["tokens"], float)
-    seeds, n_boot = values["seeds"], values["n_boot"]
+    D = np.array(values["D"], float)
+    seeds, n_boot = values["n_seeds"], values["n_boot"]
     P, D = (np.repeat(a.ravel(), seeds) for a in np.meshgrid(P, D, indexing="ij"))
     truth = (WORLD_LOG_SNR + d_exponent * np.log(D / D.min()) + p_exponent * np.log(P / P.min())
              + noise * RUN_SD * rng.standard_normal(len(P)))

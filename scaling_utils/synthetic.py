@@ -19,7 +19,7 @@ import torch
 
 from .cache import array_digest
 from .capture import CaptureResult, Site
-from .stats import MomentAccumulator
+from .estimators.moments import MomentAccumulator
 
 
 def iid_attention_control(n_samples: int, lengths, dim: int = 32, seed: int = 0,

@@ -25,7 +25,7 @@ from .models import pick_device, random_llama
 
 DATA_MODES = ("fresh", "repeated")
 EVAL_SPACINGS = ("linear", "log")
-TRAIN_VERSION = 2  # bump when a change to this module changes what a run produces
+TRAIN_VERSION = 3  # bump when a change to this module changes what a run produces
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class TrainConfig:
     cycled until D tokens have been processed."""
 
     spec: StudentSpec
-    tokens: int
+    D: int  # training tokens processed
     vocab_size: int
     context: int = 64
     batch_size: int = 32
@@ -70,13 +70,13 @@ class TrainConfig:
             raise ValueError(f"eval_spacing must be one of {EVAL_SPACINGS}, got {self.eval_spacing!r}.")
         if self.data_mode == "repeated" and not self.dataset_tokens:
             raise ValueError("data_mode='repeated' needs dataset_tokens (the size of the dataset).")
-        if self.tokens < self.batch_size * self.context:
-            raise ValueError(f"tokens ({self.tokens}) is less than one batch "
+        if self.D < self.batch_size * self.context:
+            raise ValueError(f"D ({self.D}) is less than one batch "
                              f"({self.batch_size} x {self.context}).")
 
     @property
     def steps(self) -> int:
-        return self.tokens // (self.batch_size * self.context)
+        return self.D // (self.batch_size * self.context)
 
     def eval_steps(self) -> list[int]:
         """Steps after which the held-out loss is measured (the last step always)."""
@@ -107,7 +107,7 @@ class TrainResult:
 
     @property
     def tokens_per_second(self) -> float:
-        return self.config.tokens / self.seconds
+        return self.config.D / self.seconds
 
 
 def build_student(spec: StudentSpec, vocab_size: int, context: int, seed: int = 0,
@@ -213,57 +213,91 @@ def load_student(result: TrainResult, device: str | torch.device | None = None,
     return model.to(pick_device(device)).eval()
 
 
-def training_seeds(seed: int, seeds: int) -> range:
-    """The training seeds of a profile run with ``seed``: ``seed * seeds`` up to
-    ``(seed + 1) * seeds - 1``, so that runs of two profile seeds share no training run and a
+# The held-out evaluation set of a profile seed is drawn with seed + EVAL_SEED_OFFSET, so that
+# it never coincides with a training stream or another draw seeded by the profile seed itself.
+EVAL_SEED_OFFSET = 10_000
+
+
+def training_seeds(seed: int, n_seeds: int) -> range:
+    """The training seeds of a profile run with ``seed``: ``seed * n_seeds`` up to
+    ``(seed + 1) * n_seeds - 1``, so that runs of two profile seeds share no training run and a
     rerun with another seed is an independent replication."""
-    return range(seed * seeds, (seed + 1) * seeds)
-
-
-def grid_configs(sizes: Sequence, tokens: Sequence[int], seeds: int, seed: int, vocab_size: int,
-                 context: int, batch_size: int, learning_rate: float,
-                 repeated_sizes: int = 0) -> list[TrainConfig]:
-    """The (P, D, seed) grid of fresh-data runs, plus the largest ``repeated_sizes`` sizes
-    trained on a dataset of min(tokens) repeated up to max(tokens).  One definition, so every
-    notebook that reads the grid hits the same cache entries."""
-    specs = [StudentSpec(*size) for size in sizes]
-    common = dict(vocab_size=vocab_size, context=context, batch_size=batch_size,
-                  learning_rate=learning_rate)
-    fresh = [TrainConfig(spec, tokens=d, seed=s, **common)
-             for spec in specs for d in tokens for s in training_seeds(seed, seeds)]
-    repeated = [TrainConfig(spec, tokens=max(tokens), seed=training_seeds(seed, seeds)[0],
-                            data_mode="repeated",
-                            dataset_tokens=min(tokens), **common)
-                for spec in specs[len(specs) - repeated_sizes:]] if repeated_sizes else []
-    return fresh + repeated
+    return range(seed * n_seeds, (seed + 1) * n_seeds)
 
 
 @dataclass(frozen=True)
 class StudentGrid:
-    """The student grid that a notebook's parameters describe: the known-entropy language, its
-    held-out evaluation set with the exact loss eps on it (and eps's standard error), and the
-    run configurations."""
+    """The student runs a chapter's parameters describe: every size x every training budget D x
+    ``n_seeds`` training seeds, plus the largest ``repeated_sizes`` sizes trained on a dataset of
+    min(D) repeated up to max(D).  One definition for Theorems 1-4, so every page that reads
+    the same grid hits the same cached runs."""
+
+    sizes: tuple[tuple[int, int, int], ...]  # (layers, width, heads)
+    D: tuple[int, ...]  # training tokens of each run
+    n_seeds: int
+    seed: int  # the profile seed: training seeds come from :func:`training_seeds`
+    vocab_size: int
+    context: int
+    batch_size: int
+    learning_rate: float
+    repeated_sizes: int = 0
+    n_evals: int = 8
+    eval_spacing: str = "linear"
+    keep_checkpoints: bool = False
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any], vocab_size: int, **options) -> "StudentGrid":
+        """The grid of a notebook's validated values (sizes, D, n_seeds, seed, context,
+        batch_size, learning_rate, optional repeated_sizes); ``options`` set the rest."""
+        return cls(tuple(tuple(s) for s in values["sizes"]), tuple(np.atleast_1d(values["D"]).tolist()),
+                   values["n_seeds"], values["seed"], vocab_size, values["context"],
+                   values["batch_size"], values["learning_rate"],
+                   values.get("repeated_sizes", 0), **options)
+
+    def configs(self) -> tuple[TrainConfig, ...]:
+        """Every run: fresh data for each (size, D, seed) in that order, then the repeated runs."""
+        specs = [StudentSpec(*size) for size in self.sizes]
+        seeds = training_seeds(self.seed, self.n_seeds)
+        common = dict(vocab_size=self.vocab_size, context=self.context,
+                      batch_size=self.batch_size, learning_rate=self.learning_rate,
+                      n_evals=self.n_evals, eval_spacing=self.eval_spacing,
+                      keep_checkpoints=self.keep_checkpoints)
+        fresh = [TrainConfig(spec, D=d, seed=s, **common)
+                 for spec in specs for d in self.D for s in seeds]
+        repeated = [TrainConfig(spec, D=max(self.D), seed=seeds[0], data_mode="repeated",
+                                dataset_tokens=min(self.D), **common)
+                    for spec in specs[len(specs) - self.repeated_sizes:]] if self.repeated_sizes else []
+        return tuple(fresh + repeated)
+
+
+@dataclass(frozen=True)
+class KnownLanguage:
+    """The known-entropy language of a student grid and its held-out evaluation set, with the
+    exact loss eps on it (and eps's standard error)."""
 
     source: Any
     eval_tokens: np.ndarray
     eps: float
     eps_se: float
-    configs: tuple[TrainConfig, ...]
 
 
-def student_grid(values: Mapping[str, Any]) -> StudentGrid:
-    """The grid of the Theorem 2 parameters in ``values`` (source, source_seed, eval_sequences,
-    context, seed, sizes, tokens, seeds, batch_size, learning_rate, optional repeated_sizes).
-    Theorems 1-3 build it here, so they share the cached runs."""
+def known_language(values: Mapping[str, Any]) -> KnownLanguage:
+    """The language and evaluation set of a notebook's values (source, source_seed,
+    eval_sequences, context, seed)."""
     from .synthetic import preset_source
 
     source = preset_source(values["source"], values["source_seed"])
     eval_tokens, eps, eps_se = evaluation_set(source, values["eval_sequences"], values["context"],
-                                              seed=values["seed"] + 10_000)
-    configs = grid_configs(values["sizes"], values["tokens"], values["seeds"], values["seed"],
-                           source.n_symbols, values["context"], values["batch_size"],
-                           values["learning_rate"], values.get("repeated_sizes", 0))
-    return StudentGrid(source, eval_tokens, eps, eps_se, tuple(configs))
+                                              seed=values["seed"] + EVAL_SEED_OFFSET)
+    return KnownLanguage(source, eval_tokens, eps, eps_se)
+
+
+def student_parameters(size: Sequence[int]) -> int:
+    """Non-embedding parameters of a student (layers, width, heads), without building it: per
+    layer the four attention projections (4 d^2), the SwiGLU MLP of width 4 d (12 d^2) and two
+    norms (2 d), plus the final norm (d)."""
+    layers, width, _ = size
+    return layers * (16 * width ** 2 + 2 * width) + width
 
 
 def run_grid(configs: Sequence[TrainConfig], source, eval_tokens: np.ndarray,

@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
                "  --grid \"sizes=[[1,8,2],[1,16,2]];[[2,64,4],[2,128,4]]\"\n"
                "                                         two runs, each with two sizes\n"
                "                                         (';' separates values that hold commas)\n"
-               "  --set \"tokens=[65536, 1048576]\"        a list shared by every run\n"
+               "  --set \"D=[65536, 1048576]\"        a list shared by every run\n"
                "every combination is validated (names, types, list shapes, input files, the\n"
                "cache) before any runs.")
     parser.add_argument("notebook", choices=sorted(NOTEBOOKS))

@@ -7,7 +7,8 @@ import torch
 from scaling_utils import capture
 from scaling_utils.capture import capture_statistics, find_sites, forward
 from scaling_utils.models import tiny_llama
-from scaling_utils.stats import effective_context, total_variance
+from scaling_utils.estimators.moments import total_variance
+from scaling_utils.estimators.snr import attention_concentration
 
 LENGTHS = [2, 4, 8, 16]
 
@@ -61,12 +62,12 @@ def test_n_eff_matches_the_attention_rows(model, windows):
     for layer, a in enumerate(att):
         rows = a[:, :, np.array(LENGTHS) - 1].double()  # B x H x K x T
         # harmonic mean over windows: 1 / mean(sum a^2), not the mean of 1 / sum a^2
-        expected = 1 / (1 / effective_context(rows)).mean(0).T.numpy()  # K x H
+        expected = 1 / attention_concentration(rows).mean(0).T.numpy()  # K x H
         np.testing.assert_allclose(result.n_eff[layer], expected, rtol=1e-9)
         np.testing.assert_allclose(result.sink_mass[layer], rows[..., 0].mean(0).T.numpy(), rtol=1e-9)
         rest = rows[..., 1:] / rows[..., 1:].sum(-1, keepdim=True)
         np.testing.assert_allclose(result.n_eff_no_sink[layer],
-                                   1 / (1 / effective_context(rest)).mean(0).T.numpy(), rtol=1e-9)
+                                   1 / attention_concentration(rest).mean(0).T.numpy(), rtol=1e-9)
     assert np.all(result.n_eff <= np.array(LENGTHS)[None, :, None] + 1e-9)
 
 

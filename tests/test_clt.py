@@ -73,7 +73,7 @@ def test_student_fits_measure_every_site_of_each_student(cache_folder):
 
     source = preset_source("tiny", seed=1)
     eval_tokens, _, _ = train.evaluation_set(source, 16, 16, seed=9)
-    configs = [train.TrainConfig(train.StudentSpec(*size), tokens=16 * 16 * 4,
+    configs = [train.TrainConfig(train.StudentSpec(*size), D=16 * 16 * 4,
                                  vocab_size=source.n_symbols, context=16, batch_size=16, n_evals=1)
                for size in ((1, 8, 2), (2, 8, 2))]
     runs = train.run_grid(configs, source, eval_tokens, device="cpu", progress=False)
@@ -281,7 +281,7 @@ def test_effective_context_pools_windows_harmonically(tiny_captures):
 
 
 def test_gaussianity_tests_each_cell_against_the_null_of_its_sample_size(tiny_captures):
-    from scaling_utils.stats import normality_tests
+    from scaling_utils.estimators.normality import normality_tests
 
     _, captures = tiny_captures
     table = clt.gaussianity({"control": (captures[clt.CONTROL], ["attention.0"]),

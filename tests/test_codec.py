@@ -17,7 +17,7 @@ from scaling_utils.synthetic import preset_source
 def test_a_trained_run_with_checkpoints_round_trips_exactly():
     source = preset_source("tiny", seed=1)
     eval_tokens, _, _ = train.evaluation_set(source, 16, 16, seed=9)
-    config = train.TrainConfig(train.StudentSpec(1, 8, 2), tokens=16 * 16 * 4, vocab_size=source.n_symbols,
+    config = train.TrainConfig(train.StudentSpec(1, 8, 2), D=16 * 16 * 4, vocab_size=source.n_symbols,
                                context=16, batch_size=16, n_evals=2, keep_checkpoints=True)
     run = train.train_student(config, source, eval_tokens)
     back = codec.loads(codec.dumps(run))
@@ -66,7 +66,7 @@ def test_bytes_that_could_run_code_are_refused():
     with pytest.raises(CodecError, match="only scaling_utils types"):
         codec.loads(crafted)
     # a name inside the package that is not a dataclass
-    for name in ("scaling_utils.cache:cached", "scaling_utils.stats:pd.NamedAgg",
+    for name in ("scaling_utils.cache:cached", "scaling_utils.estimators.thresholds:pd.NamedAgg",
                  "scaling_utils.capture:torch.Size"):
         with pytest.raises(CodecError, match="not a dataclass defined in scaling_utils"):
             codec.loads(_archive({"__type__": "dataclass", "class": name, "fields": {}}))

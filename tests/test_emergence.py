@@ -48,7 +48,7 @@ def test_heldout_deviance_equals_refitting_without_each_run():
     log_x, hits, trials = np.log(frame.snr.to_numpy()), frame.exact * 512.0, np.full(len(frame), 512.0)
     run_of = frame.run.astype(int).to_numpy()
     deviance, points, slopes, _ = emergence.heldout_deviance(log_x, hits.to_numpy(), trials, run_of)
-    from scaling_utils.stats import binomial_deviance, fit_logistic
+    from scaling_utils.estimators.thresholds import binomial_deviance, fit_logistic
     for r in range(4):
         out = run_of == r
         fit = fit_logistic(log_x[~out], hits.to_numpy()[~out], trials[~out])
@@ -109,7 +109,7 @@ def test_metric_rule_floors_unresolved_widths_at_the_checkpoint_spacing():
 def test_measure_run_scores_exact_match_through_the_margin_and_reads_each_site():
     from scaling_utils import train
     suite = TaskSuite(8, 3, 3, 5)
-    config = train.TrainConfig(train.StudentSpec(1, 16, 2), tokens=32 * suite.context * 4,
+    config = train.TrainConfig(train.StudentSpec(1, 16, 2), D=32 * suite.context * 4,
                                vocab_size=suite.n_symbols, context=suite.context, batch_size=32,
                                n_evals=2, eval_spacing="log", keep_checkpoints=True)
     with train.torch_threads(1):
@@ -173,7 +173,7 @@ def test_result_stores_every_threshold_and_the_verdicts(tmp_path):
 
 def test_cpu_profile_trains_three_seeds_on_two_processes():
     values = profile_values("theorem4_emergence", "cpu")
-    assert values["seeds"] == 3 and values["executor"] == "processes:2"
+    assert values["n_seeds"] == 3 and values["executor"] == "processes:2"
 
 
 def test_every_rule_has_worlds_that_hold_fail_and_cannot_tell():

@@ -15,7 +15,7 @@ from scaling_utils.train import StudentSpec, TrainConfig
 
 SOURCE = preset_source("tiny", seed=1)
 EVAL, _, _ = train.evaluation_set(SOURCE, 32, 16, seed=99)
-CONFIGS = [TrainConfig(StudentSpec(1, 8, 2), tokens=16 * 16 * 12, vocab_size=SOURCE.n_symbols,
+CONFIGS = [TrainConfig(StudentSpec(1, 8, 2), D=16 * 16 * 12, vocab_size=SOURCE.n_symbols,
                        context=16, batch_size=16, n_evals=2, seed=s) for s in range(3)]
 
 

@@ -70,7 +70,7 @@ def test_one_training_step_runs_for_the_largest_gpu_student(notebook):
         source = preset_source(values["source"], values["source_seed"])
         context, vocab = values["context"], source.n_symbols
     largest = max(values["sizes"], key=lambda s: s[0] * s[1] ** 2)
-    config = train.TrainConfig(train.StudentSpec(*largest), tokens=values["batch_size"] * context,
+    config = train.TrainConfig(train.StudentSpec(*largest), D=values["batch_size"] * context,
                                vocab_size=vocab, context=context, batch_size=values["batch_size"],
                                learning_rate=values["learning_rate"], seed=0, n_evals=1)
     eval_tokens = source.sample(4, context, seed=1)

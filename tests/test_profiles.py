@@ -82,11 +82,11 @@ def test_unknown_notebook_and_profile():
     ({"sizes": [[1, "8", 2]]}, r"'sizes': each size must be three positive integers"),
     ({"sizes": [[1, 8, 3], [1, 16, 2]]}, r"'sizes': size \(1, 8, 3\): d_model \(8\) must be divisible"),
     ({"sizes": [[1, 8, 2], [1, 8, 2]]}, r"'sizes': lists a value twice"),
-    ({"tokens": [4096, "8192"]}, r"'tokens': each value must be a positive integer"),
-    ({"tokens": [4096]}, r"at least 2 sizes and 2 token counts"),
-    ({"sizes": [[1, 8, 2], [1, 16, 2]], "tokens": [4096, 8192], "seeds": 1},
+    ({"D": [4096, "8192"]}, r"'D': each value must be a positive integer"),
+    ({"D": [4096]}, r"at least 2 sizes and 2 token counts"),
+    ({"sizes": [[1, 8, 2], [1, 16, 2]], "D": [4096, 8192], "n_seeds": 1},
      r"4 runs .* 6 parameters"),
-    ({"tokens": [16, 4096]}, r"'tokens': 16 is less than one batch"),
+    ({"D": [16, 4096]}, r"'D': 16 is less than one batch"),
 ])
 def test_list_parameters_and_grids_are_checked_in_the_first_cell(values, message):
     with pytest.raises(ParameterError, match=message):
@@ -96,7 +96,7 @@ def test_list_parameters_and_grids_are_checked_in_the_first_cell(values, message
 def test_whole_numbers_in_lists_are_accepted_as_ints():
     import numpy as np
     cfg = resolve_parameters("theorem2_bias_variance", {
-        "profile": "smoke", "tokens": [2048.0, np.int64(4096)], "sizes": [[1, 8.0, 2], [1, 16, 2]]})
-    assert cfg.tokens == (2048, 4096) and cfg.sizes == ((1, 8, 2), (1, 16, 2))
-    assert all(type(t) is int for t in cfg.tokens)
+        "profile": "smoke", "D": [2048.0, np.int64(4096)], "sizes": [[1, 8.0, 2], [1, 16, 2]]})
+    assert cfg.D == (2048, 4096) and cfg.sizes == ((1, 8, 2), (1, 16, 2))
+    assert all(type(t) is int for t in cfg.D)
 

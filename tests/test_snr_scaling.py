@@ -8,7 +8,7 @@ import pytest
 from scaling_utils import error_rates, snr_scaling, train, verdicts
 from scaling_utils.profiles import profile_values
 from scaling_utils.capture import final_representations
-from scaling_utils.stats import SNRResult, snr
+from scaling_utils.estimators.snr import SNRResult, snr
 from scaling_utils.synthetic import preset_source
 
 

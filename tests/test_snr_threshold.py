@@ -5,7 +5,8 @@ from scipy import special
 import pytest
 
 from scaling_utils.synthetic import gaussian_mixture, mixture_means
-from scaling_utils.stats import SNRResult, collapse_test, compare_exponent, fit_threshold, snr
+from scaling_utils.estimators.snr import SNRResult, snr
+from scaling_utils.estimators.thresholds import fit_threshold
 
 
 def mixture(rng, true_snr, k=8, d=32, per_class=50):
@@ -86,28 +87,6 @@ def test_fit_threshold_handles_falling_success_and_flags_extrapolation():
     assert fit.slope < 0 and fit.theta == pytest.approx(3.0, rel=0.05)
     never = fit_threshold(x, np.full(8, 0.01), 100, n_boot=0)
     assert not never.in_range or never.width > 5
-
-
-def test_collapse_test_prefers_the_variable_that_drives_success():
-    rng = np.random.default_rng(2)
-    sizes = np.repeat([1.0, 4.0, 16.0], 12)
-    data = np.tile(np.geomspace(1e3, 1e6, 12), 3)
-    driver = data * sizes  # success depends on D x P, not on D alone
-    p = 1 / (1 + np.exp(-3 * (np.log(driver) - np.log(3e5))))
-    success = rng.binomial(300, p) / 300
-    result = collapse_test({"D": data, "D x P": driver}, success, 300, sizes)
-    assert result.best == "D x P"
-    scores = result.scores.set_index("variable").excess
-    assert scores["D x P"] < 0.2 * scores["D"]
-
-
-def test_compare_exponent_readings():
-    assert compare_exponent(0.96, 1.04, 1.0, 0.05) == "consistent"
-    assert compare_exponent(0.5, 1.5, 1.0, 0.05) == "inconclusive"
-    assert compare_exponent(0.2, 0.4, 1.0, 0.05) == "below"
-    assert compare_exponent(1.2, 1.4, 1.0, 0.05) == "above"
-    assert compare_exponent(np.nan, 1.0, 1.0, 0.05) == "not estimable"
-    assert isinstance(snr(*mixture(np.random.default_rng(0), 0.1), n_boot=2), SNRResult)
 
 
 def test_fit_threshold_interval_varies_and_covers_with_all_or_nothing_outcomes():

@@ -13,7 +13,7 @@ EVAL, EPS, EPS_SE = train.evaluation_set(SOURCE, 64, 16, seed=99)
 
 
 def _config(**kw):
-    base = dict(spec=StudentSpec(1, 16, 2), tokens=16 * 16 * 40, vocab_size=SOURCE.n_symbols,
+    base = dict(spec=StudentSpec(1, 16, 2), D=16 * 16 * 40, vocab_size=SOURCE.n_symbols,
                 context=16, batch_size=16, n_evals=2)
     return TrainConfig(**{**base, **kw})
 
@@ -27,7 +27,7 @@ def test_seeded_training_is_deterministic_on_cpu():
 
 
 def test_student_learns_towards_the_exact_loss():
-    result = train.train_student(_config(tokens=16 * 16 * 150, learning_rate=1e-2), SOURCE, EVAL,
+    result = train.train_student(_config(D=16 * 16 * 150, learning_rate=1e-2), SOURCE, EVAL,
                                  device="cpu")
     sample = SOURCE.sample(2000, 16, seed=5)
     freq = np.bincount(sample.ravel(), minlength=SOURCE.n_symbols) / sample.size
@@ -71,13 +71,13 @@ def test_size_spec_is_checked():
     with pytest.raises(ValueError, match="divisible"):
         StudentSpec(1, 10, 3)
     with pytest.raises(ValueError, match="less than one batch"):
-        _config(tokens=10)
+        _config(D=10)
 
 
 def test_cpu_runs_are_keyed_by_the_thread_count(cache_folder):
     source = preset_source("tiny", seed=1)
     eval_tokens, _, _ = train.evaluation_set(source, 16, 16, seed=9)
-    config = [train.TrainConfig(train.StudentSpec(1, 8, 2), tokens=16 * 16 * 2,
+    config = [train.TrainConfig(train.StudentSpec(1, 8, 2), D=16 * 16 * 2,
                                 vocab_size=source.n_symbols, context=16, batch_size=16, n_evals=1)]
     before = torch.get_num_threads()
     try:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from scaling_utils.scaling_law import (ScalingDataError, compare_laws, fit_chinchilla,
+from scaling_utils.estimators.chinchilla import (ScalingDataError, compare_laws, fit_chinchilla,
                                        fit_chinchilla_batch,
                                        load_epoch_chinchilla)
 
@@ -71,7 +71,7 @@ def test_epoch_loader(tmp_path):
 
 
 def test_cross_validation_keeps_the_seeds_of_a_cell_together():
-    from scaling_utils.scaling_law import cell_folds
+    from scaling_utils.estimators.chinchilla import cell_folds
     N = np.repeat([1e3, 1e4, 1e5, 1e6], 3 * 3)
     D = np.tile(np.repeat([1e5, 1e6, 1e7], 3), 4)  # 12 cells, 3 seeds each
     fold_of = cell_folds(N, D, folds=5, seed=0)
@@ -86,7 +86,7 @@ def _lbfgs_reference(N, D, L, free, fixed, starts):
     starts: the batched Gauss-Newton minimiser must reach an objective at least as low."""
     from scipy import optimize, special
 
-    from scaling_utils import scaling_law as sl
+    from scaling_utils.estimators import chinchilla as sl
     x = (np.log(N), np.log(D), np.log(L))
 
     def objective(theta):
@@ -107,7 +107,7 @@ def _lbfgs_reference(N, D, L, free, fixed, starts):
 
 @pytest.mark.parametrize("E, coupled", [(None, False), (1.8, True), (1.8, False)])
 def test_minimiser_reaches_the_lbfgs_optimum(E, coupled):
-    from scaling_utils import scaling_law as sl
+    from scaling_utils.estimators import chinchilla as sl
     N = np.repeat(np.geomspace(1e3, 1e5, 4), 9)
     D = np.tile(np.repeat(np.geomspace(6.5e4, 1e6, 3), 3), 4)
     L = 1.8 + 30 / N ** 0.4 + 40 * N ** (0.1 * coupled) / D ** 0.3

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from scaling_utils import stats
+from scaling_utils.estimators import intervals, moments, normality, power_laws, snr, thresholds
 
 
 def _averages_of_iid_vectors(n_windows=400, dim=8, lengths=(2, 4, 8, 16, 32, 64), seed=0):
@@ -19,7 +19,7 @@ def _averages_of_iid_vectors(n_windows=400, dim=8, lengths=(2, 4, 8, 16, 32, 64)
 
 def test_power_law_of_iid_averages_has_exponent_minus_one():
     x, y, groups = _averages_of_iid_vectors()
-    fit = stats.fit_power_law(x, y, groups, n_boot=400, seed=1)
+    fit = power_laws.fit_power_law(x, y, groups, n_boot=400, seed=1)
     assert fit.covers(-1.0)
     assert abs(fit.exponent + 1) < 0.1  # SE of the slope here is about 0.03
     assert fit.ci_high - fit.ci_low < 0.3
@@ -29,7 +29,7 @@ def test_power_law_of_iid_averages_has_exponent_minus_one():
 def test_power_law_ci_excludes_a_wrong_exponent():
     x, y, groups = _averages_of_iid_vectors()
     y_slow = y * x ** 0.5  # now variance ~ n^-0.5
-    fit = stats.fit_power_law(x, y_slow, groups, n_boot=300, seed=1)
+    fit = power_laws.fit_power_law(x, y_slow, groups, n_boot=300, seed=1)
     assert not fit.covers(-1.0)
     assert fit.covers(-0.5)
 
@@ -43,8 +43,8 @@ def test_group_bootstrap_uses_the_correlation_within_windows():
     y = shared * lengths[None, :] ** -1.0 * rng.lognormal(0, 0.05, (n_w, len(lengths)))
     x = np.tile(lengths, (n_w, 1))
     g = np.repeat(np.arange(n_w), len(lengths))
-    grouped = stats.fit_power_law(x, y, g, n_boot=300, seed=0)
-    naive = stats.fit_power_law(x, y, None, n_boot=300, seed=0)
+    grouped = power_laws.fit_power_law(x, y, g, n_boot=300, seed=0)
+    naive = power_laws.fit_power_law(x, y, None, n_boot=300, seed=0)
     assert grouped.covers(-1.0)
     assert (naive.ci_high - naive.ci_low) > (grouped.ci_high - grouped.ci_low)
 
@@ -54,7 +54,7 @@ def test_offset_power_law_recovers_known_parameters():
     t = np.arange(1, 257)
     n_g = 20
     y = 3.0 + 2.0 * t[None, :] ** -0.6 + rng.normal(0, 0.05, (n_g, t.size))
-    fit = stats.fit_power_law(np.tile(t, (n_g, 1)), y, np.repeat(np.arange(n_g), t.size),
+    fit = power_laws.fit_power_law(np.tile(t, (n_g, 1)), y, np.repeat(np.arange(n_g), t.size),
                               n_boot=100, seed=0, offset=True)
     assert fit.exponent == pytest.approx(-0.6, abs=0.05)
     assert fit.offset == pytest.approx(3.0, abs=0.05)
@@ -63,36 +63,30 @@ def test_offset_power_law_recovers_known_parameters():
 
 def test_power_law_rejects_bad_input():
     with pytest.raises(ValueError, match="distinct x"):
-        stats.fit_power_law([1, 1], [1, 2])
+        power_laws.fit_power_law([1, 1], [1, 2])
     with pytest.raises(ValueError, match="positive"):
-        stats.fit_power_law([0, 1, 2], [1, 2, 3])
+        power_laws.fit_power_law([0, 1, 2], [1, 2, 3])
 
 
 def test_lilliefors_false_positive_rate_is_alpha():
     # 2000 normal samples of size 50: rejections at 5 % are Binomial(2000, 0.05): SD 0.005
     rng = np.random.default_rng(7)
-    result = stats.normality_tests(rng.normal(3.0, 2.0, (50, 2000)), n_null=2000, seed=1)
+    result = normality.normality_tests(rng.normal(3.0, 2.0, (50, 2000)), n_null=2000, seed=1)
     assert abs((result.ks_pvalue < 0.05).mean() - 0.05) < 0.02
     assert abs((result.ad_pvalue < 0.05).mean() - 0.05) < 0.02
 
 
 def test_normality_tests_detect_skewed_data():
     rng = np.random.default_rng(0)
-    result = stats.normality_tests(rng.exponential(size=(200, 20)), n_null=1000, seed=0)
+    result = normality.normality_tests(rng.exponential(size=(200, 20)), n_null=1000, seed=0)
     assert (result.ks_pvalue < 0.05).mean() > 0.9
     assert (result.ad_pvalue < 0.05).mean() > 0.9
 
 
 def test_multiple_testing_corrections_match_hand_computation():
     p = np.array([0.01, 0.04, 0.03, 0.5])
-    np.testing.assert_allclose(stats.holm(p), [0.04, 0.09, 0.09, 0.5])
-    np.testing.assert_allclose(stats.benjamini_hochberg(p), [0.04, 0.04 * 4 / 3, 0.04 * 4 / 3, 0.5])
-
-
-def test_effective_context_of_uniform_and_one_hot_attention():
-    for n in (1, 7, 64):
-        assert stats.effective_context(np.full(n, 1 / n)) == pytest.approx(n)
-    assert stats.effective_context(torch.tensor([0.0, 1.0, 0.0])).item() == pytest.approx(1.0)
+    np.testing.assert_allclose(normality.holm(p), [0.04, 0.09, 0.09, 0.5])
+    np.testing.assert_allclose(normality.benjamini_hochberg(p), [0.04, 0.04 * 4 / 3, 0.04 * 4 / 3, 0.5])
 
 
 def test_pooled_effective_context_is_the_harmonic_mean_that_predicts_the_variance():
@@ -100,28 +94,28 @@ def test_pooled_effective_context_is_the_harmonic_mean_that_predicts_the_varianc
     # of i.i.d. unit-variance terms has variance sum a^2, so the mean variance over rows is
     # mean(sum a^2) = 1 / n_eff with n_eff the harmonic mean (about 2), not the mean (50.5)
     rows = np.stack([np.full(100, 0.01), np.eye(100)[0]])
-    concentration = stats.attention_concentration(rows)
+    concentration = snr.attention_concentration(rows)
     np.testing.assert_allclose(concentration, [0.01, 1.0])
     rng = np.random.default_rng(0)
     values = rng.standard_normal((20000, 2, 100))
     variance = ((rows[None] * values).sum(-1) ** 2).mean()
     assert 1 / concentration.mean() == pytest.approx(1 / variance, rel=0.03)  # SE about 1 %
-    assert stats.effective_context(rows).mean() > 25 / variance
+    assert (1 / concentration).mean() > 25 / variance
 
 
 def test_streaming_moments_equal_exact_statistics():
     rng = np.random.default_rng(0)
     data = rng.normal(2.0, 3.0, (37, 3, 5))  # windows x lengths x dim
-    acc = stats.MomentAccumulator(4, 3, 5, torch.device("cpu"), torch.eye(5)[:, :2])
+    acc = moments.MomentAccumulator(4, 3, 5, torch.device("cpu"), torch.eye(5)[:, :2])
     for start in range(0, 37, 8):  # uneven batches
         ids = torch.arange(start, min(start + 8, 37))
         acc.update(torch.as_tensor(data[start:start + 8]), ids % 4, ids, torch.arange(3))
     m = acc.result()
     np.testing.assert_allclose(m.mean, data.mean(0))
     exact = ((data - data.mean(0)) ** 2).sum(-1).sum(0) / (37 - 1)
-    np.testing.assert_allclose(stats.total_variance(m).variance, exact)
+    np.testing.assert_allclose(moments.total_variance(m).variance, exact)
     np.testing.assert_allclose(m.projections, data[:, :, :2])
-    dropped = stats.total_variance(m, exclude_dims=np.array([0, 4])).variance
+    dropped = moments.total_variance(m, exclude_dims=np.array([0, 4])).variance
     np.testing.assert_allclose(dropped, ((data[..., 1:4] - data[..., 1:4].mean(0)) ** 2).sum(-1).sum(0) / 36)
 
 
@@ -130,24 +124,24 @@ def test_massive_dims_finds_the_large_coordinates():
     data = rng.normal(size=(20, 2, 10))
     data[..., 7] += 100
     data[..., 2] -= 50
-    acc = stats.MomentAccumulator(2, 2, 10, torch.device("cpu"))
+    acc = moments.MomentAccumulator(2, 2, 10, torch.device("cpu"))
     ids = torch.arange(20)
     acc.update(torch.as_tensor(data), ids % 2, ids, torch.arange(2))
-    assert list(stats.massive_dims(acc.result(), 2)) == [7, 2]
+    assert list(moments.massive_dims(acc.result(), 2)) == [7, 2]
 
 
 def test_constant_columns_are_not_rejected_and_corrections_skip_nan():
     rng = np.random.default_rng(0)
     samples = np.column_stack([rng.normal(size=40), np.ones(40)])
-    result = stats.normality_tests(samples, n_null=200, seed=0)
+    result = normality.normality_tests(samples, n_null=200, seed=0)
     assert np.isfinite(result.ks_pvalue[0]) and np.isnan(result.ks_pvalue[1])
-    np.testing.assert_allclose(stats.holm([0.01, np.nan, 0.04]), [0.02, np.nan, 0.04])
-    np.testing.assert_allclose(stats.benjamini_hochberg([0.01, np.nan, 0.04]), [0.02, np.nan, 0.04])
+    np.testing.assert_allclose(normality.holm([0.01, np.nan, 0.04]), [0.02, np.nan, 0.04])
+    np.testing.assert_allclose(normality.benjamini_hochberg([0.01, np.nan, 0.04]), [0.02, np.nan, 0.04])
 
 
 def test_offset_fit_of_a_rising_curve_is_not_estimable():
     x = np.arange(1, 20)
-    fit = stats.fit_power_law(x, 1 + 0.1 * x, offset=True, n_boot=20)
+    fit = power_laws.fit_power_law(x, 1 + 0.1 * x, offset=True, n_boot=20)
     assert np.isnan(fit.exponent) and np.isnan(fit.ci_low)
 
 
@@ -157,25 +151,25 @@ def test_hierarchical_bootstrap_gives_a_cell_mean_the_variance_of_new_runs():
     # resampled cell mean stays the cell mean)
     values = np.array([1.0, 2.0, 4.0, 10.0, 10.0, 13.0])
     cell = np.array([0, 0, 0, 1, 1, 1])
-    reps = stats.hierarchical_bootstrap(values, cell, n_boot=40_000, seed=0)
+    reps = intervals.hierarchical_bootstrap(values, cell, n_boot=40_000, seed=0)
     means = np.stack([reps[:, cell == c].mean(1) for c in (0, 1)], 1)
     for c in (0, 1):
         v = values[cell == c]
         # 40 000 replicates: the relative SE of a variance is about sqrt(2 / 40 000) = 0.7 %
         assert means[:, c].var() == pytest.approx(v.var(ddof=1) / 3, rel=0.03)
         assert means[:, c].mean() == pytest.approx(v.mean(), abs=0.02)
-    assert stats.runs_per_cell(cell) == 3
+    assert intervals.runs_per_cell(cell) == 3
 
 
 def test_hierarchical_bootstrap_adds_the_sequence_replicates_of_each_drawn_run():
     values = np.array([1.0, 1.0, 5.0, 5.0])
     cell = np.array([0, 0, 1, 1])
     shift = np.arange(6.0)  # replicate b moves every run by b (a shared resample of sequences)
-    reps = stats.hierarchical_bootstrap(values, cell, 6, seed=1, replicates=values[:, None] + shift)
+    reps = intervals.hierarchical_bootstrap(values, cell, 6, seed=1, replicates=values[:, None] + shift)
     np.testing.assert_allclose(reps, np.array([1, 1, 5, 5.0]) + shift[:, None])  # runs agree
     with pytest.raises(ValueError, match="runs x n_boot"):
-        stats.hierarchical_bootstrap(values, cell, 5, replicates=np.zeros((4, 6)))
-    weights = stats.sequence_weights(10, 3, seed=0)
+        intervals.hierarchical_bootstrap(values, cell, 5, replicates=np.zeros((4, 6)))
+    weights = intervals.sequence_weights(10, 3, seed=0)
     np.testing.assert_allclose(weights.sum(1), 1.0)
 
 
@@ -192,7 +186,7 @@ def _scipy_logistic(log_x, hits, trials, chance, max_slope=np.inf):
         return -(hits * np.log(p) + (trials - hits) * np.log1p(-p)).sum()
 
     span = np.ptp(log_x)
-    bound = min(max_slope, stats.SLOPE_CAP)
+    bound = min(max_slope, thresholds.SLOPE_CAP)
     starts = [(c, np.clip(s * 8 / span, -bound, bound))
               for c in np.quantile(log_x, [0.25, 0.5, 0.75]) for s in (1, -1)]
     return min((optimize.minimize(nll, st, method="L-BFGS-B",
@@ -210,10 +204,10 @@ def test_batched_logistic_fit_reaches_the_maximum_likelihood():
         p = chance + (1 - chance) / (1 + np.exp(-rng.choice([-3, 1, 4, 20]) * (log_x - rng.normal())))
         hits = rng.binomial(trials.astype(int), p).astype(float)
         for bound in (np.inf, 1.0):
-            fit = stats.fit_logistic(log_x, hits, trials, chance, max_slope=bound)
+            fit = thresholds.fit_logistic(log_x, hits, trials, chance, max_slope=bound)
             ref = _scipy_logistic(log_x, hits, trials, chance, bound)
-            mine = stats.binomial_deviance(hits, trials, fit.predict(log_x, chance)[0]).sum() / 2
-            saturated = stats.binomial_deviance(hits, trials, np.clip(hits / trials, 1e-12, 1 - 1e-12)).sum() / 2
+            mine = thresholds.binomial_deviance(hits, trials, fit.predict(log_x, chance)[0]).sum() / 2
+            saturated = thresholds.binomial_deviance(hits, trials, np.clip(hits / trials, 1e-12, 1 - 1e-12)).sum() / 2
             # never worse than the reference optimiser by more than its own tolerance
             assert mine - saturated <= ref.fun - _saturated_nll(hits, trials) + 1e-5
             assert abs(fit.slope[0]) <= bound + 1e-9
@@ -230,9 +224,9 @@ def test_batched_fits_equal_one_at_a_time_and_per_set_bounds_apply():
     rng = np.random.default_rng(1)
     log_x = np.linspace(-2, 2, 12)
     hits = rng.binomial(100, 1 / (1 + np.exp(-3 * log_x)), (5, 12)).astype(float)
-    together = stats.fit_logistic(log_x, hits, 100.0, 0.0, max_slope=[np.inf, 1, np.inf, 1, 2])
+    together = thresholds.fit_logistic(log_x, hits, 100.0, 0.0, max_slope=[np.inf, 1, np.inf, 1, 2])
     for i, bound in enumerate([np.inf, 1, np.inf, 1, 2]):
-        alone = stats.fit_logistic(log_x, hits[i], 100.0, 0.0, max_slope=bound)
+        alone = thresholds.fit_logistic(log_x, hits[i], 100.0, 0.0, max_slope=bound)
         assert together.slope[i] == pytest.approx(alone.slope[0], rel=1e-6)
         assert together.log_theta[i] == pytest.approx(alone.log_theta[0], abs=1e-6)
     assert np.all(np.abs(together.slope[[1, 3]]) <= 1 + 1e-12)  # the true k = 3 is cut to 1
@@ -243,16 +237,16 @@ def test_rows_without_attempts_are_absent_and_separated_outcomes_stay_finite():
     log_x = np.linspace(-2, 2, 10)
     hits = np.r_[np.zeros(5), np.full(5, 50.0)]
     trials = np.full(10, 50.0)
-    fit = stats.fit_logistic(log_x, hits, trials)
-    assert np.isfinite(fit.log_theta[0]) and abs(fit.slope[0]) <= stats.SLOPE_CAP
+    fit = thresholds.fit_logistic(log_x, hits, trials)
+    assert np.isfinite(fit.log_theta[0]) and abs(fit.slope[0]) <= thresholds.SLOPE_CAP
     assert fit.deviance[0] == pytest.approx(0, abs=1e-3)
-    masked = stats.fit_logistic(log_x, np.r_[hits[:8], 0, 0], np.r_[trials[:8], 0, 0])
-    dropped = stats.fit_logistic(log_x[:8], hits[:8], trials[:8])
+    masked = thresholds.fit_logistic(log_x, np.r_[hits[:8], 0, 0], np.r_[trials[:8], 0, 0])
+    dropped = thresholds.fit_logistic(log_x[:8], hits[:8], trials[:8])
     assert masked.log_theta[0] == pytest.approx(dropped.log_theta[0], abs=1e-4)
 
 
 def test_binomial_deviance_by_hand():
     # 3 of 10 at p = 0.5: 2 [3 ln(0.3 / 0.5) + 7 ln(0.7 / 0.5)]
-    assert stats.binomial_deviance(3.0, 10.0, 0.5) == pytest.approx(
+    assert thresholds.binomial_deviance(3.0, 10.0, 0.5) == pytest.approx(
         2 * (3 * np.log(0.6) + 7 * np.log(1.4)))
-    assert stats.binomial_deviance(0.0, 0.0, 0.3) == 0.0
+    assert thresholds.binomial_deviance(0.0, 0.0, 0.3) == 0.0
