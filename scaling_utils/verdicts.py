@@ -84,8 +84,14 @@ def near(key: str, claim: str, effect: float, ci_low: float, ci_high: float, cla
     rule = (f"supported if the 95 % interval of {what} lies inside {claimed:g} ± {margin:g} "
             f"([{lo:g}, {hi:g}]), contradicted if it lies wholly outside, undetermined otherwise.")
     return _decide(key, claim, effect, ci_low, ci_high, rule, to_decide, claimed, margin,
-                   supported=lo <= ci_low and ci_high <= hi,
+                   supported=inside_band(ci_low, ci_high, claimed, margin),
                    contradicted=ci_high < lo or ci_low > hi)
+
+
+def inside_band(ci_low: float, ci_high: float, claimed: float, margin: float) -> bool:
+    """Does the whole interval lie inside ``claimed ± margin``?  (The equivalence reading that
+    :func:`near` supports a claim with; a wide interval that merely contains it does not.)"""
+    return bool(claimed - margin <= ci_low and ci_high <= claimed + margin)
 
 
 def unavailable(key: str, claim: str, reason: str, to_decide: str, rule: str = "") -> Verdict:

@@ -1,5 +1,6 @@
 """Intervals that contain every source of variance: training runs resampled within their cells
-(with adjusted residuals), then held-out sequences; percentile intervals stretched by t_df / z."""
+(with adjusted residuals), then held-out sequences; percentile intervals stretched by t_df / z;
+the delete-one-group jackknife with a t quantile for few clusters; a t interval over runs."""
 
 from __future__ import annotations
 
@@ -87,3 +88,43 @@ def sequence_weights(n_sequences: int, n_boot: int, seed: int = 0) -> np.ndarray
     drawn += np.arange(n_boot)[:, None] * n_sequences  # one block of counts per replicate
     counts = np.bincount(drawn.ravel(), minlength=n_boot * n_sequences)
     return counts.reshape(n_boot, n_sequences) / n_sequences
+
+
+def mean_t_interval(values, ci: float = 0.95) -> tuple[float, float, float]:
+    """Mean of per-run values and its Student-t interval over runs (NaN below two runs)."""
+    from scipy import stats as sps
+
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    if len(v) < 2:
+        return (float(v.mean()) if len(v) else np.nan), np.nan, np.nan
+    half = sps.t.ppf((1 + ci) / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
+    return float(v.mean()), float(v.mean() - half), float(v.mean() + half)
+
+
+def jackknife_weights(n_groups: int, groups=None) -> np.ndarray:
+    """Delete-one-group replicates (members x n_groups): each row keeps every group of
+    ``groups`` (default all) but one; groups outside ``groups`` get weight 0 throughout."""
+    members = np.arange(n_groups) if groups is None else np.asarray(sorted(groups))
+    weights = np.zeros((len(members), n_groups))
+    weights[:, members] = 1.0
+    weights[np.arange(len(members)), members] = 0.0
+    return weights
+
+
+def jackknife_interval(point: np.ndarray, replicates: np.ndarray,
+                       ci: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """point ± t_{G-1} SE with the delete-one-group jackknife SE^2 = (G-1)/G sum_i (b_i - b.)^2
+    over the G replicates: the interval for few independent clusters (groups of windows).
+    The simulated worlds show why not a percentile bootstrap: with 8 to 16 groups it
+    under-covers (0.85-0.94), the jackknife with a t quantile does not (0.93-0.96)."""
+    from scipy import stats as sps
+
+    point = np.asarray(point, float)
+    replicates = np.asarray(replicates, float)
+    g = len(replicates)
+    if g < 2 or not np.isfinite(replicates).all():
+        return np.full_like(point, np.nan), np.full_like(point, np.nan)
+    se = np.sqrt((g - 1) / g * ((replicates - replicates.mean(0)) ** 2).sum(0))
+    half = sps.t.ppf((1 + ci) / 2, g - 1) * se
+    return point - half, point + half
