@@ -101,6 +101,14 @@ def unavailable(key: str, claim: str, reason: str, to_decide: str, rule: str = "
                    to_decide, reason)
 
 
+def one_run_per_cell(key: str, claim: str) -> Verdict:
+    """The undetermined verdict of a claim read from a grid with one training run per (P, D)
+    cell: no interval can contain the spread between runs."""
+    return unavailable(key, claim, "one training run per (P, D) cell: the spread between runs "
+                       "cannot enter the interval.",
+                       "train two or more seeds per cell (-p n_seeds=3).")
+
+
 def _decide(key, claim, effect, ci_low, ci_high, rule, to_decide, bound, margin, supported,
             contradicted):
     values = (effect, ci_low, ci_high)

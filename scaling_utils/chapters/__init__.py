@@ -21,7 +21,8 @@ def chapters() -> tuple[Chapter, ...]:
     """Every chapter in book order."""
     from . import t1_clt, t2_bias_variance, t3_snr, t4_emergence
 
-    return tuple(Chapter(package.NOTEBOOK, package.SHORT, package.worlds, package.WORLDS_VERSION)
+    return tuple(Chapter(package.NOTEBOOK, package.SHORT, package.TITLE, package.worlds,
+                         package.WORLDS_VERSION)
                  for package in (t1_clt, t2_bias_variance, t3_snr, t4_emergence))
 
 

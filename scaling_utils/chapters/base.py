@@ -61,6 +61,7 @@ class Chapter:
     cached error rates."""
 
     notebook: str
-    short: str
+    short: str  # "Thm 2"
+    title: str  # "2. Loss = entropy + capacity bias + data variance"
     worlds: Callable[[Mapping], list]
     worlds_version: int
