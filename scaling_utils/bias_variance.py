@@ -25,10 +25,10 @@ import pandas as pd
 
 from . import verdicts
 from .cache import array_digest, cached
-from .estimators.chinchilla import (E_FLOOR, ChinchillaFit, compare_laws, fit_chinchilla,
+from .estimators.chinchilla import (E_FLOOR, compare_laws, fit_chinchilla,
                           fit_chinchilla_batch, held_out_rmse)
 from .estimators.intervals import between_run_df, hierarchical_bootstrap, runs_per_cell, sequence_weights, stretched_interval
-from .train import TrainResult, student_parameters
+from .train import TrainResult, student_parameters, weights_digest
 from .verdicts import Verdict
 
 BIAS_VARIANCE_VERSION = 1  # bump when a change here changes the tables
@@ -140,12 +140,6 @@ def sequence_losses(model, tokens: np.ndarray, batch_size: int = 256) -> np.ndar
                                                     reduction="none")
             out.append(nll.mean(1).double().cpu().numpy())
     return np.concatenate(out)
-
-
-def weights_digest(result: TrainResult) -> str:
-    """Digest of a run's final weights: runs trained with other thread counts or devices differ
-    in their last bits, and results computed from them are keyed by what they were computed on."""
-    return array_digest(*(v.float().numpy() for v in result.state.values()))
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,7 @@ def snr_grid_table(results: Sequence[TrainResult], source, tokens: np.ndarray,
     interval over sequences), and the SNRResults (with aligned bootstrap replicates) in the
     same order.  Cached by the run's weights, so runs trained with other thread counts are
     never mixed up."""
-    from .bias_variance import weights_digest
+    from .train import weights_digest
 
     rows, estimates = [], []
     states = []  # the filtered states of the tokens, computed once, when a run needs them

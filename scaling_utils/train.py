@@ -218,6 +218,12 @@ def load_student(result: TrainResult, device: str | torch.device | None = None,
 EVAL_SEED_OFFSET = 10_000
 
 
+def weights_digest(result: TrainResult) -> str:
+    """Digest of a run's final weights: runs trained with other thread counts or devices differ
+    in their last bits, and results computed from them are keyed by what they were computed on."""
+    return array_digest(*(v.float().numpy() for v in result.state.values()))
+
+
 def training_seeds(seed: int, n_seeds: int) -> range:
     """The training seeds of a profile run with ``seed``: ``seed * n_seeds`` up to
     ``(seed + 1) * n_seeds - 1``, so that runs of two profile seeds share no training run and a
