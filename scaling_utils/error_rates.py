@@ -1,24 +1,18 @@
-"""How often each decision rule gives a wrong verdict, measured on simulated worlds.
-
-Every rule of :mod:`scaling_utils.verdicts` is run, through the same estimator and interval the
-chapter uses, on many data sets simulated at the profile's sample sizes in worlds where its
-claim holds, where it fails, and where the sample is too small to tell.  A false ``supported``
-is a ``supported`` verdict in a world where the claim fails; a false ``contradicted`` is a
-``contradicted`` verdict where it holds.  Each chapter module offers ``worlds(values)``: its
-worlds at a profile's parameter values.
+"""The trust page: how often each chapter's decision rules give a wrong verdict, measured on the
+simulated worlds of every chapter in the registry (:func:`~.chapters.chapters`), at a
+profile's sample sizes.  The harness itself (worlds, rates, bounds) is :mod:`.worlds`.
 """
 
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from typing import Mapping
 
-import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from .chapters import chapter, chapters
+from .chapters import Chapter, chapters
 from .worlds import World, rate_row, world_seeds, world_words
 
 ERROR_RATES_VERSION = 1  # bump when a change here or in a chapter's worlds changes the table
@@ -34,7 +28,11 @@ def _chapter_words(job: tuple) -> list[str]:
 
 def chapter_worlds(notebook: str, values: Mapping) -> list[World]:
     """The worlds of a chapter's rules at ``values`` (its profile's parameter values)."""
-    return list(chapter(notebook).worlds(values))
+    return list(_registry()[notebook].worlds(values))
+
+
+def _registry() -> dict[str, Chapter]:
+    return {entry.notebook: entry for entry in chapters()}
 
 
 def error_rate_table(profile: str, n_sets: int = 200, seed: int = 0,
@@ -92,7 +90,7 @@ def study(cfg) -> ErrorRateResult:
     from .verdicts import below
 
     table = error_rate_table(cfg.profile, cfg.n_sets, cfg.seed, cfg.executor)
-    table.insert(1, "chapter_short", table.chapter.map(lambda n: chapter(n).short))
+    table.insert(1, "chapter_short", table.chapter.map(lambda n: _registry()[n].short))
     worst = table.loc[table.false_rate.idxmax()]
     k = int(round(worst.false_rate * worst.n_sets))
     low = 0.0 if k == 0 else float(sps.beta.ppf(0.025, k, worst.n_sets - k + 1))

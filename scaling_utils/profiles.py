@@ -203,12 +203,17 @@ _STUDENT_GRID = (replace(_EXECUTOR, cpu="processes:2"),
                   minimum=8),
 )
 
+# The pretrained model and its text, read by Theorems 1 and 3.
+_PRETRAINED = (
+    Parameter("model", str, "Hugging Face name or local folder (None: the offline SmolLM2-135M)",
+              None, None, None, optional=True),
+    Parameter("corpus", str, "'wikipedia', 'shakespeare', a local text file, or hf:NAME",
+              "wikipedia", "wikipedia", "wikipedia"),
+)
+
 NOTEBOOKS: Mapping[str, tuple[Parameter, ...]] = MappingProxyType({
     "theorem1_clt": _COMMON + (
-        Parameter("model", str, "Hugging Face name or local folder (None: the offline SmolLM2-135M)",
-                  None, None, None, optional=True),
-        Parameter("corpus", str, "'wikipedia', 'shakespeare', a local text file, or hf:NAME",
-                  "wikipedia", "wikipedia", "wikipedia"),
+        *_PRETRAINED,
         Parameter("n_windows", int, "random context windows drawn from the corpus (disjoint: "
                   "the offline Wikipedia extract holds 346 of 2,048 tokens)",
                   16, 48, 320, minimum=8),
@@ -262,10 +267,7 @@ NOTEBOOKS: Mapping[str, tuple[Parameter, ...]] = MappingProxyType({
                   4, 8, 8, minimum=1),
         Parameter("n_boot", int, "bootstrap replicates for SNR and exponent CIs", 20, 200, 400,
                   minimum=0),
-        Parameter("model", str, "Hugging Face name or local folder (None: the offline SmolLM2-135M)",
-                  None, None, None, optional=True),
-        Parameter("corpus", str, "'wikipedia', 'shakespeare', a local text file, or hf:NAME",
-                  "wikipedia", "wikipedia", "wikipedia"),
+        *_PRETRAINED,
         Parameter("n_windows", int, "context windows of the pretrained model for SNR against n",
                   8, 48, 320, minimum=4),
         Parameter("max_length", int, "longest context n for SNR against n", 32, 256, 2048, minimum=8),

@@ -7,12 +7,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from .chapters import chapters
 from .verdicts import Verdict, weakest_link
 
-CHAPTERS = {"theorem1_clt": "1. Noise in hidden states falls as 1/n (CLT)",
-            "theorem2_bias_variance": "2. Loss = entropy + capacity bias + data variance",
-            "theorem3_snr": "3. SNR grows in proportion to data D",
-            "theorem4_emergence": "4. Capabilities switch on at an SNR threshold"}
 # The paper's argument (its Appendix E.4) in order: noise falls with context, so the SNR grows
 # (with context, with data, with size), so capabilities switch on at thresholds; meanwhile the
 # loss approaches its floor.  Each link is the chapter's verdict keys starting with the name.
@@ -26,16 +23,18 @@ def chapter_verdicts(profile: str, folder=None) -> dict[str, tuple[Verdict, ...]
     """Every chapter's verdicts, as stored when it last ran with ``profile``."""
     from .report import load_result
 
-    return {name: tuple(load_result(name, profile, folder).verdicts) for name in CHAPTERS}
+    return {c.notebook: tuple(load_result(c.notebook, profile, folder).verdicts)
+            for c in chapters()}
 
 
 def overview_table(by_chapter: dict[str, tuple[Verdict, ...]]) -> pd.DataFrame:
     """One row per verdict of the book: the theorem, the claim, the verdict, the effect with its
     interval, and what would decide an undetermined one."""
+    titles = {c.notebook: c.title for c in chapters()}
     rows = []
     for name, chapter in by_chapter.items():
         for v in chapter:
-            rows.append({"theorem": CHAPTERS[name], "claim": v.claim, "verdict": v.word,
+            rows.append({"theorem": titles[name], "claim": v.claim, "verdict": v.word,
                          "effect [95 % CI]": (f"{v.effect:.3g} [{v.ci_low:.3g}, {v.ci_high:.3g}]"
                                               if pd.notna(v.effect) else v.reason),
                          "what would decide it": v.to_decide if v.word == "undetermined" else ""})

@@ -1,0 +1,50 @@
+"""The simulated-world harness: shares add up, false verdicts are counted against the world's
+truth, and a calibrated interval keeps a one-sided rule's false rate near its nominal 2.5 %."""
+
+import numpy as np
+import pytest
+
+from scaling_utils import verdicts, worlds
+from scaling_utils.worlds import FAILS, HOLDS, World
+
+
+def mean_above_zero(true_mean: float, n: int):
+    """Claim: a mean is positive; a normal-theory 95 % interval from n draws."""
+    def simulate(seed: int):
+        x = np.random.default_rng(seed).normal(true_mean, 1.0, n)
+        half = 1.96 * x.std(ddof=1) / np.sqrt(n)
+        return verdicts.above("mean", "the mean is positive", x.mean(), x.mean() - half,
+                              x.mean() + half, 0.0, "more draws")
+    return simulate
+
+
+def test_measure_counts_false_verdicts_against_the_truth():
+    simulated = [World("mean", "holds", HOLDS, "mean 0.5", mean_above_zero(0.5, 100)),
+              World("mean", "fails", FAILS, "mean 0", mean_above_zero(0.0, 100)),
+              World("mean", "underpowered", HOLDS, "mean 0.05", mean_above_zero(0.05, 20))]
+    table = worlds.measure(simulated, n_sets=400, seed=1)
+    shares = table[["supported", "contradicted", "undetermined"]].sum(axis=1)
+    assert np.allclose(shares, 1.0)
+    holds, fails, weak = table.itertuples()
+    assert holds.supported > 0.99 and holds.false_rate == holds.contradicted
+    # at the boundary of the claim a 95 % interval wrongly supports it 2.5 % of the time;
+    # the standard error of a rate near 0.025 over 400 sets is 0.008
+    assert fails.false_rate == fails.supported == pytest.approx(0.025, abs=0.025)
+    assert fails.false_upper > fails.false_rate
+    assert weak.undetermined > 0.8
+
+
+def test_a_world_must_say_whether_the_claim_holds():
+    with pytest.raises(ValueError, match="truth"):
+        worlds.measure([World("m", "x", "maybe", "", mean_above_zero(0, 10))], n_sets=2)
+
+
+
+
+def test_the_shared_noise_mix_has_unit_variance_and_the_stated_share():
+    rng = np.random.default_rng(0)
+    shared, own = rng.standard_normal(200_000), rng.standard_normal((2, 200_000))
+    mixed = worlds.mix_shared(shared, own, 0.8)
+    assert mixed.var(1) == pytest.approx([1.0, 1.0], abs=0.01)  # SE of a variance: 0.003
+    assert np.corrcoef(mixed)[0, 1] == pytest.approx(0.8, abs=0.01)
+    assert worlds.mix_shared(shared.astype(np.float32), own.astype(np.float32), 0.5).dtype == np.float32
