@@ -33,6 +33,11 @@ class CacheCorruptError(RuntimeError):
     """A cache entry exists but cannot be read back."""
 
 
+class CacheStaleError(CacheCorruptError):
+    """A cache entry whose bytes pass their checksum but name a type this version does not have
+    (written before the type moved or changed): computed again, never guessed at."""
+
+
 class CacheUnwritableError(OSError):
     """The cache folder cannot be created or written."""
 
@@ -162,7 +167,10 @@ def cached(kind: str, config: Any, compute: Callable[[], Any],
     key = config_hash(config)
     path = base / f"{key}{ENTRY_SUFFIX}"
     if path.exists() and not refresh:
-        return load_entry(path)
+        try:
+            return load_entry(path)
+        except CacheStaleError:
+            pass  # an older version's types: computed again below and replaced
     result = compute()
     payload = dumps(result)
     meta = {**config, "sha256": hashlib.sha256(payload).hexdigest()}
@@ -186,5 +194,6 @@ def load_entry(path: Path) -> Any:
         raise CacheCorruptError(f"cache entry {path} fails its checksum (truncated or edited). {fix}")
     try:
         return loads(payload)
-    except (CodecError, TypeError, ValueError) as err:  # written by an incompatible version
-        raise CacheCorruptError(f"cache entry {path} cannot be read ({err}). {fix}") from err
+    except (CodecError, TypeError, ValueError) as err:  # intact, but another version's types
+        raise CacheStaleError(f"cache entry {path} cannot be read by this version ({err}). "
+                              f"{fix}") from err

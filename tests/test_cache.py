@@ -7,6 +7,7 @@ import os
 import stat
 import tempfile
 
+import numpy as np
 import pytest
 
 from scaling_utils import cache
@@ -119,3 +120,33 @@ def test_file_digest_follows_the_content(tmp_path):
     old = cache.file_digest(path, records)
     path.write_text("abcf")  # ... until it changes again
     assert cache.file_digest(path, records) != old
+
+
+def test_an_intact_entry_of_a_type_that_moved_is_computed_again(cache_folder):
+    import hashlib
+    import json
+
+    from scaling_utils.cache import CacheStaleError, load_entry
+
+    first = cached("moved", {"a": 1}, lambda: {"x": 1.0}, folder=cache_folder)
+    path = next((cache_folder / "moved").glob("*.npz"))
+    # the same entry as an older version wrote it: a result type that no longer exists here
+    payload = _archive_of({"__type__": "dataclass", "class": "scaling_utils.clt:Gone", "fields": {}})
+    path.write_bytes(payload)
+    meta = json.loads(path.with_suffix(".json").read_text())
+    meta["sha256"] = hashlib.sha256(payload).hexdigest()
+    path.with_suffix(".json").write_text(json.dumps(meta))
+    with pytest.raises(CacheStaleError, match="cannot be read by this version"):
+        load_entry(path)
+    assert cached("moved", {"a": 1}, lambda: {"x": 2.0}, folder=cache_folder) == {"x": 2.0}
+    assert cached("moved", {"a": 1}, lambda: {"x": 3.0}, folder=cache_folder) == {"x": 2.0}
+    assert first == {"x": 1.0}
+
+
+def _archive_of(tree: dict) -> bytes:
+    import io
+    import json
+
+    buffer = io.BytesIO()
+    np.savez(buffer, __tree__=np.frombuffer(json.dumps(tree).encode(), np.uint8))
+    return buffer.getvalue()
