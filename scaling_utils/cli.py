@@ -24,7 +24,8 @@ import yaml
 
 from .cache import CacheUnwritableError
 from .executor import execute_notebook
-from .profiles import NOTEBOOKS, PROFILE_NAMES, ParameterError, parameter_table, resolve_parameters
+from .profiles import (NOTEBOOKS, PROFILE_NAMES, ParameterError, check_names, parameter_table,
+                       resolve_parameters)
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = REPO / "notebooks"
@@ -57,6 +58,7 @@ def _absolute(value):
 def validate(notebook: str, parameters: dict):
     """The notebook's first-cell checks, run here from the folder the notebook runs in (so that
     relative paths mean the same)."""
+    check_names(notebook, parameters)  # a name is written into code: never an undeclared one
     with contextlib.chdir(NOTEBOOK_DIR):
         return resolve_parameters(notebook, parameters)
 

@@ -151,7 +151,11 @@ def execute_notebook(source: str | os.PathLike, target: str | os.PathLike, param
     import nbformat
     import papermill
 
+    from .profiles import NOTEBOOKS, check_names
+
     source, target = Path(source), Path(target)
+    if source.stem in NOTEBOOKS:  # papermill writes every name into code
+        check_names(source.stem, parameters)
     target.parent.mkdir(parents=True, exist_ok=True)
     notebook = jupytext.read(source)
     notebook.metadata.pop("jupytext", None)

@@ -347,6 +347,17 @@ def student_grid_values(profile: str, seed: int) -> dict[str, Any]:
     return {**{p.name: p.profile_value(profile) for p in _STUDENT_GRID}, "seed": seed}
 
 
+def check_names(notebook: str, names) -> None:
+    """Only declared parameter names may reach a notebook: papermill writes each name into the
+    parameters cell as code, so a name is validated like a value before anything runs."""
+    declared = {p.name for p in _specs(notebook)}
+    unknown = [name for name in names if name not in declared]
+    if unknown:
+        raise ParameterError(f"unknown parameter name(s) for notebook {notebook!r}: "
+                             f"{', '.join(map(repr, unknown))}. Valid parameters: "
+                             f"{', '.join(sorted(declared))}.")
+
+
 def resolve_parameters(notebook: str, namespace: Mapping[str, Any],
                        baseline: set[str] | frozenset[str] = frozenset()) -> NotebookConfig:
     """Validate a notebook's parameters and fill those left as ``None`` from the profile.

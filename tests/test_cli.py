@@ -12,7 +12,7 @@ from scaling_utils import cli
 def test_params_lists_every_parameter_with_its_profile_values(capsys):
     assert cli.main(["params", "theorem2_bias_variance"]) == 0
     out = capsys.readouterr().out
-    for name in ("sizes", "tokens", "seeds", "learning_rate"):
+    for name in ("sizes", "D", "n_seeds", "learning_rate"):
         assert f"\n{name}  (" in out
     assert "smoke: ((1, 8, 2), (1, 16, 2), (2, 32, 4))" in out
 
@@ -23,6 +23,25 @@ def test_run_refuses_bad_values_before_running(tmp_path, capsys):
                      "-o", str(out)])
     assert code == 2 and "'sizes': each size must be three" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_parameter_name_is_validated_like_a_value(tmp_path, capsys):
+    # papermill writes names into the parameters cell as code: a crafted name must never get there
+    marker = tmp_path / "ran"
+    for name in (f'_;import os;os.system("touch {marker}");_x', "__import__('os')", "tokens"):
+        code = cli.main(["run", "overview", "--profile", "smoke", "-p", f"{name}=1",
+                         "-o", str(tmp_path / "o.ipynb")])
+        assert code == 2 and "unknown parameter name" in capsys.readouterr().err
+    assert not marker.exists() and not (tmp_path / "o.ipynb").exists()
+    from scaling_utils.executor import execute_notebook
+    from scaling_utils.profiles import ParameterError
+    try:
+        execute_notebook(cli.NOTEBOOK_DIR / "overview.md", tmp_path / "o.ipynb",
+                         {"_;import os;x": 1})
+    except ParameterError as err:
+        assert "unknown parameter name" in str(err)
+    else:
+        raise AssertionError("execute_notebook ran a notebook with an undeclared name")
 
 
 def test_run_converts_and_executes_in_one_step(tmp_path, cache_folder):
