@@ -1,9 +1,10 @@
 """Results cached on disk by a hash of their configuration, written atomically.
 
 A run that is interrupted leaves either a complete entry or none, so re-running resumes
-where it stopped.  Each entry is an ``.npz`` archive of JSON and arrays (:mod:`.codec`: reading
-it cannot run code, unlike a pickle) with a SHA-256 checksum beside it; an entry that fails the
-check raises :class:`CacheCorruptError` naming the file and how to recover.  Files are created
+where it stopped.  Each entry is one ``.npz`` file holding the result as JSON and arrays
+(:mod:`.codec`: reading it cannot run code, unlike a pickle), its SHA-256 and the key it was
+written for; an entry that fails the check, or sits under another key, raises
+:class:`CacheCorruptError` naming the file and how to recover.  Files are created
 with the permissions the umask allows (not owner-only), so a group can share one cache folder.
 Input files enter cache keys by their content (:func:`file_digest`), never by their name alone.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import io
 import json
 import os
 import secrets
@@ -159,8 +161,10 @@ def cached(kind: str, config: Any, compute: Callable[[], Any],
            folder: str | os.PathLike | None = None, refresh: bool = False) -> Any:
     """Return the cached result for ``config``, computing and storing it on a miss.
 
-    The entry lives at ``<cache>/<kind>/<hash>.npz`` with the configuration beside it in JSON,
-    so a user can see what each entry holds.
+    The entry lives at ``<cache>/<kind>/<hash>.npz``: one file holding the result's bytes, their
+    SHA-256 and the key it was written for, replaced in one rename, so two processes writing
+    the same key leave one whole entry or the other, never a mix; an entry copied over another
+    key's file is refused.  The configuration is also written beside it as JSON, for people.
     """
     base = cache_dir(folder) / kind
     config = {"config": config, "scaling_utils": __version__}  # new code, new entries
@@ -168,30 +172,49 @@ def cached(kind: str, config: Any, compute: Callable[[], Any],
     path = base / f"{key}{ENTRY_SUFFIX}"
     if path.exists() and not refresh:
         try:
-            return load_entry(path)
+            return load_entry(path, key)
         except CacheStaleError:
-            pass  # an older version's types: computed again below and replaced
+            pass  # an older version's entry: computed again below and replaced
     result = compute()
     payload = dumps(result)
-    meta = {**config, "sha256": hashlib.sha256(payload).hexdigest()}
-    # checksum first: a crash between the two writes leaves no payload, hence a plain miss
-    atomic_write_bytes(base / f"{key}.json", json.dumps(meta, indent=1, default=_plain).encode())
-    atomic_write_bytes(path, payload)
+    entry = {"key": key, "kind": kind, "sha256": hashlib.sha256(payload).hexdigest()}
+    atomic_write_bytes(base / f"{key}.json", json.dumps({**config, **entry}, indent=1,
+                                                        default=_plain).encode())
+    atomic_write_bytes(path, _entry_bytes(entry, payload))
     return loads(payload)  # what a later run reads back, so a first run sees the same values
 
 
-def load_entry(path: Path) -> Any:
-    """Read one cache entry, verifying its checksum."""
-    meta_path = path.with_suffix(".json")
-    fix = (f"Delete it (`rm {path} {meta_path}`) and run again: that entry is recomputed, "
-           "the others are kept.")
+def _entry_bytes(entry: dict, payload: bytes) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, entry=np.frombuffer(json.dumps(entry).encode(), np.uint8),
+             payload=np.frombuffer(payload, np.uint8))
+    return buffer.getvalue()
+
+
+def load_entry(path: Path, key: str | None = None) -> Any:
+    """Read one cache entry, verifying its checksum and, when ``key`` is given, that it was
+    written for that key."""
+    path = Path(path)
+    fix = (f"Delete it (`rm {path} {path.with_suffix('.json')}`) and run again: that entry is "
+           "recomputed, the others are kept.")
     try:
-        payload = path.read_bytes()
-        expected = json.loads(meta_path.read_text())["sha256"]
-    except (OSError, ValueError, KeyError) as err:
-        raise CacheCorruptError(f"cache entry {path} has no readable checksum ({err}). {fix}") from err
-    if hashlib.sha256(payload).hexdigest() != expected:
-        raise CacheCorruptError(f"cache entry {path} fails its checksum (truncated or edited). {fix}")
+        with np.load(path, allow_pickle=False) as archive:
+            if "entry" not in archive.files:  # the two-file layout of earlier versions
+                raise CacheStaleError(f"cache entry {path} has an earlier version's layout. {fix}")
+            entry = json.loads(archive["entry"].tobytes())
+            payload = archive["payload"].tobytes()
+    except CacheStaleError:
+        raise
+    except Exception as err:  # not an archive at all: cut short, or another file
+        raise CacheCorruptError(f"cache entry {path} is not a whole entry (truncated or "
+                                f"replaced: {type(err).__name__}: {err}). {fix}") from err
+    if key is not None and entry.get("key") != key:
+        raise CacheCorruptError(f"cache entry {path} was written for key {entry.get('key')!r}, "
+                                f"not for {key!r}: it was copied or renamed from another entry. "
+                                f"{fix}")
+    if hashlib.sha256(payload).hexdigest() != entry.get("sha256"):
+        raise CacheCorruptError(f"cache entry {path} holds bytes that do not match the checksum "
+                                f"written with them (damaged on disk). {fix}")
     try:
         return loads(payload)
     except (CodecError, TypeError, ValueError) as err:  # intact, but another version's types

@@ -35,7 +35,7 @@ def test_corrupt_entry_names_the_file_and_the_fix(cache_folder):
     cached("demo", {"a": 1}, lambda: list(range(100)))
     entry = next((cache_folder / "demo").glob("*.npz"))
     entry.write_bytes(entry.read_bytes()[:10])
-    with pytest.raises(CacheCorruptError, match=r"checksum.*Delete it \(`rm .*\.npz .*\.json`\)"):
+    with pytest.raises(CacheCorruptError, match=r"not a whole entry.*Delete it \(`rm .*\.npz .*\.json`\)"):
         cached("demo", {"a": 1}, lambda: None)
     assert cached("demo", {"a": 1}, lambda: "again", refresh=True) == "again"
 
@@ -124,23 +124,54 @@ def test_file_digest_follows_the_content(tmp_path):
 
 def test_an_intact_entry_of_a_type_that_moved_is_computed_again(cache_folder):
     import hashlib
-    import json
 
-    from scaling_utils.cache import CacheStaleError, load_entry
+    from scaling_utils.cache import CacheStaleError, _entry_bytes, load_entry
 
     first = cached("moved", {"a": 1}, lambda: {"x": 1.0}, folder=cache_folder)
     path = next((cache_folder / "moved").glob("*.npz"))
     # the same entry as an older version wrote it: a result type that no longer exists here
     payload = _archive_of({"__type__": "dataclass", "class": "scaling_utils.clt:Gone", "fields": {}})
-    path.write_bytes(payload)
-    meta = json.loads(path.with_suffix(".json").read_text())
-    meta["sha256"] = hashlib.sha256(payload).hexdigest()
-    path.with_suffix(".json").write_text(json.dumps(meta))
+    path.write_bytes(_entry_bytes({"key": path.stem, "kind": "moved",
+                                   "sha256": hashlib.sha256(payload).hexdigest()}, payload))
     with pytest.raises(CacheStaleError, match="cannot be read by this version"):
         load_entry(path)
     assert cached("moved", {"a": 1}, lambda: {"x": 2.0}, folder=cache_folder) == {"x": 2.0}
     assert cached("moved", {"a": 1}, lambda: {"x": 3.0}, folder=cache_folder) == {"x": 2.0}
     assert first == {"x": 1.0}
+    # the two-file layout of earlier versions: a plain archive, computed again
+    path.write_bytes(payload)
+    assert cached("moved", {"a": 1}, lambda: {"x": 4.0}, folder=cache_folder) == {"x": 4.0}
+
+
+def test_an_entry_copied_over_another_key_is_refused(cache_folder):
+    def entry(size):
+        key = cache.config_hash({"config": {"size": size}, "scaling_utils": cache.__version__})
+        return cache_folder / "runs" / f"{key}.npz"
+
+    cached("runs", {"size": "small"}, lambda: "small run")
+    cached("runs", {"size": "large"}, lambda: "large run")
+    entry("large").write_bytes(entry("small").read_bytes())
+    with pytest.raises(CacheCorruptError, match="written for key .* copied or renamed"):
+        cached("runs", {"size": "large"}, lambda: None)
+
+
+def test_racing_writers_of_one_key_leave_one_whole_entry(cache_folder):
+    # two processes computing the same key with different bytes (runs carry timings): whichever
+    # rename lands last wins whole; the entry always reads back as one writer's result
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(2) as pool:
+        pool.starmap(_write_many, [(str(cache_folder), w) for w in ("A", "B")])
+    for i in range(200):
+        got = cached("race", {"i": i}, lambda: "missing")
+        assert got in ({"writer": "A", "i": i}, {"writer": "B", "i": i})
+
+
+def _write_many(folder: str, writer: str) -> None:
+    for i in range(200):
+        cached("race", {"i": i}, lambda i=i: {"writer": writer, "i": i}, folder=folder,
+               refresh=True)
 
 
 def _archive_of(tree: dict) -> bytes:
