@@ -55,6 +55,18 @@ def cache_dir(path: str | os.PathLike | None = None) -> Path:
     return folder
 
 
+def pin_cache_dir() -> Path | None:
+    """Make a relative $SCALING_UTILS_CACHE absolute, from the folder the command was started in,
+    before notebooks run in another folder (where it would mean a folder inside the sources);
+    returns the folder it names, or None when the variable is not set."""
+    value = os.environ.get(ENV_VAR)
+    if not value:
+        return None
+    folder = Path(value).expanduser().resolve()
+    os.environ[ENV_VAR] = str(folder)
+    return folder
+
+
 def check_writable(path: str | os.PathLike | None = None) -> Path:
     """The cache folder, after proving that a file can be created in it: call this before the
     first computation, so that no result is computed and then lost."""

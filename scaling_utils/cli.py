@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from .cache import CacheUnwritableError
+from .cache import ENV_VAR, CacheUnwritableError, pin_cache_dir
 from .executor import execute_notebook
 from .profiles import (NOTEBOOKS, PROFILE_NAMES, ParameterError, check_names, parameter_table,
                        resolve_parameters)
@@ -113,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     args, rest = parser.parse_known_args(argv)
     if rest and args.command != "build":
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if (folder := pin_cache_dir()) is not None and args.command != "params":
+        print(f"results cache: {folder} (${ENV_VAR})", flush=True)
 
     if args.command == "params":
         print(params_text(args.notebook))

@@ -23,6 +23,7 @@ from pathlib import Path
 import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from scaling_utils.cache import pin_cache_dir  # noqa: E402
 from scaling_utils.executor import execute_notebook  # noqa: E402
 from scaling_utils.profiles import NOTEBOOKS, PROFILE_NAMES  # noqa: E402
 
@@ -84,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="where the training grids run: processes:N, dask[:ADDRESS] or "
                              "slurm[:PARTITION] (see scaling_utils.executor)")
     args = parser.parse_args(argv)
+    pin_cache_dir()  # a relative $SCALING_UTILS_CACHE means from here, not from notebooks/
 
     root = args.root.resolve()
     if root != REPO:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from scaling_utils.cache import atomic_write_bytes  # noqa: E402
+from scaling_utils.cache import atomic_write_bytes, pin_cache_dir  # noqa: E402
 from scaling_utils.cli import UsageError, parse_assignment, validate  # noqa: E402
 from scaling_utils.executor import execute_notebook, run_jobs  # noqa: E402
 from scaling_utils.profiles import NOTEBOOKS  # noqa: E402
@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="folder of the executed notebooks")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per notebook cell")
     args = parser.parse_args(argv)
+    pin_cache_dir()  # a relative $SCALING_UTILS_CACHE means from here, not from notebooks/
 
     try:
         runs = combinations(args.profile, args.set, args.grid)

@@ -71,3 +71,12 @@ def test_values_are_read_as_yaml_and_existing_paths_made_absolute(tmp_path, monk
     for bad in ("seed", "seed=[1,"):
         assert cli.main(["run", "theorem2_bias_variance", "--profile", "smoke", "-p", bad]) == 2
     assert "not valid YAML" in capsys.readouterr().err
+
+
+def test_a_relative_cache_folder_means_from_where_the_command_ran(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SCALING_UTILS_CACHE", "relcache")
+    assert cli.main(["run", "overview", "--profile", "smoke", "-p", "nope=1"]) == 2
+    import os
+    assert os.environ["SCALING_UTILS_CACHE"] == str(tmp_path / "relcache")
+    assert f"results cache: {tmp_path / 'relcache'}" in capsys.readouterr().out
