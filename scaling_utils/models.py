@@ -76,6 +76,52 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     return torch.device("cpu")
 
 
+def check_device(device: str | None) -> None:
+    """Refuse, before anything runs, a device this machine cannot use (``None`` picks one)."""
+    if device is None:
+        return
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"{device!r} is not a torch device ({err}); use cpu, cuda, cuda:N or "
+                         "mps, or leave it None to pick the best one here.") from err
+    if kind == "cuda" and not torch.cuda.is_available():
+        build = "a CPU build of torch" if torch.version.cuda is None else "no visible NVIDIA GPU"
+        raise ValueError(f"device {device!r} is not available here ({build}); use device=cpu, "
+                         "or leave it None to pick the best available device.")
+    mps = getattr(torch.backends, "mps", None)
+    if kind == "mps" and not (mps is not None and mps.is_available()):
+        raise ValueError(f"device {device!r} is not available here (no Apple GPU); use "
+                         "device=cpu, or leave it None.")
+
+
+def check_model_reachable(name: str | None, timeout: float = 3.0) -> None:
+    """Refuse, in seconds rather than after loading, a hub model name that is neither a local
+    folder nor in the local Hugging Face cache while the hub cannot be reached."""
+    if name is None or Path(name).expanduser().is_dir():
+        return
+    from huggingface_hub import try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(name, "config.json"), str):
+        return
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    if offline or not _hub_reachable(timeout):
+        raise ValueError(
+            f"model {name!r} is not a local folder, not in the local Hugging Face cache, and the "
+            f"hub {'is switched off (HF_HUB_OFFLINE)' if offline else 'cannot be reached'}. "
+            f"Offline, pass model=None for {OFFLINE_DEFAULT} or a folder holding a saved model.")
+
+
+def _hub_reachable(timeout: float) -> bool:
+    import socket
+
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
 def load_model(name: str | None = None, device: str | torch.device | None = None,
                attn_implementation: str = "sdpa", precision: str = "float32",
                cache: str | Path | None = None) -> LoadedModel:

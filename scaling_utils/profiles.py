@@ -394,6 +394,7 @@ def _check_together(notebook: str, values: Mapping[str, Any]) -> None:
     finish fails in the first cell: the corpus is text, and a student grid has enough points
     for every fit it feeds."""
     from .data import CorpusError, check_corpus
+    from .models import check_device, check_model_reachable
     from .estimators.chinchilla import COUPLED
 
     if "corpus" in values:
@@ -401,6 +402,12 @@ def _check_together(notebook: str, values: Mapping[str, Any]) -> None:
             check_corpus(values["corpus"])
         except (CorpusError, OSError) as err:
             raise ParameterError(f"parameter 'corpus': {err}") from err
+    for name, check in (("device", check_device), ("model", check_model_reachable)):
+        if name in values:
+            try:
+                check(values[name])
+            except ValueError as err:
+                raise ParameterError(f"parameter {name!r}: {err}") from err
     if "sizes" in values and isinstance(values.get("D"), tuple):  # the Theorem 2 grid
         sizes, D, n_seeds = values["sizes"], values["D"], values["n_seeds"]
         if len(sizes) < 2 or len(D) < 2:

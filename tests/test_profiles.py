@@ -100,3 +100,20 @@ def test_whole_numbers_in_lists_are_accepted_as_ints():
     assert cfg.D == (2048, 4096) and cfg.sizes == ((1, 8, 2), (1, 16, 2))
     assert all(type(t) is int for t in cfg.D)
 
+
+
+def test_an_unusable_device_or_an_unreachable_hub_model_is_refused_in_the_first_cell(monkeypatch):
+    import time
+
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(ParameterError, match="'device': device 'cuda' is not available here"):
+            resolve_parameters("theorem2_bias_variance", {"profile": "smoke", "device": "cuda"})
+    with pytest.raises(ParameterError, match="is not a torch device"):
+        resolve_parameters("theorem2_bias_variance", {"profile": "smoke", "device": "gpu0"})
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # no network is tried
+    start = time.perf_counter()
+    with pytest.raises(ParameterError, match="'model': model 'no-such-org/no-such-model' is not"):
+        resolve_parameters("theorem1_clt", {"profile": "smoke", "model": "no-such-org/no-such-model"})
+    assert time.perf_counter() - start < 10
