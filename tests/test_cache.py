@@ -181,3 +181,16 @@ def _archive_of(tree: dict) -> bytes:
     buffer = io.BytesIO()
     np.savez(buffer, __tree__=np.frombuffer(json.dumps(tree).encode(), np.uint8))
     return buffer.getvalue()
+
+
+def test_a_full_disk_names_the_folder_and_the_space_needed(cache_folder, monkeypatch):
+    real_open = os.open
+
+    def full(path, *args):
+        if str(path).endswith(".tmp"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_open(path, *args)
+
+    monkeypatch.setattr(os, "open", full)
+    with pytest.raises(OSError, match=r"no space left to write .*demo.* bytes\) in .*SCALING_UTILS_CACHE"):
+        cached("demo", {"a": 1}, lambda: list(range(10)))
