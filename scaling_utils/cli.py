@@ -31,6 +31,11 @@ REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = REPO / "notebooks"
 
 
+# What an interrupted command says, once: what was kept and how to go on.
+INTERRUPTED = ("interrupted: every result computed so far is kept in the cache; run the same "
+               "command again to resume from there (no partial notebook was left).")
+
+
 class UsageError(ValueError):
     """A command-line value that cannot be read."""
 
@@ -125,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
         except (ParameterError, CacheUnwritableError, UsageError) as err:
             print(f"not run: {err}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt:
+            print(INTERRUPTED, file=sys.stderr)
+            return 130
     script = REPO / "scripts" / "build_book.py"
     if not script.exists():
         print(f"`build` needs the book's sources: run it from a checkout ({script} is missing).",

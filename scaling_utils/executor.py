@@ -171,6 +171,9 @@ def execute_notebook(source: str | os.PathLike, target: str | os.PathLike, param
         error = f"{err.ename}: {err.evalue}"
     except Exception as err:  # a cell timeout, a dead kernel: report it
         error = f"{type(err).__name__}: {err}"
+    except KeyboardInterrupt:  # no half-executed notebook is left to be mistaken for a result
+        target.unlink(missing_ok=True)
+        raise
     finally:
         staged.unlink(missing_ok=True)
     if error is None and not target.exists():

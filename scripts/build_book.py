@@ -24,6 +24,7 @@ import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from scaling_utils.cache import pin_cache_dir  # noqa: E402
+from scaling_utils.cli import INTERRUPTED  # noqa: E402
 from scaling_utils.executor import execute_notebook  # noqa: E402
 from scaling_utils.profiles import NOTEBOOKS, PROFILE_NAMES  # noqa: E402
 
@@ -103,8 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     names = args.only or notebook_names()
     for i, name in enumerate(names):
         print(f"executing {name} (profile {args.profile}) ...", flush=True)
-        runs.append(execute(REPO / "notebooks" / f"{name}.md", args.profile, executed, log,
-                            args.timeout, args.executor, progress=True))
+        try:
+            runs.append(execute(REPO / "notebooks" / f"{name}.md", args.profile, executed, log,
+                                args.timeout, args.executor, progress=True))
+        except KeyboardInterrupt:
+            print(f"\n{name}: {INTERRUPTED}", file=sys.stderr)
+            return 130
         print(f"  {runs[-1]['status']} in {runs[-1]['seconds']} s", flush=True)
         log.write_text(json.dumps(runs, indent=1))
         if runs[-1]["status"] != "ok":
