@@ -80,3 +80,19 @@ def test_a_relative_cache_folder_means_from_where_the_command_ran(tmp_path, monk
     import os
     assert os.environ["SCALING_UTILS_CACHE"] == str(tmp_path / "relcache")
     assert f"results cache: {tmp_path / 'relcache'}" in capsys.readouterr().out
+
+
+def test_an_interrupt_says_what_was_kept_and_leaves_no_partial_notebook(tmp_path, monkeypatch,
+                                                                          capsys, cache_folder):
+    import papermill
+
+    out = tmp_path / "o.ipynb"
+
+    def interrupted(staged, target, **kwargs):
+        out.write_text("{}")  # papermill writes the target as cells run
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(papermill, "execute_notebook", interrupted)
+    assert cli.main(["run", "overview", "--profile", "smoke", "-o", str(out)]) == 130
+    assert "interrupted: every result computed so far is kept" in capsys.readouterr().err
+    assert not out.exists() and not list(tmp_path.glob(".*input.ipynb"))
