@@ -211,6 +211,10 @@ _PRETRAINED = (
               "wikipedia", "wikipedia", "wikipedia"),
 )
 
+# The pages that set stored results side by side refuse results of different commits unless asked.
+_ALLOW_MIXED = Parameter("allow_mixed", bool, "read stored results written by different commits",
+                         False, False, False)
+
 NOTEBOOKS: Mapping[str, tuple[Parameter, ...]] = MappingProxyType({
     "theorem1_clt": _COMMON + (
         *_PRETRAINED,
@@ -306,8 +310,8 @@ NOTEBOOKS: Mapping[str, tuple[Parameter, ...]] = MappingProxyType({
         Parameter("level", float, "success level that counts as 'crossed' for resources", 0.5,
                   0.5, 0.5, minimum=0.01, maximum=0.99),
     ),
-    "integration": _COMMON,
-    "overview": _COMMON,
+    "integration": _COMMON + (_ALLOW_MIXED,),
+    "overview": _COMMON + (_ALLOW_MIXED,),
     "trust": _COMMON + (
         Parameter("n_sets", int, "simulated data sets per world and rule", 20, 200, 400,
                   minimum=10),
@@ -316,7 +320,7 @@ NOTEBOOKS: Mapping[str, tuple[Parameter, ...]] = MappingProxyType({
                 "dask[:ADDRESS] or slurm[:PARTITION] (see scaling_utils.executor)",
                 cpu="processes:2"),
     ),
-    "public_evidence": _COMMON + (
+    "public_evidence": _COMMON + (_ALLOW_MIXED,
         Parameter("published_data", str,
                   "path of Epoch AI's digitised Chinchilla CSV to refit (not shipped)",
                   None, None, None, optional=True),

@@ -92,11 +92,11 @@ def rebuild_command(notebook: str, profile: str) -> str:
             + ("" if base == profile else " (with the same parameters as the sweep that made it)"))
 
 
-def _digest(notebook: str, profile: str, values: dict) -> str:
+def _digest(notebook: str, profile: str, values: dict, about: dict) -> str:
     import hashlib
     import json
 
-    record = {"notebook": notebook, "profile": profile, "values": values}
+    record = {"notebook": notebook, "profile": profile, "values": values, "about": about}
     return hashlib.sha256(json.dumps(record, sort_keys=True, allow_nan=False).encode()).hexdigest()
 
 
@@ -138,27 +138,52 @@ def save_summary(cfg, result=None, *, folder=None, reasons=None, **values) -> No
         payload = dumps(result)
         atomic_write_bytes(path.with_suffix(".result.npz"), payload)
         plain["result_sha256"] = hashlib.sha256(payload).hexdigest()
+    from .runinfo import git_commit
+
+    about = {"seed": cfg.seed, "commit": git_commit(), "written": _now()}
     record = {"notebook": cfg.notebook, "profile": name, "values": plain, "missing": missing,
-              "sha256": _digest(cfg.notebook, name, plain)}
+              "about": about, "sha256": _digest(cfg.notebook, name, plain, about)}
     atomic_write_bytes(path, json.dumps(record, indent=1, allow_nan=False).encode())
 
 
-def load_summary(notebook: str, profile: str, folder=None) -> dict:
-    """The headline numbers a notebook stored when it last ran with ``profile`` (``null`` values
-    come back as NaN; ``verdicts`` as ``{claim: word}``), after checking the file against its
-    digest."""
+def load_summary(notebook: str, profile: str, folder=None, seed: int | None = None) -> dict:
+    """The headline numbers a notebook stored when it last ran with ``profile`` (and ``seed``,
+    every other value its profile's; default the profile's seed): ``null`` values come back as
+    NaN, ``verdicts`` as ``{claim: word}``; the file is checked against its digest first."""
+    values = _read_record(notebook, stored_name(notebook, profile, seed), folder)["values"]
+    return {k: float("nan") if v is None else v for k, v in values.items()}
+
+
+def stored_name(notebook: str, profile: str, seed: int | None = None) -> str:
+    """The name a notebook's results are stored under when it ran with ``profile`` and ``seed``
+    and every other value its profile's: the profile itself at the profile's seed, else the
+    profile with the variant's hash (as :func:`save_summary` names it); without ``seed``,
+    ``profile`` as given (a profile, or a stored name such as ``smoke-<hash>``)."""
+    from .profiles import NotebookConfig, profile_values
+
+    if seed is None:  # the profile's own results, or a stored name given as it is
+        return profile
+    values = profile_values(notebook, profile)
+    if seed == values["seed"]:
+        return profile
+    return f"{profile}-{NotebookConfig(notebook, profile, {**values, 'seed': seed}).variant}"
+
+
+def _read_record(notebook: str, name: str, folder=None) -> dict:
+    """A stored summary record, after checking it against its digest."""
     import json
 
-    path = _summary_path(notebook, profile, folder)
-    rebuild = rebuild_command(notebook, profile)
+    path = _summary_path(notebook, name, folder)
+    rebuild = rebuild_command(notebook, name)
     if not path.exists():
         raise SummaryMissingError(
-            f"no results of notebook {notebook!r} with profile {profile!r} (looked for {path}). "
+            f"no results of notebook {notebook!r} stored as {name!r} (looked for {path}). "
             f"Run it first: `{rebuild}` (`make book` runs every notebook in order).")
     try:
         record = json.loads(path.read_text(), parse_constant=_refuse_constant)
-        values = record["values"]
-        valid = isinstance(values, dict) and record["sha256"] == _digest(notebook, profile, values)
+        values, about = record["values"], record["about"]
+        valid = isinstance(values, dict) and record["sha256"] == _digest(notebook, name, values,
+                                                                         about)
     except (ValueError, KeyError, TypeError) as err:
         raise SummaryCorruptError(f"the stored summary {path} cannot be read ({err}): it is "
                                   "truncated, written by an older version, or not a summary. "
@@ -166,17 +191,51 @@ def load_summary(notebook: str, profile: str, folder=None) -> dict:
     if not valid:
         raise SummaryCorruptError(f"the stored summary {path} does not match its digest (edited "
                                   f"by hand or damaged). Rebuild it: `{rebuild}`.")
-    return {k: float("nan") if v is None else v for k, v in values.items()}
+    return record
 
 
-def load_result(notebook: str, profile: str, folder=None):
+class SummaryMixedError(ValueError):
+    """Stored results that a page would set side by side come from different versions."""
+
+
+def provenance(notebooks, profile: str, seed: int | None = None, folder=None,
+               allow_mixed: bool = False):
+    """Which stored results a page reads: per notebook the name it is stored under, its seed,
+    the commit and the time it was written.  Results from different commits are refused unless
+    ``allow_mixed`` (a page would otherwise set numbers of two versions side by side)."""
+    import pandas as pd
+
+    rows = []
+    for notebook in notebooks:
+        name = stored_name(notebook, profile, seed)
+        about = _read_record(notebook, name, folder)["about"]
+        rows.append({"results of": notebook, "stored as": name, "seed": about["seed"],
+                     "commit": about["commit"], "written (UTC)": about["written"]})
+    table = pd.DataFrame(rows)
+    commits = sorted(set(table.commit))
+    if len(commits) > 1 and not allow_mixed:
+        raise SummaryMixedError(
+            f"the stored results this page reads come from different commits ({', '.join(commits)}"
+            f"):\n{table.to_string(index=False)}\nRun them again from one commit (`make book`), "
+            "or pass -p allow_mixed=true to read them anyway.")
+    return table
+
+
+def _now() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M")
+
+
+def load_result(notebook: str, profile: str, folder=None, seed: int | None = None):
     """The typed result (e.g. ``Theorem4Result``) a chapter stored with its summary, checked
-    against the digest the summary holds."""
+    against the digest the summary holds (``seed`` as for :func:`load_summary`)."""
     import hashlib
 
     from .codec import CodecError, loads
 
-    values = load_summary(notebook, profile, folder)
+    values = load_summary(notebook, profile, folder, seed)
+    profile = stored_name(notebook, profile, seed)
     path = _summary_path(notebook, profile, folder).with_suffix(".result.npz")
     rebuild = rebuild_command(notebook, profile)
     if "result_sha256" not in values or not path.exists():

@@ -43,7 +43,7 @@ def run_info() -> RunInfo:
     else:
         accelerator = "none (CPU only)"
     return RunInfo(platform.python_version(), platform.platform(), _cpu_name(),
-                   os.cpu_count() or 0, accelerator, _git_commit(), versions)
+                   os.cpu_count() or 0, accelerator, git_commit(), versions)
 
 
 def _cpu_name() -> str:
@@ -57,13 +57,18 @@ def _cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
-def _git_commit() -> str:
+def git_commit() -> str:
+    """The short commit of the package's checkout ("unknown" outside one); "+" marks uncommitted
+    changes."""
+    here = os.path.dirname(__file__)
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, timeout=5, cwd=os.path.dirname(__file__))
-        return out.stdout.strip() or "unknown"
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=5, cwd=here).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5, cwd=here).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+    return (head + ("+" if dirty else "")) if head else "unknown"
 
 
 def environment_table(info: RunInfo):

@@ -19,11 +19,18 @@ CHAIN = (("theorem1_clt", "rate"), ("theorem3_snr", "context"), ("theorem3_snr",
          ("theorem2_bias_variance", "coupling"), ("theorem2_bias_variance", "entropy"))
 
 
-def chapter_verdicts(profile: str, folder=None) -> dict[str, tuple[Verdict, ...]]:
-    """Every chapter's verdicts, as stored when it last ran with ``profile``."""
+def chapter_notebooks() -> tuple[str, ...]:
+    """The chapters' notebooks in book order: the stored results the overview and integration
+    pages read."""
+    return tuple(c.notebook for c in chapters())
+
+
+def chapter_verdicts(profile: str, folder=None, seed: int | None = None
+                     ) -> dict[str, tuple[Verdict, ...]]:
+    """Every chapter's verdicts, as stored when it last ran with ``profile`` and ``seed``."""
     from .report import load_result
 
-    return {c.notebook: tuple(load_result(c.notebook, profile, folder).verdicts)
+    return {c.notebook: tuple(load_result(c.notebook, profile, folder, seed).verdicts)
             for c in chapters()}
 
 
@@ -60,8 +67,9 @@ class IntegrationResult:
 
 
 def study(cfg, folder=None) -> IntegrationResult:
-    """Read every chapter's stored result at ``cfg.profile`` and lay out the chain."""
-    links = tuple(chain(chapter_verdicts(cfg.profile, folder)))
+    """Read every chapter's stored result at ``cfg.profile`` and ``cfg.seed`` and lay out the
+    chain."""
+    links = tuple(chain(chapter_verdicts(cfg.profile, folder, cfg.seed)))
     counts = {w: sum(v.word == w for v in links) for w in ("supported", "contradicted",
                                                              "undetermined")}
     return IntegrationResult(links, counts, weakest_link(links))

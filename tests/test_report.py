@@ -85,3 +85,23 @@ def test_a_typed_result_is_stored_with_its_verdicts_and_checked_on_read(tmp_path
     path.write_bytes(other_run)  # a result from another run beside this summary
     with pytest.raises(SummaryCorruptError, match="does not match its summary's digest"):
         load_result("theorem3_snr", "smoke", folder=tmp_path)
+
+
+def test_pages_read_the_seed_they_are_asked_for_and_say_what_they_read(tmp_path, monkeypatch):
+    from scaling_utils.report import SummaryMixedError, provenance, stored_name
+
+    for seed in (0, 1):
+        cfg = resolve_parameters("theorem3_snr", {"profile": "smoke", "seed": seed})
+        assert stored_name("theorem3_snr", "smoke", seed) == "smoke" + (f"-{cfg.variant}" if seed else "")
+        save_summary(cfg, folder=tmp_path, d_exponent=0.5 + seed)
+    assert load_summary("theorem3_snr", "smoke", folder=tmp_path, seed=1)["d_exponent"] == 1.5
+    assert load_summary("theorem3_snr", "smoke", folder=tmp_path)["d_exponent"] == 0.5
+    table = provenance(["theorem3_snr"], "smoke", 1, folder=tmp_path)
+    assert list(table.seed) == [1] and table["stored as"][0].startswith("smoke-")
+    monkeypatch.setattr("scaling_utils.runinfo.git_commit", lambda: "abc1234")
+    save_summary(resolve_parameters("theorem2_bias_variance", {"profile": "smoke"}), folder=tmp_path,
+                 eps=3.0)
+    with pytest.raises(SummaryMixedError, match="different commits"):
+        provenance(["theorem2_bias_variance", "theorem3_snr"], "smoke", folder=tmp_path)
+    assert len(provenance(["theorem2_bias_variance", "theorem3_snr"], "smoke", folder=tmp_path,
+                          allow_mixed=True)) == 2
