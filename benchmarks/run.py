@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 
 from scaling_utils.cache import atomic_write_bytes  # noqa: E402
 from scaling_utils.capture import capture_statistics, forward  # noqa: E402
-from scaling_utils.clt import length_grid  # noqa: E402
+from scaling_utils.chapters.t1_clt import length_grid  # noqa: E402
 from scaling_utils.data import load_corpus, random_windows, tokenize  # noqa: E402
 from scaling_utils.models import load_model  # noqa: E402
 from scaling_utils.estimators.moments import total_variance  # noqa: E402

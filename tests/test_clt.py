@@ -5,8 +5,10 @@ subsets, and the whole analysis on captures of a tiny model."""
 import numpy as np
 import pytest
 
-from scaling_utils import clt
+from scaling_utils.chapters import t1_clt as clt
+from scaling_utils.chapters.t1_clt.study import _analyse
 from scaling_utils.capture import CaptureResult
+from scaling_utils.estimators.intervals import jackknife_weights
 
 
 def test_length_grid_is_geometric_and_ends_at_max():
@@ -27,8 +29,8 @@ def test_length_grid_is_geometric_and_ends_at_max():
     ((-0.1, 0.1), "no decay detected"),
     ((0.1, 0.3), "grows with n"),
 ])
-def test_verdict_reads_the_interval(ci, expected):
-    assert clt.verdict(*ci) == expected
+def test_reading_reads_the_interval(ci, expected):
+    assert clt.reading(*ci) == expected
 
 
 def test_position_loss_recovers_a_known_decay():
@@ -90,9 +92,9 @@ def test_student_fits_measure_every_site_of_each_student(cache_folder):
 # --------------------------------------------------------------------------- exponent fits
 
 def test_jackknife_weights_leave_each_group_out_once():
-    w = clt.jackknife_weights(5)
+    w = jackknife_weights(5)
     assert w.shape == (5, 5) and (w.sum(1) == 4).all() and (np.diag(w) == 0).all()
-    sub = clt.jackknife_weights(6, groups=[1, 4])
+    sub = jackknife_weights(6, groups=[1, 4])
     assert sub.tolist() == [[0, 0, 0, 0, 1, 0], [0, 1, 0, 0, 0, 0]]
 
 
@@ -101,7 +103,7 @@ def test_fit_exponents_is_least_squares_on_the_log_of_the_pooled_variance():
     lengths = np.array([8.0, 16, 32, 64])
     by_group = rng.gamma(4.0, 1.0, (3, 6, 4)) * lengths ** -0.7
     counts = np.full((6, 4), 2.0)
-    fits = clt.fit_exponents(lengths, by_group, counts, clt.jackknife_weights(6))
+    fits = clt.fit_exponents(lengths, by_group, counts, jackknife_weights(6))
     for s in range(3):
         slope, intercept = np.polyfit(np.log(lengths), np.log(by_group[s].mean(0)), 1)
         assert fits.exponent[s] == pytest.approx(slope, abs=1e-12)
@@ -122,7 +124,7 @@ def test_median_interval_covers_the_true_exponent_at_the_profile_sizes(windows, 
     for seed in range(400):
         by_group, counts = clt.simulated_group_variances(np.random.default_rng(seed), windows,
                                                          groups, lengths, np.full(30, -1.0))
-        fits = clt.fit_exponents(lengths, by_group, counts, clt.jackknife_weights(groups))
+        fits = clt.fit_exponents(lengths, by_group, counts, jackknife_weights(groups))
         m = clt.median_exponent(fits)
         covered.append(m["ci_low"] <= -1 <= m["ci_high"])
     assert 0.92 <= np.mean(covered) <= 0.99
@@ -135,7 +137,7 @@ def test_median_interval_widens_with_fewer_windows_and_is_not_degenerate():
         by_group, counts = clt.simulated_group_variances(np.random.default_rng(0), windows, groups,
                                                          lengths, np.full(30, -1.0))
         m = clt.median_exponent(clt.fit_exponents(lengths, by_group, counts,
-                                                  clt.jackknife_weights(groups)))
+                                                  jackknife_weights(groups)))
         widths[windows] = m["ci_high"] - m["ci_low"]
     assert 0 < widths[48] < widths[16]
 
@@ -171,7 +173,7 @@ def test_headline_without_the_fixed_query_capture_says_what_decides_it():
 
 
 def test_worlds_cover_every_rule_with_holding_failing_and_underpowered_worlds():
-    from scaling_utils.error_rates import FAILS, HOLDS
+    from scaling_utils.worlds import FAILS, HOLDS
     from scaling_utils.profiles import profile_values
 
     worlds = clt.worlds(profile_values("theorem1_clt", "cpu"))
@@ -183,7 +185,7 @@ def test_worlds_cover_every_rule_with_holding_failing_and_underpowered_worlds():
 
 @pytest.mark.parametrize("profile", ["cpu", "smoke"])
 def test_no_rule_gives_a_false_verdict_more_than_five_percent_of_the_time(profile):
-    from scaling_utils.error_rates import measure
+    from scaling_utils.worlds import measure
     from scaling_utils.profiles import profile_values
 
     # 200 sets per world: a true false rate of 5 % gives at most 17 of 200 (0.085) with
@@ -212,7 +214,7 @@ def tiny_captures():
     trained = capture_statistics(model, windows, lengths, attention_weights=True,
                                  position_loss=True, **options)
     return lengths, {
-        clt.CONTROL: iid_attention_control(96, clt.length_grid(4, 64), dim=8, n_groups=6,
+        clt.IID_CONTROL: iid_attention_control(96, clt.length_grid(4, 64), dim=8, n_groups=6,
                                            n_projections=2),
         clt.TWIN: capture_statistics(tiny_llama(attn_implementation="eager", seed=1),
                                      rng.integers(0, 97, (24, 32)), lengths,
@@ -234,12 +236,12 @@ def test_the_analysis_gives_every_table_number_and_verdict(tiny_captures):
 
     lengths, captures = tiny_captures
     cfg = tiny_cfg()
-    result = clt._analyse(clt.error_rate_table(cfg.values, 0), cfg, captures, lengths, None,
-                          "float32", None, model="tiny", corpus="random", license="-",
-                          n_tokens=0, n_parameters=1, device="cpu")
+    result = _analyse(clt.rule_error_rates(cfg.values, 0), cfg, captures, lengths, None, None,
+                      model="tiny", corpus="random", license="-", n_tokens=0, n_parameters=1,
+                      device="cpu")
     assert [v.key for v in result.verdicts] == ["rate", "last_token", "residual", "control", "twin"]
     rate = result.verdict("rate")
-    head = result.summary.query("variant == @clt.FIXED and kind == 'attention'").iloc[0]
+    head = result.fit_summary.query("variant == @clt.FIXED and kind == 'attention'").iloc[0]
     assert (rate.effect, rate.ci_low, rate.ci_high) == (head.median_exponent, head.ci_low,
                                                         head.ci_high)
     assert rate.effect == pytest.approx(
@@ -250,21 +252,21 @@ def test_the_analysis_gives_every_table_number_and_verdict(tiny_captures):
     assert set(subsets.iloc[1:].exponent) != {rate.effect}  # the subsets see other windows
     # every subset interval is wider than that of all windows: fewer windows
     assert ((subsets.ci_high - subsets.ci_low).iloc[1:] > rate.ci_high - rate.ci_low).all()
-    assert all(f"t1_verdict_{v.key}" in result.texts for v in result.verdicts)
-    summary = result.summary_values()
+    assert all(f"t1_verdict_{v.key}" in result.texts() for v in result.verdicts)
+    summary = result.summary()
     assert summary["rate_exponent"] == rate.effect and summary["verdict"] in (
         "holds", "fails", "undetermined")
     back = loads(dumps(result))
-    assert back.verdicts == result.verdicts and back.numbers == pytest.approx(result.numbers, nan_ok=True)
+    assert back.verdicts == result.verdicts and back.numbers() == pytest.approx(result.numbers(), nan_ok=True)
 
 
 def test_without_the_fixed_query_the_headline_is_undetermined(tiny_captures):
     lengths, captures = tiny_captures
     cfg = tiny_cfg(fixed_query=False)
     rest = {k: v for k, v in captures.items() if k != clt.FIXED}
-    result = clt._analyse(clt.error_rate_table(cfg.values, 0), cfg, rest, lengths, None,
-                          "float32", None, model="tiny", corpus="random", license="-",
-                          n_tokens=0, n_parameters=1, device="cpu")
+    result = _analyse(clt.rule_error_rates(cfg.values, 0), cfg, rest, lengths, None, None,
+                      model="tiny", corpus="random", license="-", n_tokens=0, n_parameters=1,
+                      device="cpu")
     assert result.verdict("rate").word == "undetermined"
     assert result.verdict("residual").word == "undetermined"
     assert result.window_subsets.empty
@@ -284,7 +286,7 @@ def test_gaussianity_tests_each_cell_against_the_null_of_its_sample_size(tiny_ca
     from scaling_utils.estimators.normality import normality_tests
 
     _, captures = tiny_captures
-    table = clt.gaussianity({"control": (captures[clt.CONTROL], ["attention.0"]),
+    table = clt.gaussianity({"control": (captures[clt.IID_CONTROL], ["attention.0"]),
                              "trained": (captures[clt.LAST_TOKEN], ["block.1"])}, n_null=500)
     assert set(table.samples) == {96, 24}  # two sample sizes, tested in two batches
     proj = captures[clt.LAST_TOKEN].moments["block.1"].projections[:, 2]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from scaling_utils import capture, train
-from scaling_utils.clt import length_grid
+from scaling_utils.chapters.t1_clt import length_grid
 from scaling_utils.data import load_corpus, random_windows, tokenize
 from scaling_utils.models import load_model, tiny_llama
 from scaling_utils.profiles import NOTEBOOKS, profile_values, resolve_parameters

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from scaling_utils import clt
+from scaling_utils.chapters import t1_clt as clt
 from scaling_utils.synthetic import iid_attention_control
 
 
@@ -44,4 +44,4 @@ def test_control_passes_at_the_settings_the_book_uses(profile):
                                     dim=p["synthetic_dim"], seed=p["seed"], n_groups=p["n_groups"])
     fit = clt.variance_scaling(control, fit_from=p["fit_from"]).fits
     attention = fit.set_index("site").loc["attention.0"]
-    assert clt.verdict(attention.ci_low, attention.ci_high) == "consistent with 1/n", attention
+    assert clt.reading(attention.ci_low, attention.ci_high) == "consistent with 1/n", attention

@@ -1,0 +1,136 @@
+"""What Theorem 1's prose reads: the numbers it glues, derived from a result's tables, and the
+Markdown phrases on precision, the students and the rules' power."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from ...verdicts import inside_band
+from .estimators import FIXED, IID_CONTROL, LAST_TOKEN, TWIN, WINDOW_SUBSETS, PrecisionCheck
+from .rules import CLAIM_MARGIN, CLAIMED_EXPONENT, MIN_LENGTHS, MIN_WINDOWS, PRECISION_TOLERANCE
+
+if TYPE_CHECKING:
+    from .study import Theorem1Result
+
+# The glued name of each variant (``control_attention_exponent``, ``fixed_block_layers``, ...).
+VARIANT_KEYS = (("control", IID_CONTROL), ("twin", TWIN), ("last", LAST_TOKEN), ("fixed", FIXED))
+# The columns of the summary table glued per variant and kind, by their glued name.
+SUMMARY_KEYS = (("median_exponent", "exponent"), ("ci_low", "ci_low"), ("ci_high", "ci_high"),
+                ("layer0_exponent", "layer0"), ("layer0_ci_low", "layer0_ci_low"),
+                ("layer0_ci_high", "layer0_ci_high"), ("layers", "layers"),
+                ("consistent", "consistent"), ("inconclusive", "inconclusive"), ("grows", "grows"))
+
+
+def numbers(result: Theorem1Result) -> dict:
+    """Every number the page's prose glues, by name (without the chapter's prefix)."""
+    summary, lengths, rate = result.fit_summary, result.lengths, result.verdict("rate")
+
+    def cell(variant, kind, column):
+        rows = summary.query("variant == @variant and kind == @kind")
+        return float(rows.iloc[0][column]) if len(rows) else np.nan
+
+    out = dict(fit_from=result.fit_from, margin=CLAIM_MARGIN, nmax=int(lengths.max()),
+               subsets=WINDOW_SUBSETS, windows=result.n_windows, groups=result.n_groups,
+               min_windows=MIN_WINDOWS, min_lengths=MIN_LENGTHS)
+    for key, variant in VARIANT_KEYS:
+        for kind in ("attention", "block"):
+            for column, name in SUMMARY_KEYS:
+                out[f"{key}_{kind}_{name}"] = cell(variant, kind, column)
+    head = result.fits.query("variant == @FIXED and kind == 'attention'")
+    out.update(headline_exponent=rate.effect, headline_ci_low=rate.ci_low,
+               headline_ci_high=rate.ci_high,
+               headline_share_consistent=head.covers_claim.mean() if len(head) else np.nan)
+    subsets = result.window_subsets
+    inside = subsets.iloc[1:] if len(subsets) else subsets
+    out["subsets_min"] = inside.exponent.min() if len(inside) else np.nan
+    out["subsets_max"] = inside.exponent.max() if len(inside) else np.nan
+    out["subsets_inside"] = int(((inside.exponent >= rate.ci_low)
+                                 & (inside.exponent <= rate.ci_high)).sum())
+    massive = result.without_massive.query("kind == 'block'")
+    out.update(massive_k=result.exclude_top_dims,
+               block_nomassive_median=massive.exponent.median(),
+               block_nomassive_consistent=int(massive.covers_claim.sum()))
+    neff = result.effective_context
+    last = neff.query("n == @lengths.max()").groupby("variant").n_eff_over_n.median()
+    out.update(neff_ratio_trained=last.get(LAST_TOKEN, np.nan),
+               neff_ratio_twin=last.get(TWIN, np.nan),
+               sink_median=neff.query("variant == @LAST_TOKEN and n == @lengths.max()")
+               .sink_mass.median())
+    neff_fits = result.neff_fits.query("kind == 'attention'")
+    out.update(neff_exponent_median=neff_fits.exponent.median(),
+               neff_covers=int(neff_fits.covers_claim.sum()), neff_sites=len(neff_fits))
+    gauss = result.gaussianity
+    at_max = gauss[gauss.n == gauss.groupby("variant").n.transform("max")]
+    share = at_max.groupby("variant").bh_reject.mean()
+    kaplan = result.position_loss
+    out.update(gauss_reject_control=share.get(IID_CONTROL, np.nan),
+               gauss_reject_trained=share.get(LAST_TOKEN, np.nan),
+               kaplan_alpha=kaplan.alpha, kaplan_ci_low=kaplan.ci_low,
+               kaplan_ci_high=kaplan.ci_high, kaplan_linf=kaplan.loss_infinity)
+    out = {k: (float(v) if not isinstance(v, (int, np.integer)) else int(v)) for k, v in out.items()}
+    rates = result.error_rates
+    out.update(worlds_sets=result.world_sets,
+               worlds_false_max=float(rates.false_rate.max()) if len(rates) else np.nan)
+    return out
+
+
+def texts(result: Theorem1Result) -> dict:
+    """The Markdown the page glues besides the verdicts, by name (without the prefix)."""
+    return {"precision": precision_text(result.precision),
+            "students": students_text(result.fit_from, result.student_context, result.students),
+            "worlds_power": power_text(result.error_rates)}
+
+
+def precision_text(check: PrecisionCheck | None) -> str:
+    """Which forward precision the page used, and why (the float32 check on a subset)."""
+    if check is None:
+        return ("Every forward pass ran in float32 (`precision` = float32), and every sum of "
+                "activations is accumulated in float64.")
+    used = check.precision if check.unchanged else "float32"
+    return (f"This run asks for **{check.precision}** forward passes. On a quarter of the windows "
+            f"its variance exponents differed from float32 ones by at most "
+            f"{check.max_difference:.4f}, against a tolerance of {PRECISION_TOLERANCE:g} x the "
+            f"median CI half-width ({PRECISION_TOLERANCE * check.median_half_width:.4f}), so this "
+            f"page used **{used}**"
+            + ("." if check.unchanged else " (the reduced precision would move the statistics).")
+            + " Every sum of activations is accumulated in float64 either way.")
+
+
+def power_text(rates: pd.DataFrame) -> str:
+    """What the headline rule can say at this sample: how often it supports the claim where the
+    claim holds exactly (its power), and how often it contradicts it where the variance falls
+    as n^-0.9, just outside the margin."""
+    if rates.empty:
+        return "The simulated worlds were not run (`world_sets` = 0)."
+    at = rates.set_index(["rule", "world"])
+    power, near_miss = at.loc[("rate", "holds"), "supported"], at.loc[("rate", "near miss"), "contradicted"]
+    text = (f"Where the claim holds exactly, the headline rule says *supported* in {power:.0%} of "
+            f"the simulated data sets (its power at this sample); where the variance falls as "
+            f"$n^{{-0.9}}$ it says *contradicted* in {near_miss:.0%}.")
+    if power < 0.05:
+        text += (" At this sample the rule can show that the claim fails by a wide margin, but "
+                 "not that it holds: that needs an interval narrower than the margin, from more "
+                 "windows or a longer range of contexts (the gpu profile).")
+    return text
+
+
+def students_text(fit_from: int, context: int | None, medians: pd.DataFrame) -> str:
+    """The students' median attention exponents in a sentence; ``context`` is None when the
+    students were not run, and ``medians`` empty when their context was too short to fit."""
+    if context is None:
+        return ("Not run in this profile: pass `-p student_family=true` (on in the `smoke` and "
+                "`gpu` profiles).")
+    if medians.empty:
+        return (f"Not measured: the students' context ({context} tokens) leaves fewer than two "
+                f"lengths n >= `fit_from` ({fit_from}), and fitting shorter contexts would "
+                "read the pre-asymptotic range this chapter excludes everywhere else.")
+    attention = medians.query("kind == 'attention'")
+    within = sum(inside_band(lo, hi, CLAIMED_EXPONENT, CLAIM_MARGIN)
+                 for lo, hi in zip(attention.ci_low, attention.ci_high))
+    return (f"Across {medians.variant.nunique()} students ({', '.join(medians.variant.unique())}; "
+            f"context {context}, fits from $n \\ge$ {fit_from}), the median attention "
+            f"exponents run from {attention.exponent.min():.2f} to {attention.exponent.max():.2f}, "
+            f"and for {within} of them the interval lies within {CLAIM_MARGIN:g} of $-1$.")
