@@ -1,0 +1,60 @@
+"""Theorem 3's decision rules: the bounds an SNR exponent is read against, fixed before any run."""
+
+from __future__ import annotations
+
+from ... import verdicts
+from ...estimators.power_laws import PowerLawFit
+from ...verdicts import Verdict
+from .estimators import ONE_RUN
+
+CLAIMED_D_EXPONENT = 1.0  # Theorem 3: SNR proportional to D
+CLAIMED_N_EXPONENT = 1.0  # the CLT reading: noise ~ 1/n with a fixed signal gives SNR ~ n
+# Slopes of log SNR are read against the claim with this margin (an equivalence reading, as
+# for Theorem 1); the estimator's own bias is below 1 % (tests), so the margin is generous.
+SNR_CLAIM_MARGIN = 0.1
+SIZE_BOUND = 0.0  # SNR grows with P: the within-D slope of log SNR on log P is above 0
+
+CLAIMS = {
+    "data": f"SNR grows in proportion to the training tokens D (exponent 1 ± {SNR_CLAIM_MARGIN:g}).",
+    "size": "SNR grows with model size P (Phi(P) increasing: exponent in P above 0).",
+    "context": "SNR grows in proportion to the context length n, as a 1/n noise law with a fixed "
+               f"signal would give (exponent 1 ± {SNR_CLAIM_MARGIN:g}).",
+}
+TO_DECIDE = {
+    "data": "more seeds per (P, D) cell and a wider range of D.",
+    "size": "more seeds per cell and sizes spanning a wider range of P.",
+    "context": "more windows (-p n_windows=512) and longer contexts.",
+}
+
+
+def decide_data(fit: PowerLawFit) -> Verdict:
+    """Supported when the whole interval of the exponent in D lies within 1 ± SNR_CLAIM_MARGIN."""
+    if fit.bootstrap_unit == ONE_RUN:
+        return verdicts.one_run_per_cell("data", CLAIMS["data"])
+    return verdicts.near("data", CLAIMS["data"], fit.exponent, fit.ci_low, fit.ci_high,
+                         CLAIMED_D_EXPONENT, SNR_CLAIM_MARGIN, TO_DECIDE["data"],
+                         what="the exponent of SNR in D (within each size)")
+
+
+def decide_size(fit: PowerLawFit) -> Verdict:
+    """Supported when the whole interval of the exponent in P lies above SIZE_BOUND (0)."""
+    if fit.bootstrap_unit == ONE_RUN:
+        return verdicts.one_run_per_cell("size", CLAIMS["size"])
+    return verdicts.above("size", CLAIMS["size"], fit.exponent, fit.ci_low, fit.ci_high,
+                          SIZE_BOUND, TO_DECIDE["size"],
+                          what="the exponent of SNR in P (within each D)")
+
+
+def decide_context(fit: PowerLawFit) -> Verdict:
+    """Supported when the whole interval of the exponent in n lies within 1 ± SNR_CLAIM_MARGIN
+    (one pretrained model: the windows are the only source of variance)."""
+    return verdicts.near("context", CLAIMS["context"], fit.exponent, fit.ci_low, fit.ci_high,
+                         CLAIMED_N_EXPONENT, SNR_CLAIM_MARGIN, TO_DECIDE["context"],
+                         what="the exponent of SNR in n")
+
+
+def too_few_context_bins() -> Verdict:
+    """The context verdict when fewer than two bins could be measured: no exponent to read."""
+    return verdicts.unavailable(
+        "context", CLAIMS["context"], "fewer than two context bins have enough labelled "
+        "positions in windows that reach every bin.", "more windows (-p n_windows=48 or more).")
