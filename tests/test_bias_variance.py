@@ -4,7 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scaling_utils import bias_variance
+from scaling_utils.chapters import t2_bias_variance
+from scaling_utils.estimators.chinchilla import compare_laws, fit_chinchilla, fit_chinchilla_batch
+from scaling_utils.estimators.intervals import stretched_interval
 
 
 def _table(rows):
@@ -17,7 +19,7 @@ def test_decompose_splits_known_losses():
     rows = [(P, D, s, "fresh", eps + b + v + 0.001 * s)
             for P, b in ((10, 0.5), (100, 0.2)) for D, v in ((1e3, 0.3), (1e4, 0.0))
             for s in range(2)]
-    cells = bias_variance.decompose(_table(rows), eps)
+    cells = t2_bias_variance.decompose(_table(rows), eps)
     big_d = cells[cells.D == 1e4].set_index("P")
     assert big_d.bias.to_dict() == pytest.approx({10: 0.5005, 100: 0.2005})
     small_d = cells[cells.D == 1e3].set_index("P")
@@ -27,25 +29,26 @@ def test_decompose_splits_known_losses():
 
 def test_a_single_data_size_is_never_called_converged():
     rows = [(10, 1e3, s, "fresh", 2.0 + 0.01 * s) for s in range(3)]
-    cells = bias_variance.decompose(_table(rows), 1.0)
+    cells = t2_bias_variance.decompose(_table(rows), 1.0)
     assert not cells.converged.any()
 
 
 def test_repeated_runs_are_kept_out_of_the_decomposition():
     rows = [(10, 1e3, 0, "fresh", 2.0), (10, 1e4, 0, "fresh", 1.8), (10, 1e4, 0, "repeated", 1.9)]
-    cells = bias_variance.decompose(_table(rows), 1.0)
+    cells = t2_bias_variance.decompose(_table(rows), 1.0)
     assert len(cells) == 2 and cells.loss.max() == 2.0
 
 
 def test_gain_per_doubling():
     cells = pd.DataFrame({"P": [10, 10, 10], "D": [1e3, 2e3, 8e3], "loss": [3.0, 2.8, 2.6]})
-    gains = bias_variance.gain_per_doubling(cells, "D")
+    gains = t2_bias_variance.gain_per_doubling(cells, "D")
     np.testing.assert_allclose(gains.gain_per_doubling, [0.2, 0.1])
 
 
 # --------------------------------------------------------------------------- the study's pieces
 
-from scaling_utils import error_rates, train, verdicts  # noqa: E402
+from scaling_utils import train, verdicts  # noqa: E402
+from scaling_utils.worlds import FAILS, measure  # noqa: E402
 from scaling_utils.profiles import profile_values  # noqa: E402
 from scaling_utils.synthetic import preset_source  # noqa: E402
 
@@ -56,7 +59,7 @@ def test_sequence_losses_average_to_the_evaluated_loss():
     source = preset_source("tiny", 1)
     tokens, _, _ = train.evaluation_set(source, 24, 16, seed=5)
     model = train.build_student(train.StudentSpec(1, 16, 2), source.n_symbols, 16).eval()
-    per_sequence = bias_variance.sequence_losses(model, tokens, batch_size=10)
+    per_sequence = t2_bias_variance.sequence_losses(model, tokens, batch_size=10)
     assert per_sequence.shape == (24,)
     assert per_sequence.mean() == pytest.approx(train.evaluate(model, tokens), abs=1e-5)
 
@@ -64,29 +67,29 @@ def test_sequence_losses_average_to_the_evaluated_loss():
 @pytest.mark.parametrize("size", [(1, 8, 2), (2, 32, 4)])
 def test_student_parameters_counts_what_the_model_has(size):
     model = train.build_student(train.StudentSpec(*size), 64, 64)
-    assert bias_variance.student_parameters(size) == train.non_embedding_parameters(model)
+    assert train.student_parameters(size) == train.non_embedding_parameters(model)
 
 
 def _alpha_intervals(data, resample_runs, n_boot=100):
     """The study's interval of alpha (eps held) for each simulated grid in ``data`` (grid i
     bootstrapped with seed i), all grids fitted in one batch."""
-    reps = [bias_variance.bootstrap_losses(d, n_boot, i, resample_runs=resample_runs)
+    reps = [t2_bias_variance.bootstrap_losses(d, n_boot, i, resample_runs=resample_runs)
             for i, d in enumerate(data)]
-    point = bias_variance.fit_chinchilla_batch(data[0].P, data[0].D, np.stack([d.loss for d in data]),
-                                               E=[d.eps for d in data], n_starts=32)
-    many = bias_variance.fit_chinchilla_batch(
+    point = fit_chinchilla_batch(data[0].P, data[0].D, np.stack([d.loss for d in data]),
+                                 E=[d.eps for d in data], n_starts=32)
+    many = fit_chinchilla_batch(
         data[0].P, data[0].D, np.concatenate([r.losses for r in reps]),
         E=np.concatenate([r.eps for r in reps]), start=point.take(np.repeat(np.arange(len(data)), n_boot)))
     alpha = many.alpha.reshape(len(data), n_boot)
-    return np.array([bias_variance.stretched_interval(a, r.df) for a, r in zip(alpha, reps)])
+    return np.array([stretched_interval(a, r.df) for a, r in zip(alpha, reps)])
 
 
 def test_hierarchical_bootstrap_covers_a_known_exponent_where_sequences_alone_do_not():
     # the cpu grid with runs that differ (3x the measured spread between seeds) and a known
     # alpha: 120 simulated grids, so a coverage of 0.95 has a standard error of 0.02
     rng = np.random.default_rng(11)
-    alpha = bias_variance.WORLD_LAW["alpha"]
-    data = [bias_variance.simulate_losses(CPU, rng, noise=3.0) for _ in range(120)]
+    alpha = t2_bias_variance.WORLD_LAW["alpha"]
+    data = [t2_bias_variance.simulate_losses(CPU, rng, noise=3.0) for _ in range(120)]
     covered = {runs: np.mean([lo <= alpha <= hi for lo, hi in _alpha_intervals(data, runs)])
                for runs in (True, False)}
     assert 0.89 <= covered[True] <= 0.99
@@ -94,39 +97,39 @@ def test_hierarchical_bootstrap_covers_a_known_exponent_where_sequences_alone_do
 
 
 def test_a_single_run_per_cell_gives_no_verdict():
-    data = bias_variance.simulate_losses({**CPU, "seeds": 1}, np.random.default_rng(0))
-    reps = bias_variance.bootstrap_losses(data, 20, 0)
+    data = t2_bias_variance.simulate_losses({**CPU, "n_seeds": 1}, np.random.default_rng(0))
+    reps = t2_bias_variance.bootstrap_losses(data, 20, 0)
     assert not reps.runs_resampled
-    fits = {"point": {"fixed": bias_variance.fit_chinchilla(data.P, data.D, data.loss, E=data.eps)}}
-    fits["replicates"] = {"fixed": bias_variance.fit_chinchilla_batch(
+    fits = {"point": {"fixed": fit_chinchilla(data.P, data.D, data.loss, E=data.eps)}}
+    fits["replicates"] = {"fixed": fit_chinchilla_batch(
         data.P, data.D, reps.losses, E=reps.eps, start=fits["point"]["fixed"])}
-    verdict = bias_variance.decide_capacity(bias_variance.capacity_estimate(fits, reps))
+    verdict = t2_bias_variance.decide_capacity(t2_bias_variance.capacity_estimate(fits, reps))
     assert verdict.word == verdicts.UNDETERMINED and "seeds" in verdict.to_decide
 
 
 def test_rules_read_their_interval():
-    est = bias_variance.Estimate("x", 0.3, 0.2, 0.4)
-    assert bias_variance.decide_capacity(est).word == verdicts.SUPPORTED
-    assert bias_variance.decide_capacity(
-        bias_variance.Estimate("x", -0.3, -0.4, -0.2)).word == verdicts.CONTRADICTED
-    assert bias_variance.decide_coupling(
-        bias_variance.Estimate("x", 0.02, -0.05, 0.08)).word == verdicts.SUPPORTED
-    assert bias_variance.decide_coupling(
-        bias_variance.Estimate("x", 0.02, -0.05, 0.15)).word == verdicts.UNDETERMINED
-    inside = bias_variance.decide_entropy(bias_variance.Estimate("x", 0.02, -0.05, 0.08))
+    est = t2_bias_variance.Estimate("x", 0.3, 0.2, 0.4)
+    assert t2_bias_variance.decide_capacity(est).word == verdicts.SUPPORTED
+    assert t2_bias_variance.decide_capacity(
+        t2_bias_variance.Estimate("x", -0.3, -0.4, -0.2)).word == verdicts.CONTRADICTED
+    assert t2_bias_variance.decide_coupling(
+        t2_bias_variance.Estimate("x", 0.02, -0.05, 0.08)).word == verdicts.SUPPORTED
+    assert t2_bias_variance.decide_coupling(
+        t2_bias_variance.Estimate("x", 0.02, -0.05, 0.15)).word == verdicts.UNDETERMINED
+    inside = t2_bias_variance.decide_entropy(t2_bias_variance.Estimate("x", 0.02, -0.05, 0.08))
     assert inside.word == verdicts.SUPPORTED
-    far = bias_variance.Estimate("x", -0.5, -0.6, -0.4)
+    far = t2_bias_variance.Estimate("x", -0.5, -0.6, -0.4)
     with pytest.raises(ValueError, match="held-out"):  # outside the band the rule needs both
-        bias_variance.decide_entropy(far)
+        t2_bias_variance.decide_entropy(far)
     # far from eps and predicting held-out cells better than E = eps by more than the seed
     # noise: the data point elsewhere
-    better = bias_variance.Estimate("cv", 0.008, 0.005, 0.011)
-    assert bias_variance.decide_entropy(far, better, 0.002).word == verdicts.CONTRADICTED
-    assert bias_variance.decide_entropy(far, better, 0.006).word == verdicts.UNDETERMINED
+    better = t2_bias_variance.Estimate("cv", 0.008, 0.005, 0.011)
+    assert t2_bias_variance.decide_entropy(far, better, 0.002).word == verdicts.CONTRADICTED
+    assert t2_bias_variance.decide_entropy(far, better, 0.006).word == verdicts.UNDETERMINED
     # far from eps (here at the lower bound of E) but predicting no better: not identified
-    at_bound = bias_variance.Estimate("x", -3.0, -3.05, -2.9, at_bound=True)
-    no_better = bias_variance.Estimate("cv", 0.001, -0.002, 0.004)
-    verdict = bias_variance.decide_entropy(at_bound, no_better, 0.002)
+    at_bound = t2_bias_variance.Estimate("x", -3.0, -3.05, -2.9, at_bound=True)
+    no_better = t2_bias_variance.Estimate("cv", 0.001, -0.002, 0.004)
+    verdict = t2_bias_variance.decide_entropy(at_bound, no_better, 0.002)
     assert verdict.word == verdicts.UNDETERMINED and "lower bound" in verdict.to_decide
     assert "held-out" in verdict.rule
 
@@ -136,16 +139,16 @@ def test_entropy_rule_contradicts_a_law_whose_floor_is_not_the_entropy():
     # run noise.  Measured at 75 % contradicted over 20 sets; 12 sets (fixed seeds) keep the
     # test short, and 6 or more of 12 at that rate has probability 0.99.  (Not on the trust
     # page: every such set runs the held-out comparison on all its replicates, a second each.)
-    world = bias_variance._world(CPU, "entropy", "fails: lower floor", error_rates.FAILS,
+    world = t2_bias_variance.grid_world(CPU, "entropy", "fails: lower floor", FAILS,
                                  "floor 0.5 nats below eps", floor=-0.5)
-    table = error_rates.measure([world], n_sets=12, seed=0)
+    table = measure([world], n_sets=12, seed=0)
     assert table.supported.iloc[0] == 0 and table.contradicted.iloc[0] >= 0.5, table
 
 
 def test_entropy_profile_is_lowest_at_the_floor_of_noiseless_losses():
-    data = bias_variance.simulate_losses({**CPU, "eval_sequences": 64}, np.random.default_rng(2),
+    data = t2_bias_variance.simulate_losses({**CPU, "eval_sequences": 64}, np.random.default_rng(2),
                                          floor=0.3, noise=0.0)
-    profile = bias_variance.entropy_profile(data)
+    profile = t2_bias_variance.fit_with_floor_profile(data)
     best = profile.E[profile.rmse.idxmin()]
     # the grid step in E is about 0.09 nats; the per-sequence noise averages out over 64
     # sequences to about 0.02 nats per run
@@ -159,7 +162,7 @@ def test_false_verdict_rates_of_the_worlds_stay_below_five_percent():
     # verdicts in 40 (5 %): a rule at its nominal 2.5 % gives 3 or more with probability 0.08,
     # one at 10 % stays at 2 or fewer with probability 0.22; error_rates.error_rate_table
     # measures 200 sets per world.
-    table = error_rates.measure(bias_variance.worlds(CPU), n_sets=40, seed=0)
+    table = measure(t2_bias_variance.worlds(CPU), n_sets=40, seed=0)
     assert len(table) == 9 and set(table.rule) == {"capacity", "coupling", "entropy"}
     assert (table.false_rate <= 0.05).all(), table
     holds = table[(table.world == "holds")].set_index("rule")
@@ -171,34 +174,82 @@ def test_false_verdict_rates_of_the_worlds_stay_below_five_percent():
 
 def test_worlds_in_one_batch_decide_as_one_by_one_and_fit_as_the_chapter_does():
     seeds = [3, 4, 5, 6]
-    for world in bias_variance.worlds(CPU)[::4]:  # capacity holds, coupling fails, entropy under
+    for world in t2_bias_variance.worlds(CPU)[::4]:  # capacity holds, coupling fails, entropy under
         assert [v.word for v in world.simulate_many(seeds)] == \
                [world.simulate(s).word for s in seeds]
     # the batched point fit (best of 32 grid starts per data set) is the chapter's fit_chinchilla
-    data = [bias_variance.simulate_losses(CPU, np.random.default_rng(s)) for s in seeds]
-    batch = bias_variance.fit_chinchilla_batch(data[0].P, data[0].D, np.stack([d.loss for d in data]),
-                                               E=[d.eps for d in data], n_starts=32)
-    one = [bias_variance.fit_chinchilla(d.P, d.D, d.loss, E=d.eps) for d in data]
+    data = [t2_bias_variance.simulate_losses(CPU, np.random.default_rng(s)) for s in seeds]
+    batch = fit_chinchilla_batch(data[0].P, data[0].D, np.stack([d.loss for d in data]),
+                                 E=[d.eps for d in data], n_starts=32)
+    one = [fit_chinchilla(d.P, d.D, d.loss, E=d.eps) for d in data]
     np.testing.assert_allclose(batch.alpha, [f.alpha for f in one], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(batch.beta, [f.beta for f in one], rtol=1e-4, atol=1e-6)
 
 
 def test_tables_from_a_simulated_grid_hold_every_quantity_with_its_interval():
-    data = bias_variance.simulate_losses({**CPU, "eval_sequences": 64}, np.random.default_rng(3))
-    reps = bias_variance.bootstrap_losses(data, 30, seed=1)
-    fits = bias_variance.law_fits(data, reps)
-    rows = bias_variance._fit_rows(fits, reps)
+    data = t2_bias_variance.simulate_losses({**CPU, "eval_sequences": 64}, np.random.default_rng(3))
+    reps = t2_bias_variance.bootstrap_losses(data, 30, seed=1)
+    fits = t2_bias_variance.law_fits(data, reps)
+    rows = t2_bias_variance.fit_table(fits, reps)
     assert set(rows.fit) == {"eps fixed", "eps free", "coupled, eps fixed"}
     assert (rows.ci_low <= rows.ci_high).all()
-    estimates = {"capacity": bias_variance.capacity_estimate(fits, reps),
-                 "coupling": bias_variance.coupling_estimate(fits, reps),
-                 "entropy": bias_variance.entropy_estimate(fits, data, reps),
-                 "cv": bias_variance.held_out_difference(data, reps)}
+    estimates = {"capacity": t2_bias_variance.capacity_estimate(fits, reps),
+                 "coupling": t2_bias_variance.coupling_estimate(fits, reps),
+                 "entropy": t2_bias_variance.entropy_estimate(fits, data, reps),
+                 "cv": t2_bias_variance.held_out_difference(data, reps)}
     # the held-out difference on the data is the one compare_laws reports
-    comparison = bias_variance.compare_laws(data.P, data.D, data.loss, E=data.eps)
+    comparison = compare_laws(data.P, data.D, data.loss, E=data.eps)
     assert estimates["cv"].effect == pytest.approx(
         comparison.cv_rmse_coupled - comparison.cv_rmse_additive)
-    table = bias_variance.seed_table(data, estimates, rows)
+    table = t2_bias_variance.per_seed_estimates(data, estimates, rows)
     assert list(table.columns) == ["quantity", "seed 0", "seed 1", "seed 2", "pooled", "ci_low",
                                    "ci_high"]
     assert np.isfinite(table.drop(columns="quantity").to_numpy(float)).all()
+
+
+def test_the_result_derives_what_its_tables_hold_and_glues_every_key_with_its_prefix():
+    from scaling_utils.chapters.t2_bias_variance.estimators import LANGUAGE_ROWS
+
+    data = t2_bias_variance.simulate_losses({**CPU, "eval_sequences": 64}, np.random.default_rng(3))
+    reps = t2_bias_variance.bootstrap_losses(data, 20, seed=1)
+    fits = t2_bias_variance.law_fits(data, reps)
+    rows = t2_bias_variance.fit_table(fits, reps)
+    estimates = {"capacity": t2_bias_variance.capacity_estimate(fits, reps),
+                 "coupling": t2_bias_variance.coupling_estimate(fits, reps),
+                 "entropy": t2_bias_variance.entropy_estimate(fits, data, reps),
+                 "cv": t2_bias_variance.held_out_difference(data, reps)}
+    runs = pd.DataFrame(dict(P=data.P, D=data.D, seed=data.seed, data_mode="fresh",
+                             loss=data.loss))
+    cells = t2_bias_variance.cell_intervals(t2_bias_variance.decompose(runs, data.eps), data, reps)
+    comparison = compare_laws(data.P, data.D, data.loss, E=data.eps)
+    laws = pd.DataFrame([dict(law=name, gamma=fit.gamma, AIC=fit.aic, RMSE=fit.rmse,
+                              **{"held-out RMSE": cv})
+                         for name, fit, cv in (("additive", comparison.additive, 0.01),
+                                               ("coupled", comparison.coupled, 0.02))])
+    held_out = t2_bias_variance.entropy_held_out(data, reps)
+    result = t2_bias_variance.Theorem2Result(
+        language=pd.DataFrame({"quantity": LANGUAGE_ROWS, "nats": [data.eps, 3.0, 4.0],
+                               "se": [0.01, 0.02, np.nan]}),
+        runs=runs, cells=cells, fits=rows, laws=laws,
+        seeds=t2_bias_variance.per_seed_estimates(data, estimates, rows),
+        returns_d=t2_bias_variance.gain_per_doubling(cells, "D"),
+        returns_p=t2_bias_variance.gain_per_doubling(cells, "P"),
+        seed_noise=t2_bias_variance.seed_noise(data), entropy_held_out=held_out,
+        entropy_profile=t2_bias_variance.fit_with_floor_profile(data), free_E_at_bound=False,
+        free_E_bound_share=0.0, n_states=4, n_symbols=8, context=16, n_boot=20,
+        executor="serial",
+        verdicts=(t2_bias_variance.decide_capacity(estimates["capacity"]),
+                  t2_bias_variance.decide_coupling(estimates["coupling"]),
+                  t2_bias_variance.decide_entropy(estimates["entropy"], held_out,
+                                                  t2_bias_variance.seed_noise(data))))
+    # the derived values are exactly those the tables were built from
+    assert (result.eps, result.eps_se, result.unigram) == (data.eps, 0.01, 4.0)
+    cv = result.cv_difference
+    assert (cv.effect, cv.ci_low, cv.ci_high) == (estimates["cv"].effect, estimates["cv"].ci_low,
+                                                  estimates["cv"].ci_high)
+    assert (result.runs_per_cell, result.df) == (CPU["n_seeds"], reps.df)
+    numbers, texts = result.numbers(), result.texts()
+    assert all(key.startswith("t2_") for key in {**numbers, **texts})
+    assert numbers["t2_cv_diff"] == cv.effect and numbers["t2_seeds"] == CPU["n_seeds"]
+    assert texts["t2_executor"] == "`serial`" and "t2_verdict_entropy" in texts
+    assert result.summary()["eps"] == data.eps

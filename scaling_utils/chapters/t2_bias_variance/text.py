@@ -1,0 +1,68 @@
+"""The numbers and phrases Theorem 2's prose glues, read from the chapter's result (keys without
+the ``t2_`` prefix, which :class:`~..base.ChapterResult` adds).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...estimators.chinchilla import E_FLOOR
+from .rules import CLAIMS, COUPLING_MARGIN, ENTROPY_MARGIN
+
+
+def glued_numbers(result) -> dict:
+    """Every number the prose glues, from a :class:`~.study.Theorem2Result`."""
+    fresh = result.runs[result.runs.data_mode == "fresh"]
+    bias = result.cells.drop_duplicates("P").sort_values("P")
+    fits = result.fits.set_index(["fit", "parameter"])
+    spread = result.cells[(result.cells.seed_sd > 0) & (result.cells.variance_term > 0)]
+    laws = result.laws.set_index("law")
+    v = {k: result.verdict(k) for k in CLAIMS}
+    cv, held_out = result.cv_difference, result.entropy_held_out
+    return dict(
+        eps=result.eps, eps_se=result.eps_se, unigram=result.unigram,
+        rate=float(result.language.nats.iloc[1]), rate_se=float(result.language.se.iloc[1]),
+        states=result.n_states, symbols=result.n_symbols, context=result.context,
+        p_min=fresh.P.min(), p_max=fresh.P.max(), d_min=fresh.D.min(), d_max=fresh.D.max(),
+        runs=len(result.runs), seeds=result.runs_per_cell,
+        bias_small=bias.bias.iloc[0], bias_large=bias.bias.iloc[-1],
+        converged=int(bias.converged.sum()), sizes=len(bias), n_boot=result.n_boot,
+        fixed_alpha=fits.loc[("eps fixed", "alpha"), "estimate"],
+        fixed_beta=fits.loc[("eps fixed", "beta"), "estimate"],
+        free_E=fits.loc[("eps free", "E"), "estimate"],
+        gamma=laws.loc["coupled", "gamma"],
+        daic=laws.loc["coupled", "AIC"] - laws.loc["additive", "AIC"],
+        cv_add=laws.loc["additive", "held-out RMSE"],
+        cv_coupled=laws.loc["coupled", "held-out RMSE"],
+        cv_diff=cv.effect, cv_diff_low=cv.ci_low, cv_diff_high=cv.ci_high,
+        rmse_add=laws.loc["additive", "RMSE"], rmse_coupled=laws.loc["coupled", "RMSE"],
+        seed_noise=result.seed_noise,
+        spread_ratio=float((spread.seed_sd / spread.variance_term).median())
+        if len(spread) else np.nan,
+        **{f"{k}_{part}": getattr(v[k], part) for k in v
+           for part in ("effect", "ci_low", "ci_high")},
+        free_bound_share=result.free_E_bound_share, df=result.df,
+        entropy_cv=held_out.effect, entropy_cv_low=held_out.ci_low,
+        entropy_cv_high=held_out.ci_high,
+        **profile_numbers(result.entropy_profile, result.eps, result.seed_noise),
+        coupling_margin=COUPLING_MARGIN, entropy_margin=ENTROPY_MARGIN, e_floor=E_FLOOR)
+
+
+def profile_numbers(profile, eps: float, seed_noise: float) -> dict:
+    """What the prose reads off the law's profile in E: its RMSE at eps (interpolated; NaN when
+    eps lies outside the profile), its minimum and where, and the gap between the two in units
+    of the seed-to-seed SD of log L."""
+    at_eps = (float(np.interp(eps, profile.E, profile.rmse))
+              if profile.E.min() <= eps <= profile.E.max() else np.nan)
+    return dict(profile_at_eps=at_eps, profile_min=float(profile.rmse.min()),
+                profile_argmin=float(profile.E[profile.rmse.idxmin()]),
+                profile_gap_sd=(at_eps - float(profile.rmse.min())) / seed_noise
+                if seed_noise > 0 else np.nan)
+
+
+def glued_texts(result) -> dict:
+    """The phrases the prose glues besides the verdicts: where the free fit of E ends, and the
+    executor the runs went to (as code)."""
+    return {"free_fit_end": "ends at that bound" if result.free_E_at_bound
+            else "stays above that bound",
+            "executor": f"`{result.executor}`"}

@@ -1,0 +1,137 @@
+"""Simulated student grids with a known law, on which the rate of wrong verdicts of Theorem 2's
+rules is measured (the trust page), at a profile's sizes, data sizes, seeds and sequences.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ...estimators.chinchilla import fit_chinchilla, fit_chinchilla_batch
+from ...train import student_parameters
+from ...verdicts import Verdict
+from ...worlds import FAILS, HOLDS, World, mix_shared
+from .estimators import (LossData, LossReplicates, bootstrap_losses, capacity_estimate,
+                         coupling_estimate, entropy_estimate, entropy_held_out, seed_noise)
+from .rules import (COUPLING_MARGIN, ENTROPY_MARGIN, decide_capacity, decide_coupling,
+                    decide_entropy, outside_entropy_band)
+
+WORLDS_VERSION = 2
+
+# What the simulated grids are made of, measured once on the cpu grid's runs (profile seed 0,
+# training seeds 0-2, by :func:`noise_sizes`): the law fitted with eps held at the exact
+# value, written as its capacity term at the smallest size and its data term at the smallest
+# D; the spread of a run's mean held-out loss between the seeds of one cell; and the spread
+# over sequences of the exact loss and of the per-sequence excess loss L - eps, with the share
+# of the latter that is common to all runs (the same sequences are hard for every student).
+WORLD_EPS = 3.06
+WORLD_LAW = dict(capacity=0.49, alpha=0.15, data=0.60, beta=0.20)  # nats at (P_min, D_min)
+LOSS_RUN_SD = 0.0086
+EXACT_SD = 0.18
+EXCESS_SD = 0.146
+EXCESS_SHARED = 0.85
+
+
+def noise_sizes(data: LossData) -> dict:
+    """The values the simulated worlds are made of, measured on real runs: the law with eps
+    held (its terms at the smallest grid point), the pooled SD of a run's loss between the
+    seeds of a cell, and the spread over sequences of the exact loss and of the per-sequence
+    excess loss with the share of it common to all runs (mean correlation between runs)."""
+    fit = fit_chinchilla(data.P, data.D, data.loss, E=data.eps)
+    cell_var = pd.Series(data.loss).groupby(data.cell).var()
+    excess = data.losses - data.exact
+    excess = excess - excess.mean(1, keepdims=True)
+    corr = np.corrcoef(excess)
+    return dict(WORLD_EPS=data.eps, capacity=fit.A / data.P.min() ** fit.alpha, alpha=fit.alpha,
+                data=fit.B / data.D.min() ** fit.beta, beta=fit.beta,
+                LOSS_RUN_SD=float(np.sqrt(cell_var.mean())),
+                EXACT_SD=float(data.exact.std(ddof=1)),
+                EXCESS_SD=float(excess.std(1, ddof=1).mean()),
+                EXCESS_SHARED=float(corr[np.triu_indices_from(corr, 1)].mean()))
+
+
+def simulate_losses(values: Mapping, rng: np.random.Generator, alpha: float = WORLD_LAW["alpha"],
+                    gamma: float = 0.0, floor: float = 0.0, noise: float = 1.0) -> LossData:
+    """Per-sequence losses of the profile's grid (sizes x D x n_seeds runs, eval_sequences
+    sequences) under L(P, D) = eps + floor + c (P/P_min)^-alpha + v (P/P_min)^gamma
+    (D/D_min)^-beta, with c and v the measured terms at the smallest grid point, between-run
+    noise ``noise`` x LOSS_RUN_SD and per-sequence noise of the measured size."""
+    P = np.array([student_parameters(s) for s in values["sizes"]], float)
+    D = np.array(values["D"], float)
+    seeds = values["n_seeds"]
+    P, D = (np.repeat(a.ravel(), seeds) for a in np.meshgrid(P, D, indexing="ij"))
+    n_sequences = values["eval_sequences"]
+    exact = WORLD_EPS + EXACT_SD * rng.standard_normal(n_sequences)
+    mean = (floor + WORLD_LAW["capacity"] * (P / P.min()) ** -alpha
+            + WORLD_LAW["data"] * (P / P.min()) ** gamma * (D / D.min()) ** -WORLD_LAW["beta"])
+    run = mean + noise * LOSS_RUN_SD * rng.standard_normal(len(P))
+    shared = rng.standard_normal(n_sequences)
+    own = rng.standard_normal((len(P), n_sequences))
+    excess = EXCESS_SD * mix_shared(shared, own, EXCESS_SHARED)
+    excess -= excess.mean(1, keepdims=True)  # the run's mean excess is ``run``
+    losses = exact + run[:, None] + excess
+    return LossData(P, D, np.tile(np.arange(seeds), len(P) // seeds), losses, exact)
+
+
+def _decide_entropy_lazily(fits: dict, data: LossData, reps: LossReplicates) -> Verdict:
+    """The entropy rule, with the held-out comparison computed only where the rule reads it."""
+    est = entropy_estimate(fits, data, reps)
+    if outside_entropy_band(est):
+        return decide_entropy(est, entropy_held_out(data, reps), seed_noise(data))
+    return decide_entropy(est)
+
+
+def grid_world(values: Mapping, key: str, name: str, truth: str, description: str,
+               **law) -> World:
+    """The world of rule ``key`` whose grids follow :func:`simulate_losses` with ``law``
+    (alpha, gamma, floor, noise), each fitted and decided as the chapter does."""
+    kind = {"capacity": "fixed", "coupling": "coupled", "entropy": "free"}[key]
+    decide = {"capacity": lambda fits, data, reps: decide_capacity(capacity_estimate(fits, reps)),
+              "coupling": lambda fits, data, reps: decide_coupling(coupling_estimate(fits, reps)),
+              "entropy": lambda fits, data, reps: _decide_entropy_lazily(fits, data, reps)}[key]
+
+    def simulate_many(seeds: Sequence[int]) -> list[Verdict]:
+        """One simulated grid per seed, fitted as the chapter fits its grid (the point fit from
+        the best of 32 grid starts, every replicate from it), all grids in one batch."""
+        data = [simulate_losses(values, np.random.default_rng(s), **law) for s in seeds]
+        reps = [bootstrap_losses(d, values["n_boot"], s) for d, s in zip(data, seeds)]
+        free_e = key == "entropy"
+        P, D = data[0].P, data[0].D
+        point = fit_chinchilla_batch(P, D, np.stack([d.loss for d in data]),
+                                     E=None if free_e else [d.eps for d in data],
+                                     coupled=key == "coupling", n_starts=32)
+        n_boot = len(reps[0].eps)
+        many = fit_chinchilla_batch(P, D, np.concatenate([r.losses for r in reps]),
+                                    E=None if free_e else np.concatenate([r.eps for r in reps]),
+                                    coupled=key == "coupling",
+                                    start=point.take(np.repeat(np.arange(len(data)), n_boot)))
+        return [decide({"point": {kind: point.take(i)},
+                        "replicates": {kind: many.take(slice(i * n_boot, (i + 1) * n_boot))}},
+                       d, r) for i, (d, r) in enumerate(zip(data, reps))]
+
+    return World(key, name, truth, description, lambda seed: simulate_many([seed])[0],
+                 simulate_many)
+
+
+def worlds(values: Mapping) -> list[World]:
+    """Simulated grids at the profile's sizes, data sizes, seeds, sequences and bootstrap
+    replicates, where each rule's claim holds, fails, or is too weak to see."""
+    a, g, e = WORLD_LAW["alpha"], 1.5 * COUPLING_MARGIN, 1.5 * ENTROPY_MARGIN
+    return [
+        grid_world(values, "capacity", "holds", HOLDS, f"B(P) ~ P^-{a:g}", alpha=a),
+        grid_world(values, "capacity", "fails", FAILS, "B(P) constant (alpha = 0)", alpha=0.0),
+        grid_world(values, "capacity", "underpowered", HOLDS, "alpha = 0.002, 3x the run noise",
+                   alpha=0.002, noise=3.0),
+        grid_world(values, "coupling", "holds", HOLDS, "additive law (gamma = 0)", gamma=0.0),
+        grid_world(values, "coupling", "fails", FAILS,
+                   f"data term ~ P^{g:g} (gamma = 1.5 x margin)", gamma=g),
+        grid_world(values, "coupling", "underpowered", HOLDS, "gamma = 0.08, 5x the run noise",
+                   gamma=0.08, noise=5.0),
+        grid_world(values, "entropy", "holds", HOLDS, "the law holds with E = eps"),
+        grid_world(values, "entropy", "fails", FAILS,
+                   f"a floor {e:g} nats above eps (1.5 x margin)", floor=e),
+        grid_world(values, "entropy", "underpowered", HOLDS, "E = eps, 5x the run noise",
+                   noise=5.0),
+    ]
