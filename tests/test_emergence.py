@@ -6,18 +6,20 @@ import pandas as pd
 import pytest
 from scipy import special
 
-from scaling_utils import emergence, error_rates, verdicts
+from scaling_utils import verdicts
+from scaling_utils.chapters import t4_emergence
 from scaling_utils.profiles import profile_values, resolve_parameters
 from scaling_utils.tasks import TaskSuite
+from scaling_utils.worlds import FAILS, HOLDS, measure
 
 
 def test_crossing_resources_interpolates_in_log_d():
     table = pd.DataFrame(dict(task="copy", size="2x64", P=1000.0, D=[100, 1000, 10000],
                               exact=[0.0, 0.25, 0.75]))
-    cost = emergence.crossing_resources(table, "exact", 0.5).iloc[0]
+    cost = t4_emergence.crossing_resources(table, "exact", 0.5).iloc[0]
     assert cost.D_cross == pytest.approx(np.sqrt(1000 * 10000))
     assert cost.flops_cross == pytest.approx(6 * 1000 * cost.D_cross)
-    never = emergence.crossing_resources(table.assign(exact=0.1), "exact", 0.5).iloc[0]
+    never = t4_emergence.crossing_resources(table.assign(exact=0.1), "exact", 0.5).iloc[0]
     assert np.isnan(never.D_cross)
 
 
@@ -25,7 +27,7 @@ def test_crossing_resources_takes_the_median_over_runs_counting_never_as_never()
     base = dict(task="copy", size="1x8", P=10.0, D=[10, 100, 1000])
     table = pd.concat([pd.DataFrame(dict(base, run=r, exact=e)) for r, e in
                        (("a", [0, 1, 1]), ("b", [0, 0, 1]), ("c", [0, 0, 0]))])
-    cost = emergence.crossing_resources(table).iloc[0]
+    cost = t4_emergence.crossing_resources(table).iloc[0]
     # crossings at 10^1.5 and 10^2.5, one never: the median of (31.6, 316, never) is 316
     assert cost.crossed == 2 and cost.runs == 3
     assert cost.D_cross == pytest.approx(10 ** 2.5)
@@ -47,7 +49,8 @@ def test_heldout_deviance_equals_refitting_without_each_run():
     frame = _threshold_frame(3.0, 0.3, runs=4)
     log_x, hits, trials = np.log(frame.snr.to_numpy()), frame.exact * 512.0, np.full(len(frame), 512.0)
     run_of = frame.run.astype(int).to_numpy()
-    deviance, points, slopes, _ = emergence.heldout_deviance(log_x, hits.to_numpy(), trials, run_of)
+    deviance, points, slopes, _ = t4_emergence.heldout_deviance(log_x, hits.to_numpy(), trials,
+                                                                run_of)
     from scaling_utils.estimators.thresholds import binomial_deviance, fit_logistic
     for r in range(4):
         out = run_of == r
@@ -60,32 +63,32 @@ def test_heldout_deviance_equals_refitting_without_each_run():
 
 
 def test_threshold_rule_reads_abrupt_smooth_and_unlearned_tasks():
-    abrupt = emergence.decide_threshold(emergence.threshold_evidence(_threshold_frame(8.0, 0.3)))
-    smooth = emergence.decide_threshold(emergence.threshold_evidence(_threshold_frame(1.0, 0.3)))
+    decide, evidence = t4_emergence.decide_threshold, t4_emergence.threshold_evidence
+    abrupt = decide(evidence(_threshold_frame(8.0, 0.3)))
+    smooth = decide(evidence(_threshold_frame(1.0, 0.3)))
     assert abrupt.word == verdicts.SUPPORTED and abrupt.key == "threshold_copy"
-    assert abrupt.ci_high < emergence.ABRUPT_WIDTH
-    assert smooth.word == verdicts.CONTRADICTED and smooth.ci_low > emergence.ABRUPT_WIDTH
+    assert abrupt.ci_high < t4_emergence.ABRUPT_WIDTH
+    assert smooth.word == verdicts.CONTRADICTED and smooth.ci_low > t4_emergence.ABRUPT_WIDTH
     never = _threshold_frame(8.0, 0.3).assign(exact=0.01)
-    unlearned = emergence.decide_threshold(emergence.threshold_evidence(never))
+    unlearned = decide(evidence(never))
     assert unlearned.word == verdicts.UNDETERMINED and "train longer" in unlearned.to_decide
-    tied = emergence.decide_threshold(emergence.threshold_evidence(_threshold_frame(8.0, 0.3)),
-                                      by_construction=True)
+    tied = decide(evidence(_threshold_frame(8.0, 0.3)), by_construction=True)
     assert tied.word == verdicts.UNDETERMINED and "Not evidence" in tied.rule
 
 
 def test_threshold_width_interval_contains_the_spread_between_runs():
     # every run switches abruptly, but at thresholds scattered by 1.5 in ln SNR: the pooled
     # curve is wide, and the rule must not call it abrupt
-    scattered = emergence.threshold_evidence(_threshold_frame(8.0, 1.5, seed=3))
-    assert scattered.width_ci_high > emergence.ABRUPT_WIDTH
-    assert emergence.decide_threshold(scattered).word != verdicts.SUPPORTED
+    scattered = t4_emergence.threshold_evidence(_threshold_frame(8.0, 1.5, seed=3))
+    assert scattered.width_ci_high > t4_emergence.ABRUPT_WIDTH
+    assert t4_emergence.decide_threshold(scattered).word != verdicts.SUPPORTED
 
 
 def test_collapse_rule_prefers_the_variable_that_drives_success():
     values = profile_values("theorem4_emergence", "cpu")
-    runs, checkpoints, n, _ = emergence._world_runs(values)
-    holds = emergence._simulate_collapse("SNR", values, runs, checkpoints, n, seed=1)
-    fails = emergence._simulate_collapse("D", values, runs, checkpoints, n, seed=1)
+    runs, checkpoints, n, _ = t4_emergence.world_runs(values)
+    holds = t4_emergence.simulate_collapse("SNR", values, runs, checkpoints, n, seed=1)
+    fails = t4_emergence.simulate_collapse("D", values, runs, checkpoints, n, seed=1)
     assert holds.word == verdicts.SUPPORTED and holds.effect > 0
     assert fails.word == verdicts.CONTRADICTED and fails.effect < 0
 
@@ -98,12 +101,12 @@ def test_metric_rule_floors_unresolved_widths_at_the_checkpoint_spacing():
         rows.append(pd.DataFrame(dict(task="copy", run=f"r{r}", checkpoint=np.arange(10), D=d,
                                       exact=(d > 3e4).astype(float), n=256, chance=0.0,
                                       logprob_norm=special.expit(0.6 * (np.log(d) - np.log(3e4))))))
-    evidence = emergence.metric_evidence(pd.concat(rows))
+    evidence = t4_emergence.metric_evidence(pd.concat(rows))
     assert np.allclose(evidence.per_run.width_exact, spacing)
     assert evidence.width == pytest.approx(2 * np.log(9) / 0.6, rel=1e-3)
-    assert emergence.decide_metric(evidence).word == verdicts.CONTRADICTED
-    too_few = emergence.metric_evidence(pd.concat(rows[:2]))
-    assert emergence.decide_metric(too_few).word == verdicts.UNDETERMINED
+    assert t4_emergence.decide_metric(evidence).word == verdicts.CONTRADICTED
+    too_few = t4_emergence.metric_evidence(pd.concat(rows[:2]))
+    assert t4_emergence.decide_metric(too_few).word == verdicts.UNDETERMINED
 
 
 def test_measure_run_scores_exact_match_through_the_margin_and_reads_each_site():
@@ -114,8 +117,8 @@ def test_measure_run_scores_exact_match_through_the_margin_and_reads_each_site()
                                n_evals=2, eval_spacing="log", keep_checkpoints=True)
     with train.torch_threads(1):
         run = train.train_student(config, suite, suite.sample(16, suite.context, 1), device="cpu")
-        tables = {site: emergence.measure_run(run, suite, 32, site, "cpu")
-                  for site in emergence.SNR_SITES}
+        tables = {site: t4_emergence.measure_run(run, suite, 32, site, "cpu")
+                  for site in t4_emergence.SNR_SITES}
     table = tables["last_mlp_input"]
     assert set(table.task) == set(suite.tasks) and table.checkpoint.nunique() == 2
     assert table.logprob_norm.between(0, 1).all() and table.exact.between(0, 1).all()
@@ -125,7 +128,7 @@ def test_measure_run_scores_exact_match_through_the_margin_and_reads_each_site()
     assert np.allclose(single.exact, single.token_accuracy)
     assert not np.allclose(tables["final"].snr, tables["last_mlp_input"].snr)
     with pytest.raises(ValueError, match="snr_site"):
-        emergence.measure_run(run, suite, 32, "embeddings", "cpu")
+        t4_emergence.measure_run(run, suite, 32, "embeddings", "cpu")
 
 
 def _synthetic_table(seed=0):
@@ -154,11 +157,11 @@ def test_result_stores_every_threshold_and_the_verdicts(tmp_path):
     from scaling_utils.report import load_result, load_summary, save_summary
 
     suite = TaskSuite(8, 3, 3, 5)
-    result = emergence.analyse(_synthetic_table(), suite, n_boot=40, seed=0)
+    result = t4_emergence.analyse(_synthetic_table(), suite, n_boot=40, seed=0)
     assert [v.key for v in result.verdicts] == ["threshold_copy", "threshold_recall",
                                                 "threshold_modular", "collapse", "metric"]
     cfg = resolve_parameters("theorem4_emergence", {"profile": "smoke"})
-    save_summary(cfg, folder=tmp_path, result=result, reasons=result.reasons, **result.summary())
+    save_summary(cfg, result, folder=tmp_path)
     summary = load_summary("theorem4_emergence", "smoke", folder=tmp_path)
     for task in suite.tasks:
         assert {f"theta_{task}", f"theta_{task}_low", f"theta_{task}_high"} <= set(summary)
@@ -168,7 +171,7 @@ def test_result_stores_every_threshold_and_the_verdicts(tmp_path):
     back = load_result("theorem4_emergence", "smoke", folder=tmp_path)
     assert [v.markdown() for v in back.verdicts] == [v.markdown() for v in result.verdicts]
     assert back.table.equals(result.table)
-    assert result.numbers["seeds_inside_copy"] <= 3
+    assert result.numbers()["t4_seeds_inside_copy"] <= 3
 
 
 def test_cpu_profile_trains_three_seeds_on_two_processes():
@@ -178,20 +181,20 @@ def test_cpu_profile_trains_three_seeds_on_two_processes():
 
 def test_every_rule_has_worlds_that_hold_fail_and_cannot_tell():
     found = {}
-    for world in emergence.worlds(profile_values("theorem4_emergence", "cpu")):
+    for world in t4_emergence.worlds(profile_values("theorem4_emergence", "cpu")):
         found.setdefault(world.rule, set()).add((world.truth, world.name))
     assert set(found) == {"threshold_copy", "threshold_recall", "threshold_modular", "collapse",
                           "metric"}
     for rule, kinds in found.items():
         truths = {t for t, _ in kinds}
-        assert truths == {error_rates.HOLDS, error_rates.FAILS}, rule
+        assert truths == {HOLDS, FAILS}, rule
         assert any(name == "underpowered" for _, name in kinds), rule
 
 
 def test_false_verdict_rates_at_the_cpu_profile_are_at_most_five_percent():
     # 100 sets per world: a rule at its nominal 2.5 % false rate has a standard error of 1.6 %
     # and stays below 5 % (1.6 SE above); a rule at 10 % would exceed it 94 % of the time.
-    table = error_rates.measure(emergence.worlds(profile_values("theorem4_emergence", "cpu")),
+    table = measure(t4_emergence.worlds(profile_values("theorem4_emergence", "cpu")),
                                 n_sets=100, seed=0)
     assert (table.false_rate <= 0.05).all(), table[["rule", "world", "false_rate"]]
     holds = table[(table.world == "holds")]

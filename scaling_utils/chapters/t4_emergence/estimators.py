@@ -1,0 +1,327 @@
+"""Theorem 4's estimators, from a capability table (one row per task, run and checkpoint): the
+held-out deviance of logistic curves leaving one run out, the evidence each rule reads, the
+pooled and per-seed thresholds, and the resources that crossing a success level costs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import special
+
+from ...estimators.intervals import jackknife_interval, mean_t_interval
+from ...estimators.thresholds import (LOGIT_WIDTH, LogisticFits, ThresholdFit, binomial_deviance,
+                                      fit_logistic, fit_threshold)
+from .rules import CANDIDATES, CI_LEVEL, LEARNED_LEVEL, MARGIN_CONTROL, SMOOTH_SLOPE
+
+# The estimator on outcomes with a known answer: success a logistic in ln x with theta = 2 and
+# k = 4, at KNOWN_POINTS values of x from 0.1 to 10, KNOWN_TRIALS attempts each.
+KNOWN_THETA = 2.0
+KNOWN_SLOPE = 4.0
+KNOWN_POINTS = 15
+KNOWN_TRIALS = 100
+
+
+def _rows(part: pd.DataFrame, variable: str, metric: str = "exact"):
+    """ln x, hits, trials and run codes of the rows whose ``variable`` is finite and positive."""
+    keep = np.isfinite(part[variable].to_numpy(float)) & (part[variable].to_numpy(float) > 0)
+    part = part[keep]
+    trials = part.n.to_numpy(float)
+    return (np.log(part[variable].to_numpy(float)), part[metric].to_numpy(float) * trials, trials,
+            pd.factorize(part.run)[0])
+
+
+def heldout_deviance(log_x, hits, trials, run_of, chance=0.0, max_slope=None):
+    """Leave one run out, for V variants at once (a variable each, or a bound on the slope):
+    for every run, the binomial deviance of its rows under the curve fitted to all the other
+    runs.  ``log_x`` is (n,) or (V, n); ``chance`` and ``max_slope`` one value or one per
+    variant.  Returns deviance (V, R), rows per run (R,), the fold slopes (V, R) and the fits
+    to all runs (:class:`~scaling_utils.estimators.thresholds.LogisticFits` of V)."""
+    log_x = np.atleast_2d(np.asarray(log_x, float))
+    chance = np.atleast_1d(np.asarray(chance, float))
+    bound = np.atleast_1d(np.asarray(np.inf if max_slope is None else max_slope, float))
+    variants, n = max(len(log_x), len(chance), len(bound)), log_x.shape[1]
+    log_x = np.broadcast_to(log_x, (variants, n))
+    chance, bound = np.broadcast_to(chance, (variants,)), np.broadcast_to(bound, (variants,))
+    runs = np.unique(run_of)
+    train = run_of[None, :] != runs[:, None]
+    whole = fit_logistic(log_x, np.broadcast_to(hits, (variants, n)),
+                         np.broadcast_to(trials, (variants, n)), chance, bound)
+    folds_x = np.repeat(log_x, len(runs), axis=0)
+    start = np.repeat(np.column_stack([whole.log_theta, whole.slope]), len(runs), axis=0)
+    folds = fit_logistic(folds_x, np.tile(hits * train, (variants, 1)),
+                         np.tile(trials * train, (variants, 1)), np.repeat(chance, len(runs)),
+                         np.repeat(bound, len(runs)), start=start)
+    predicted = folds.predict(folds_x, np.repeat(chance, len(runs)))
+    deviance = (binomial_deviance(hits, trials, predicted) * np.tile(~train, (variants, 1))).sum(1)
+    return (deviance.reshape(variants, len(runs)), (~train).sum(1),
+            folds.slope.reshape(variants, len(runs)), whole)
+
+
+@dataclass(frozen=True)
+class ThresholdEvidence:
+    """What the threshold rule reads for one task: whether it was learned (exact match reached
+    :data:`LEARNED_LEVEL` in some run) and its pooled theta lies inside the measured SNR, the
+    held-out deviance per point that the free logistic gains over the smooth one (mean over
+    runs, t interval over runs), and the 10-90 % width in ln SNR (jackknife over runs:
+    bias-corrected estimate and t interval)."""
+
+    task: str
+    learned: bool
+    in_range: bool
+    runs: int
+    gain: float
+    gain_ci_low: float
+    gain_ci_high: float
+    width: float
+    width_ci_low: float
+    width_ci_high: float
+
+
+def threshold_evidence(part: pd.DataFrame, variable: str = "snr") -> ThresholdEvidence:
+    """The threshold rule's evidence for one task's rows (columns run, ``variable``, exact, n,
+    chance).  Every fit is maximum likelihood over the pooled runs; the held-out deviance and
+    the jackknife both leave one whole run out."""
+    task = str(part.task.iloc[0]) if "task" in part else ""
+    log_x, hits, trials, run_of = _rows(part, variable)
+    runs = len(np.unique(run_of))
+    learned = bool(len(hits) and (hits / trials).max() >= LEARNED_LEVEL)
+    nan = np.nan
+    if runs < 2 or len(np.unique(log_x)) < 3:
+        return ThresholdEvidence(task, learned, False, runs, nan, nan, nan, nan, nan, nan)
+    chance = float(part.chance.iloc[0])
+    deviance, points, slopes, whole = heldout_deviance(log_x, hits, trials, run_of, chance,
+                                                       max_slope=[np.inf, SMOOTH_SLOPE])
+    in_range = bool(log_x.min() <= whole.log_theta[0] <= log_x.max())
+    gain = mean_t_interval((deviance[1] - deviance[0]) / points)
+    # jackknife over runs on ln width: the pooled fit is biased towards abrupt when runs
+    # switch at different SNR, so the interval is centred on the bias-corrected estimate
+    log_widths = np.log(np.abs(LOGIT_WIDTH / slopes[0]))
+    centre = runs * np.log(whole.width[0]) - (runs - 1) * log_widths.mean()
+    low, high = jackknife_interval(centre, log_widths, CI_LEVEL)
+    return ThresholdEvidence(task, learned, in_range, runs, *gain, float(np.exp(centre)),
+                             float(np.exp(low)), float(np.exp(high)))
+
+
+def threshold_table(table: pd.DataFrame, variable: str = "snr", metric: str = "exact",
+                    n_boot: int = 200, seed: int = 0, groups: Sequence[str] | None = ("run",)) -> pd.DataFrame:
+    """One logistic threshold fit of ``metric`` against ``variable`` per task, pooling runs
+    (theta with a bootstrap CI that resamples whole runs when ``groups`` names them, width in
+    ln units, whether theta lies inside the data), beside the threshold rule's evidence (for
+    exact match).  Token-level metrics count answer tokens as trials; rows with a non-positive
+    variable are dropped."""
+    rows = []
+    for task, part in table.groupby("task", sort=False):
+        chance = float(part.chance.iloc[0]) if metric == "exact" else 0.0
+        part = part[np.isfinite(part[variable]) & (part[variable] > 0)]
+        trials = part.n * (part.answer_tokens if metric != "exact" else 1)
+        try:
+            runs = None if groups is None else part[list(groups)].astype(str).agg("/".join, axis=1)
+            fit = fit_threshold(part[variable], part[metric], trials, groups=runs, chance=chance,
+                                n_boot=n_boot, seed=seed)
+        except ValueError:
+            continue
+        row = dict(task=task, variable=variable, metric=metric, theta=fit.theta,
+                   ci_low=fit.ci_low, ci_high=fit.ci_high, width=fit.width,
+                   in_range=fit.in_range, max_success=float(part[metric].max()),
+                   runs=part.run.nunique())
+        if metric == "exact":
+            ev = threshold_evidence(part, variable)
+            row.update(learned=ev.learned, width_jackknife=ev.width,
+                       width_ci_low=ev.width_ci_low, width_ci_high=ev.width_ci_high, gain=ev.gain,
+                       gain_ci_low=ev.gain_ci_low, gain_ci_high=ev.gain_ci_high)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def seed_thresholds(table: pd.DataFrame, n_boot: int = 200, seed: int = 0) -> pd.DataFrame:
+    """The threshold in SNR as each training seed alone would give it (one fit per seed, pooling
+    its sizes, the bootstrap resampling its runs), for comparison with the pooled interval."""
+    frames = []
+    for s, part in table.groupby("seed"):
+        t = threshold_table(part, n_boot=n_boot, seed=seed)
+        if len(t):
+            frames.append(t[["task", "theta", "ci_low", "ci_high", "in_range"]].assign(seed=int(s)))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["task", "theta", "ci_low", "ci_high", "in_range", "seed"])
+
+
+def _variables(part: pd.DataFrame) -> dict[str, np.ndarray]:
+    return {"SNR": part.snr.to_numpy(float), "D": part.D.to_numpy(float),
+            "D x P": (part.D * part.P).to_numpy(float), "loss": part.loss.to_numpy(float),
+            MARGIN_CONTROL: np.exp(part.margin.to_numpy(float))}
+
+
+@dataclass(frozen=True)
+class CollapseEvidence:
+    """Held-out deviance (leave one run out) of one shared curve in each variable, summed over
+    the learned tasks: per variable and run (``deviance``, ``points``), the share of bootstrap
+    resamples of runs in which each candidate predicts best (``wins``), and the per-point
+    advantage of SNR over the best alternative (mean over runs, t interval over runs)."""
+
+    tasks: tuple
+    deviance: pd.DataFrame  # task, variable, run, deviance, points
+    wins: dict
+    best_alternative: str
+    effect: float
+    ci_low: float
+    ci_high: float
+    runs: int
+
+
+def collapse_evidence(table: pd.DataFrame, n_boot: int = 200, seed: int = 0) -> CollapseEvidence:
+    """The collapse rule's evidence: every learned task's rows where every variable is finite
+    and positive (the logit margin enters as exp(margin), a logistic in the margin itself)."""
+    names = list(_variables(table.iloc[:0]))
+    candidates = [names.index(v) for v in CANDIDATES]
+    all_runs = np.unique(table.run.to_numpy(str))
+    learned, records = [], []
+    total = np.zeros((len(names), len(all_runs)))
+    points = np.zeros(len(all_runs))
+    for task, part in table.groupby("task", sort=False):
+        if part.exact.max() < LEARNED_LEVEL:
+            continue
+        x = np.stack(list(_variables(part).values()))
+        keep = (np.isfinite(x) & (x > 0)).all(0)
+        part, x = part[keep], x[:, keep]
+        if part.run.nunique() < 2 or part.snr.nunique() < 3:
+            continue
+        learned.append(task)
+        trials = part.n.to_numpy(float)
+        run_names, run_of = np.unique(part.run.to_numpy(str), return_inverse=True)
+        dev, rows, _, _ = heldout_deviance(np.log(x), part.exact.to_numpy(float) * trials, trials,
+                                           run_of, float(part.chance.iloc[0]))
+        where = np.searchsorted(all_runs, run_names)
+        total[:, where] += dev
+        points[where] += rows
+        records.append((task, run_names, dev, rows))
+    if not learned:
+        return CollapseEvidence((), pd.DataFrame(columns=["task", "variable", "run", "deviance",
+                                                          "points"]),
+                                {}, "", np.nan, np.nan, np.nan, 0)
+    used = points > 0
+    total, points = total[:, used], points[used]
+    sums = total.sum(1)
+    best_alt = min((i for i in candidates if names[i] != "SNR"), key=lambda i: sums[i])
+    snr_row = names.index("SNR")
+    effect, lo, hi = mean_t_interval((total[best_alt] - total[snr_row]) / points)
+    wins = {}
+    if n_boot:
+        rng = np.random.default_rng(seed)
+        draws = rng.integers(0, total.shape[1], (n_boot, total.shape[1]))
+        winners = np.argmin(total[candidates][:, draws].sum(2), 0)
+        wins = {v: float(np.mean(winners == i)) for i, v in enumerate(CANDIDATES)}
+    deviance = pd.DataFrame([dict(task=t, variable=names[v], run=r, deviance=d[v, j], points=p[j])
+                             for t, runs, d, p in records for v in range(len(names))
+                             for j, r in enumerate(runs)])
+    return CollapseEvidence(tuple(learned), deviance, wins, names[best_alt], effect, lo, hi,
+                            int(used.sum()))
+
+
+def collapse_table(evidence: CollapseEvidence) -> pd.DataFrame:
+    """Held-out deviance per point of each variable, per task and over all learned tasks."""
+    if evidence.deviance.empty:
+        return pd.DataFrame(columns=["task", *CANDIDATES, MARGIN_CONTROL])
+    d = evidence.deviance
+    sums = d.groupby(["task", "variable"], sort=False)[["deviance", "points"]].sum()
+    per_task = (sums.deviance / sums.points).unstack("variable").reset_index()
+    overall = d.groupby("variable")[["deviance", "points"]].sum()
+    per_task.loc[len(per_task)] = {"task": "all learned", **(overall.deviance / overall.points)}
+    return per_task[["task", *CANDIDATES, MARGIN_CONTROL]]
+
+
+METRIC_COLUMNS = ["run", "width_exact", "width_logprob", "spacing", "ratio", "switch_inside"]
+
+
+@dataclass(frozen=True)
+class MetricEvidence:
+    """Per run whose exact match of the multi-token answer switches on inside the measured D:
+    the 10-90 % width in ln D of exact match and of the normalised answer log-probability
+    (a width below the checkpoint spacing is not resolved and counts as the spacing), and the
+    log-probability's width over runs (geometric mean, t interval on the log widths)."""
+
+    task: str
+    per_run: pd.DataFrame
+    width: float
+    ci_low: float
+    ci_high: float
+    runs: int
+
+
+def metric_evidence(part: pd.DataFrame) -> MetricEvidence:
+    """The metric rule's evidence from one multi-token task's rows (columns run, D, exact,
+    logprob_norm, n, chance): one logistic fit in ln D per run and metric (all runs at once),
+    using the runs whose exact match reaches :data:`LEARNED_LEVEL` with its fitted switch
+    inside the measured D."""
+    task = str(part.task.iloc[0]) if len(part) else ""
+    chance = float(part.chance.iloc[0]) if len(part) else 0.0
+    learned = part.groupby("run").exact.max()
+    part = part[part.run.isin(learned.index[learned >= LEARNED_LEVEL])]
+    empty = pd.DataFrame(columns=METRIC_COLUMNS)
+    if part.empty or part.groupby("run").D.nunique().min() < 3 or part.D.isna().any():
+        return MetricEvidence(task, empty, np.nan, np.nan, np.nan, 0)
+    part = part.sort_values(["run", "checkpoint"])
+    names, counts = np.unique(part.run.to_numpy(str), return_counts=True)
+    if len(set(counts)) != 1:
+        return MetricEvidence(task, empty, np.nan, np.nan, np.nan, 0)
+    grid = {c: part[c].to_numpy(float).reshape(len(names), -1)
+            for c in ("D", "n", "exact", "logprob_norm")}
+    log_d, trials = np.log(grid["D"]), grid["n"]
+    exact, smooth = grid["exact"] * trials, grid["logprob_norm"] * trials
+    both = fit_logistic(np.concatenate([log_d, log_d]), np.concatenate([exact, smooth]),
+                        np.concatenate([trials, trials]),
+                        np.repeat([chance, 0.0], len(names)))
+    on_exact = LogisticFits(*(v[:len(names)] for v in (both.log_theta, both.slope, both.deviance)))
+    on_logprob = LogisticFits(*(v[len(names):] for v in (both.log_theta, both.slope, both.deviance)))
+    spacing = np.median(np.diff(log_d, axis=1), axis=1)
+    inside = (on_exact.log_theta >= log_d.min(1)) & (on_exact.log_theta <= log_d.max(1))
+    per_run = pd.DataFrame(dict(run=names, width_exact=np.maximum(on_exact.width, spacing),
+                                width_logprob=np.maximum(on_logprob.width, spacing),
+                                spacing=spacing, switch_inside=inside))
+    per_run["ratio"] = per_run.width_logprob / per_run.width_exact
+    used = per_run[per_run.switch_inside]
+    mean, lo, hi = mean_t_interval(np.log(used.width_logprob.to_numpy(float)))
+    return MetricEvidence(task, per_run, float(np.exp(mean)), float(np.exp(lo)), float(np.exp(hi)),
+                          len(used))
+
+
+def crossing_resources(table: pd.DataFrame, metric: str = "exact", level: float = 0.5) -> pd.DataFrame:
+    """Per task and model size: the first D (and FLOPs 6 P D) at which ``metric`` reaches
+    ``level``, interpolated linearly in log D between checkpoints (NaN if never reached); with
+    several runs per size, the median over the runs (a run that never crosses counts as
+    never) and how many crossed."""
+    rows = []
+    keys = ["task", "size", "run"] if "run" in table else ["task", "size"]
+    for key, part in table.groupby(keys, sort=False):
+        part = part.sort_values("D")
+        y, log_d = part[metric].to_numpy(), np.log(part.D.to_numpy(float))
+        above_level = np.flatnonzero(y >= level)
+        d = np.nan
+        if len(above_level):
+            j = above_level[0]
+            if j == 0:
+                d = float(np.exp(log_d[0]))
+            else:
+                frac = (level - y[j - 1]) / (y[j] - y[j - 1])
+                d = float(np.exp(log_d[j - 1] + frac * (log_d[j] - log_d[j - 1])))
+        rows.append(dict(task=key[0], size=key[1], P=float(part.P.iloc[0]), D_cross=d))
+    runs = pd.DataFrame(rows)
+    out = runs.groupby(["task", "size"], sort=False).agg(
+        P=("P", "first"), D_cross=("D_cross", lambda v: float(np.median(np.where(np.isnan(v), np.inf, v)))),
+        crossed=("D_cross", lambda v: int(np.isfinite(v).sum())), runs=("D_cross", "size")).reset_index()
+    out["D_cross"] = out.D_cross.replace(np.inf, np.nan)
+    out["flops_cross"] = 6 * out.P * out.D_cross
+    return out
+
+
+
+def known_threshold_demo(n_boot: int, seed: int) -> ThresholdFit:
+    """The estimator on outcomes with a known answer: theta = 2, k = 4, 15 values of x from
+    0.1 to 10, 100 attempts each."""
+    rng = np.random.default_rng(seed)
+    x = np.geomspace(0.1, 10, KNOWN_POINTS)
+    p = special.expit(KNOWN_SLOPE * (np.log(x) - np.log(KNOWN_THETA)))
+    return fit_threshold(x, rng.binomial(KNOWN_TRIALS, p) / KNOWN_TRIALS, KNOWN_TRIALS,
+                         n_boot=n_boot, seed=seed)

@@ -1,0 +1,142 @@
+"""Theorem 4's decision rules: the bounds a switch is read against, fixed before any data."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ...verdicts import CONTRADICTED, SUPPORTED, UNDETERMINED, Verdict, above, below, unavailable
+
+if TYPE_CHECKING:
+    from .estimators import CollapseEvidence, MetricEvidence, ThresholdEvidence
+
+LEARNED_LEVEL = 0.5  # a task "switches on" when some run's exact match reaches 50 %
+# The smooth alternative: a logistic in ln SNR with |k| <= 1, i.e. at most as steep as the
+# first-order curve SNR / (SNR + theta) that a Taylor expansion in SNR gives (width 2 ln 9).
+SMOOTH_SLOPE = 1.0
+# Abrupt: the 10-90 % rise within ln 9 = 2.2 in ln SNR (|k| >= 2: at most half the width of the
+# first-order curve; a factor of 9 in SNR).  The metric rule uses the same bound in ln D: the
+# switch "survives" the continuous metric when the answer's log-probability also rises that
+# abruptly (Schaeffer et al.'s mirage is a continuous rise much wider than the all-or-nothing
+# one).
+ABRUPT_WIDTH = float(np.log(9.0))
+# The free logistic must beat the smooth one by at least this held-out deviance per point (one
+# unit: the expected deviance of a point under the right binomial model).
+THRESHOLD_DEVIANCE_MARGIN = 1.0
+COLLAPSE_MARGIN = 0.0  # SNR must predict held-out runs better than the best alternative
+MIN_RUNS = 3  # an interval over runs needs at least this many runs
+CI_LEVEL = 0.95
+# Read at the final norm, the SNR is the output head's own input: success is a function of that
+# representation, so SNR and success are tied by construction and the rules say so.
+BY_CONSTRUCTION_SITES = ("final",)
+CANDIDATES = ("SNR", "D", "D x P", "loss")  # the variables the collapse ranks
+# Tied to exact match by construction (its sign is exact match): scored like a candidate to show
+# what such a variable achieves, never ranked.
+MARGIN_CONTROL = "logit margin"
+
+CLAIMS = {
+    "threshold": "{task} switches on abruptly at a threshold in SNR",
+    "collapse": "one curve in SNR serves every run better than D, D x P or loss",
+    "metric": "the switch survives a continuous metric (answer log-probability)",
+}
+TO_DECIDE = {
+    "threshold": "more runs (seeds) or more checkpoints around the switch, so that the held-out "
+                 "gain and the width are resolved",
+    "collapse": "more runs (seeds), or sizes that separate SNR from D and D x P",
+    "metric": "more runs that learn the multi-token task, or checkpoints closer together",
+}
+NOT_EVIDENCE = " Not evidence when the SNR is read at the readout."
+MEASURE_BEFORE_MLP = "measure the SNR before the last MLP (snr_site=last_mlp_input)"
+
+THRESHOLD_RULE = (
+    f"supported if, with one run left out at a time, the free logistic in ln SNR beats the smooth "
+    f"one (|k| <= {SMOOTH_SLOPE:g}, the first-order curve) by more than "
+    f"{THRESHOLD_DEVIANCE_MARGIN:g} deviance per held-out point (95 % t interval over runs wholly "
+    f"above) and its 10-90 % width (shown; bias-corrected jackknife over runs) lies wholly below "
+    f"ln 9 = {ABRUPT_WIDTH:.2f}; contradicted if either interval lies wholly on the other side; "
+    f"undetermined otherwise, or when no run reached {LEARNED_LEVEL:.0%} exact match at a "
+    f"threshold inside the measured SNR.")
+COLLAPSE_RULE = (
+    "supported if one curve in SNR predicts held-out runs better than one in the best of D, "
+    "D x P and the loss, summed over the learned tasks (95 % t interval over runs of the "
+    f"deviance advantage per point wholly above {COLLAPSE_MARGIN:g}); contradicted if wholly "
+    "below; undetermined otherwise.")
+METRIC_RULE = (
+    "supported if the 95 % interval (t over runs, on the log widths) of the 10-90 % width in "
+    "ln D of the copy answer's normalised log-probability, in the runs whose exact match "
+    f"switches on, lies below ln 9 = {ABRUPT_WIDTH:.2f} (the switch is still abrupt), "
+    "contradicted if it lies above, undetermined otherwise or with fewer than "
+    f"{MIN_RUNS} such runs. A width below the checkpoint spacing counts as the spacing.")
+
+
+def tied_by_construction(snr_site: str) -> bool:
+    """Is the SNR read where success is a function of it (see :data:`BY_CONSTRUCTION_SITES`)?"""
+    return snr_site in BY_CONSTRUCTION_SITES
+
+
+def _combine(key, claim, rule, to_decide, first: Verdict, second: Verdict,
+             effect, ci_low, ci_high) -> Verdict:
+    """Supported when both parts are, contradicted when either is, undetermined otherwise."""
+    words = (first.word, second.word)
+    word = (SUPPORTED if words == (SUPPORTED, SUPPORTED) else
+            CONTRADICTED if CONTRADICTED in words else UNDETERMINED)
+    if not all(np.isfinite([effect, ci_low, ci_high])):
+        return unavailable(key, claim, "the effect or its interval is not finite", to_decide, rule)
+    return Verdict(key, claim, word, float(effect), float(ci_low), float(ci_high), rule, to_decide)
+
+
+def decide_threshold(evidence: ThresholdEvidence, by_construction: bool = False) -> Verdict:
+    """``threshold_<task>``: the task switches on abruptly at a threshold in SNR."""
+    key = f"threshold_{evidence.task}"
+    claim = CLAIMS["threshold"].format(task=evidence.task)
+    more = TO_DECIDE["threshold"]
+    if by_construction:
+        return unavailable(key, claim, "the SNR was read at the output head's own input, so "
+                           "success and SNR are tied by construction; not evidence",
+                           MEASURE_BEFORE_MLP, THRESHOLD_RULE + NOT_EVIDENCE)
+    if not evidence.learned or not evidence.in_range:
+        what = ("no run reached " f"{LEARNED_LEVEL:.0%} exact match" if not evidence.learned
+                else "the fitted threshold lies outside the measured SNR")
+        return unavailable(key, claim, what, "train longer or larger students, so that success "
+                           f"passes {LEARNED_LEVEL:.0%} inside the measured SNR range",
+                           THRESHOLD_RULE)
+    if evidence.runs < MIN_RUNS:
+        return unavailable(key, claim, f"{evidence.runs} runs give no interval over runs",
+                           f"at least {MIN_RUNS} training runs (seeds x sizes)", THRESHOLD_RULE)
+    gain = above(key, claim, evidence.gain, evidence.gain_ci_low, evidence.gain_ci_high,
+                 THRESHOLD_DEVIANCE_MARGIN, more)
+    width = below(key, claim, evidence.width, evidence.width_ci_low, evidence.width_ci_high,
+                  ABRUPT_WIDTH, more)
+    return _combine(key, claim, THRESHOLD_RULE, more, gain, width, evidence.width,
+                    evidence.width_ci_low, evidence.width_ci_high)
+
+
+def decide_collapse(evidence: CollapseEvidence, by_construction: bool = False) -> Verdict:
+    """``collapse``: one threshold in SNR serves every model size and run better than one in
+    data, compute or loss."""
+    key, claim, to_decide = "collapse", CLAIMS["collapse"], TO_DECIDE["collapse"]
+    if by_construction:
+        return unavailable(key, claim, "the SNR was read at the output head's own input, so it "
+                           "is tied to success by construction; not evidence",
+                           MEASURE_BEFORE_MLP, COLLAPSE_RULE + NOT_EVIDENCE)
+    if not evidence.tasks:
+        return unavailable(key, claim, f"no task reached {LEARNED_LEVEL:.0%} exact match in a "
+                           "run with an SNR", "train longer or larger students", COLLAPSE_RULE)
+    if evidence.runs < MIN_RUNS:
+        return unavailable(key, claim, f"{evidence.runs} runs give no interval over runs",
+                           f"at least {MIN_RUNS} training runs", COLLAPSE_RULE)
+    return above(key, claim, evidence.effect, evidence.ci_low, evidence.ci_high, COLLAPSE_MARGIN,
+                 to_decide, what=f"the advantage of SNR over {evidence.best_alternative}")
+
+
+def decide_metric(evidence: MetricEvidence) -> Verdict:
+    """``metric``: the switch of a multi-token answer survives a continuous metric."""
+    key, claim, to_decide = "metric", CLAIMS["metric"], TO_DECIDE["metric"]
+    if evidence.runs < MIN_RUNS:
+        return unavailable(key, claim, f"{evidence.runs} runs learned the multi-token task with "
+                           "the switch inside the measured D", to_decide, METRIC_RULE)
+    v = below(key, claim, evidence.width, evidence.ci_low, evidence.ci_high, ABRUPT_WIDTH,
+              to_decide, what="the width")
+    return Verdict(v.key, v.claim, v.word, v.effect, v.ci_low, v.ci_high, METRIC_RULE, v.to_decide,
+                   v.reason)

@@ -1,0 +1,251 @@
+"""Theorem 4's study: train the profile's students, read every capability and the SNR at
+checkpoints along training, and decide the chapter's verdicts, as one typed result."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from dataclasses import asdict, dataclass
+from functools import partial
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import special
+
+from ...cache import cached
+from ...estimators.snr import snr
+from ...estimators.thresholds import ThresholdFit
+from ...tasks import TaskSuite
+from ...train import EVAL_SEED_OFFSET, StudentGrid, TrainConfig, TrainResult, load_student
+from ..base import ChapterResult
+from . import text
+from .estimators import (METRIC_COLUMNS, CollapseEvidence, MetricEvidence, collapse_evidence,
+                         collapse_table, crossing_resources, known_threshold_demo,
+                         metric_evidence, seed_thresholds, threshold_evidence, threshold_table)
+from .rules import decide_collapse, decide_metric, decide_threshold, tied_by_construction
+
+EMERGENCE_VERSION = 2  # bump when a change here changes the capability tables
+# Where the SNR is read (the residual stream of the last block): before its MLP (the default,
+# every depth has it), before the whole block, or at the final norm that the output head reads.
+SNR_SITES = ("last_mlp_input", "last_block_input", "final")
+# Each run's test instances are drawn with seed EXAMPLE_SEED_OFFSET + (CRC-32 of the run's seed
+# and size) mod EXAMPLE_SEED_RANGE: past the profile seeds and their evaluation sets (seed +
+# EVAL_SEED_OFFSET), so no run is scored on instances drawn like another draw of the chapter.
+EXAMPLE_SEED_OFFSET = 20_000
+EXAMPLE_SEED_RANGE = 1_000_000
+EVAL_SEQUENCES = 256  # held-out task sequences each run's loss (a collapse candidate) is read on
+
+
+@dataclass(frozen=True)
+class Theorem4Result(ChapterResult):
+    """Everything the Theorem 4 chapter shows: the capability table (one row per task, run and
+    checkpoint), the pooled thresholds in SNR with the threshold rule's evidence, the threshold
+    each seed alone gives, the collapse rule's held-out deviances and how often each variable
+    wins, the metric contrast per run, the resources that crossing costs, the estimator on a
+    known threshold, and the verdicts."""
+
+    PREFIX = "t4"
+
+    profile: str
+    snr_site: str
+    table: pd.DataFrame
+    thresholds: pd.DataFrame
+    seed_thresholds: pd.DataFrame
+    collapse_evidence: CollapseEvidence
+    metric_evidence: MetricEvidence
+    crossings: pd.DataFrame
+    known: ThresholdFit
+    level: float  # the success level that counts as crossed
+
+    @property
+    def by_construction(self) -> bool:
+        """Was the SNR read where success is a function of it (not evidence)?"""
+        return tied_by_construction(self.snr_site)
+
+    @property
+    def tasks(self) -> tuple:
+        """The tasks, in the suite's order."""
+        return tuple(dict.fromkeys(self.table.task))
+
+    @property
+    def collapse(self) -> pd.DataFrame:
+        """Held-out deviance per point of each variable, per learned task and over all."""
+        return collapse_table(self.collapse_evidence)
+
+    @property
+    def collapse_wins(self) -> dict:
+        """The share of bootstrap resamples of runs in which each candidate predicts best."""
+        return dict(self.collapse_evidence.wins)
+
+    @property
+    def metric(self) -> pd.DataFrame:
+        """Per run that learned the multi-token task: the switch widths in ln D and their ratio."""
+        return self.metric_evidence.per_run
+
+    def _numbers(self) -> dict:
+        return text.numbers(self)
+
+    def reasons(self) -> dict:
+        return text.reasons(self)
+
+    def summary(self) -> dict:
+        """The headline numbers stored with the chapter's summary: theta with its interval for
+        every task (NaN, with a reason, where none was fitted) and the counts the pages that
+        relate the theorems read."""
+        return text.summary(self._numbers())
+
+
+# --------------------------------------------------------------------------- measurement
+
+def _example_seed(config: TrainConfig) -> int:
+    """Each run is scored on its own instances, so the spread between runs carries the sampling
+    noise of the test instances too."""
+    record = json.dumps([config.seed, asdict(config.spec)], sort_keys=True)
+    return EXAMPLE_SEED_OFFSET + zlib.crc32(record.encode()) % EXAMPLE_SEED_RANGE
+
+
+def _site_module(model, site: str):
+    layer = model.model.layers[-1]
+    return {"last_mlp_input": layer.post_attention_layernorm, "last_block_input": layer}[site]
+
+
+def _forward(model, tokens: np.ndarray, site: str) -> tuple[np.ndarray, np.ndarray]:
+    """The representation at ``site`` and the logits at every position (float64, CPU)."""
+    from ...capture import final_representation
+
+    device = next(model.parameters()).device
+    seen = {}
+    handle = None
+    if site != "final":
+        def grab(module, args, kwargs):
+            seen["h"] = args[0] if args else kwargs["hidden_states"]
+        handle = _site_module(model, site).register_forward_pre_hook(grab, with_kwargs=True)
+    try:
+        with torch.inference_mode():
+            hidden, logits = final_representation(model, torch.as_tensor(tokens, device=device))
+    finally:
+        if handle is not None:
+            handle.remove()
+    hidden = seen.get("h", hidden)
+    return hidden.double().cpu().numpy(), logits.double().cpu().numpy()
+
+
+def measure_run(result: TrainResult, suite: TaskSuite, n_examples: int,
+                site: str = "last_mlp_input", device=None) -> pd.DataFrame:
+    """Every task at every kept checkpoint of one run: exact match (all answer tokens right,
+    teacher forced, which is greedy decoding's exact match), token accuracy, the mean answer
+    log-probability per token and its normalised form 1 - logprob / ln(1/alphabet) (0 = a
+    uniform guess over the alphabet, 1 = certain), the logit margin (per instance, the smallest
+    over answer tokens of the right logit minus the best other; exact match means margin > 0),
+    and the SNR of the representation at ``site`` with the answer token as the label (one
+    forward pass per checkpoint for all tasks)."""
+    if site not in SNR_SITES:
+        raise ValueError(f"snr_site must be one of {SNR_SITES}, got {site!r}.")
+    examples = [suite.examples(task, n_examples, _example_seed(result.config)) for task in suite.tasks]
+    tokens = np.concatenate([ex.tokens for ex in examples])
+    c = result.config
+    size = f"{c.spec.n_layers}x{c.spec.d_model}"
+    rows = []
+    for i, (d, loss) in enumerate(zip(result.curve_tokens, result.curve_loss)):
+        hidden, logits = _forward(load_student(result, device, checkpoint=i), tokens, site)
+        for j, ex in enumerate(examples):
+            block = slice(j * n_examples, (j + 1) * n_examples)
+            cols = np.arange(ex.answer_start - 1, ex.answer_start + ex.answer_length - 1)
+            z, truth = logits[block][:, cols], ex.answers
+            log_p = z - special.logsumexp(z, -1, keepdims=True)
+            right = np.take_along_axis(z, truth[..., None], -1)[..., 0]
+            others = np.where(np.eye(z.shape[-1], dtype=bool)[truth], -np.inf, z).max(-1)
+            margin = (right - others).min(1)
+            logprob = np.take_along_axis(log_p, truth[..., None], -1)[..., 0].mean(1)
+            try:
+                ratio = snr(hidden[block][:, cols].reshape(-1, hidden.shape[-1]), truth.ravel(),
+                            np.repeat(np.arange(n_examples), len(cols)), n_boot=0).snr
+            except ValueError:
+                ratio = np.nan
+            rows.append(dict(task=ex.task, size=size, P=result.n_parameters, seed=c.seed,
+                             run=f"{size} s{c.seed}", checkpoint=i, D=int(d),
+                             flops=6.0 * result.n_parameters * d, loss=float(loss),
+                             exact=float((margin > 0).mean()), chance=suite.chance(ex.task),
+                             token_accuracy=float((z.argmax(-1) == truth).mean()),
+                             logprob=float(logprob.mean()),
+                             logprob_norm=float(np.clip(1 + logprob.mean() / np.log(suite.alphabet), 0, 1)),
+                             margin=float(margin.mean()), answer_tokens=ex.answer_length,
+                             n=n_examples, snr=float(ratio)))
+    return pd.DataFrame(rows)
+
+
+def _measured_run(config: TrainConfig, suite: TaskSuite, eval_tokens: np.ndarray,
+                  n_examples: int, site: str, device, cache: str) -> pd.DataFrame:
+    """One job of the grid: train (or read back) one run, then measure it (cached by the run's
+    configuration and the thread count it computes with, like the run itself)."""
+    from ...models import pick_device
+    from ...train import run_grid
+
+    [result] = run_grid([config], suite, eval_tokens, device=device, cache=cache, progress=False)
+    kind = pick_device(device).type
+    key = {"run": asdict(config), "suite": suite.digest(), "n_examples": n_examples, "site": site,
+           "device": kind, "threads": torch.get_num_threads() if kind == "cpu" else None,
+           "version": EMERGENCE_VERSION}
+    return cached("capabilities", key,
+                  lambda: measure_run(result, suite, n_examples, site, device), folder=cache)
+
+
+def capability_table(configs: Sequence[TrainConfig], suite: TaskSuite, eval_tokens: np.ndarray,
+                     n_examples: int, site: str = "last_mlp_input", device=None,
+                     executor=None) -> pd.DataFrame:
+    """Train and measure every run (spread over ``executor``; see :mod:`.executor`), one row
+    per task, run and checkpoint (see :func:`measure_run`)."""
+    from ...cache import cache_dir
+    from ...executor import open_executor, run_jobs
+
+    job = partial(_measured_run, suite=suite, eval_tokens=np.asarray(eval_tokens),
+                  n_examples=n_examples, site=site, device=device, cache=str(cache_dir()))
+    # largest runs first, so that parallel workers finish together
+    order = sorted(range(len(configs)), key=lambda i: -configs[i].spec.n_layers
+                   * configs[i].spec.d_model ** 2 * configs[i].D)
+    if isinstance(executor, str) and executor != "serial":
+        with open_executor(executor) as opened:
+            frames = run_jobs(job, [configs[i] for i in order], opened)
+    else:
+        frames = run_jobs(job, [configs[i] for i in order], executor)
+    frames = [frames[order.index(i)] for i in range(len(configs))]
+    return pd.concat(frames, ignore_index=True)
+
+
+
+# --------------------------------------------------------------------------- the study
+
+def study(cfg) -> Theorem4Result:
+    """Train the profile's students (``sizes`` x ``seeds`` runs), measure every capability at
+    every checkpoint, and decide the chapter's claims (see the module docstring)."""
+    suite = TaskSuite(cfg.alphabet, cfg.copy_length, cfg.recall_pairs, cfg.modulus)
+    eval_tokens = suite.sample(EVAL_SEQUENCES, suite.context, seed=cfg.seed + EVAL_SEED_OFFSET)
+    configs = StudentGrid.from_values(dict(cfg.values, context=suite.context), suite.n_symbols,
+                                      n_evals=cfg.n_checkpoints, eval_spacing="log",
+                                      keep_checkpoints=True).configs()
+    table = capability_table(configs, suite, eval_tokens, cfg.n_examples, cfg.snr_site,
+                             cfg.device, cfg.executor)
+    return analyse(table, suite, cfg.n_boot, cfg.seed, cfg.snr_site, cfg.level,
+                   profile=cfg.profile)
+
+
+def analyse(table: pd.DataFrame, suite: TaskSuite, n_boot: int, seed: int,
+            snr_site: str = "last_mlp_input", level: float = 0.5, profile: str = "") -> Theorem4Result:
+    """The chapter's estimates and verdicts from a capability table (see :func:`study`)."""
+    by_construction = tied_by_construction(snr_site)
+    thresholds = threshold_table(table, "snr", "exact", n_boot, seed, groups=("run",))
+    per_seed = seed_thresholds(table, n_boot, seed)
+    collapse = collapse_evidence(table, n_boot, seed)
+    multi = [t for t in suite.tasks if t == "copy" and suite.copy_length > 1]
+    metric = (metric_evidence(table[table.task == multi[0]]) if multi
+              else MetricEvidence("copy", pd.DataFrame(columns=METRIC_COLUMNS), np.nan, np.nan,
+                                  np.nan, 0))
+    crossings = crossing_resources(table, "exact", level)
+    evidence = {t: threshold_evidence(table[table.task == t]) for t in suite.tasks}
+    verdicts = tuple([decide_threshold(evidence[t], by_construction) for t in suite.tasks]
+                     + [decide_collapse(collapse, by_construction), decide_metric(metric)])
+    return Theorem4Result(profile, snr_site, table, thresholds, per_seed, collapse, metric,
+                          crossings, known_threshold_demo(n_boot, seed), level,
+                          verdicts=verdicts)

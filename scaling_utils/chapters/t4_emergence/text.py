@@ -1,0 +1,98 @@
+"""The numbers Theorem 4's prose glues (keys without the ``t4_``), and why a threshold is missing
+where none was fitted, assembled from its result."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ...verdicts import CONTRADICTED, SUPPORTED, UNDETERMINED
+from .estimators import KNOWN_POINTS, KNOWN_SLOPE, KNOWN_THETA, KNOWN_TRIALS
+from .rules import (ABRUPT_WIDTH, CANDIDATES, LEARNED_LEVEL, SMOOTH_SLOPE,
+                    THRESHOLD_DEVIANCE_MARGIN)
+
+# The summary keeps every theta (with its interval) and these counts and effects.
+SUMMARY_KEYS = ("thresholds_found", "tasks", "collapse_snr_best", "collapse_tasks", "width_ratio",
+                "metric_width", "crossings", "runs", "collapse_advantage")
+
+
+def _fitted(thresholds: pd.DataFrame) -> pd.DataFrame:
+    return thresholds.set_index("task") if len(thresholds) else pd.DataFrame()
+
+
+def _has_threshold(fitted: pd.DataFrame, task: str) -> bool:
+    """Was ``task`` learned, with its pooled threshold inside the measured SNR?"""
+    return task in fitted.index and bool(fitted.loc[task, "in_range"]) and \
+        bool(fitted.loc[task, "learned"])
+
+
+def reasons(result) -> dict:
+    """Why a task's threshold (and the count of seeds inside its interval) is NaN."""
+    fitted, out = _fitted(result.thresholds), {}
+    for task in result.tasks:
+        if not _has_threshold(fitted, task):
+            why = (f"no threshold fitted for {task}: no run reached {LEARNED_LEVEL:.0%} exact "
+                   "match at an SNR inside the measured range")
+            out.update({f"theta_{task}{suffix}": why for suffix in ("", "_low", "_high")})
+            out[f"seeds_inside_{task}"] = why
+    return out
+
+
+def _thresholds(result) -> dict:
+    """Per task: theta with its interval, and how many seeds alone land inside that interval."""
+    fitted, per_seed, out = _fitted(result.thresholds), result.seed_thresholds, {}
+    for task in result.tasks:
+        ok = _has_threshold(fitted, task)
+        for suffix, column in (("", "theta"), ("_low", "ci_low"), ("_high", "ci_high")):
+            out[f"theta_{task}{suffix}"] = float(fitted.loc[task, column]) if ok else np.nan
+        out[f"seeds_inside_{task}"] = np.nan
+        if ok:
+            spread = per_seed[(per_seed.task == task) & per_seed.in_range]
+            out[f"seeds_inside_{task}"] = int(((spread.theta >= fitted.loc[task, "ci_low"]) &
+                                               (spread.theta <= fitted.loc[task, "ci_high"])).sum())
+    return out
+
+
+def numbers(result) -> dict:
+    """Every number the prose glues: the thresholds, the grid's counts, the collapse and metric
+    effects, the crossings, the rules' bounds, the verdict counts and the known-threshold check."""
+    table, tasks, verdicts = result.table, result.tasks, result.verdicts
+    collapse, ctable = result.collapse_evidence, result.collapse
+    metric, crossings, known = result.metric_evidence, result.crossings, result.known
+    out = _thresholds(result)
+    final = table[table.checkpoint == table.checkpoint.max()].groupby("task").exact.max()
+    out.update({f"final_{t}": float(final.get(t, np.nan)) for t in tasks})
+    found = [t for t in tasks if np.isfinite(out[f"theta_{t}"])]
+    out.update(
+        thresholds_found=len(found), tasks=len(tasks), runs=int(table.run.nunique()),
+        seeds=int(table.seed.nunique()), sizes=int(table["size"].nunique()),
+        tokens=int(table.D.max()), checkpoints=int(table.checkpoint.nunique()),
+        collapse_tasks=len(collapse.tasks),
+        collapse_snr_best=int(sum(
+            ctable[ctable.task == t][list(CANDIDATES)].iloc[0].astype(float).idxmin() == "SNR"
+            for t in collapse.tasks)),
+        collapse_advantage=collapse.effect, collapse_low=collapse.ci_low,
+        collapse_high=collapse.ci_high, collapse_snr_wins=collapse.wins.get("SNR", np.nan),
+        metric_width=metric.width, metric_low=metric.ci_low, metric_high=metric.ci_high,
+        width_ratio=(float(np.exp(np.log(metric.per_run.ratio.astype(float)).mean()))
+                     if len(metric.per_run) else np.nan),
+        metric_runs=metric.runs,
+        copy_unresolved=int(sum(row.switch_inside and row.width_exact <= row.spacing + 1e-12
+                                for row in metric.per_run.itertuples())),
+        crossings=int((crossings.crossed > 0).sum()),
+        cells=len(crossings), level=result.level, abrupt_width=ABRUPT_WIDTH,
+        smooth_slope=SMOOTH_SLOPE, deviance_margin=THRESHOLD_DEVIANCE_MARGIN,
+        learned_level=LEARNED_LEVEL,
+        supported=sum(v.word == SUPPORTED for v in verdicts),
+        contradicted=sum(v.word == CONTRADICTED for v in verdicts),
+        undetermined=sum(v.word == UNDETERMINED for v in verdicts))
+    out.update(known_theta=known.theta, known_low=known.ci_low, known_high=known.ci_high,
+               known_true=KNOWN_THETA, known_k=KNOWN_SLOPE, known_points=KNOWN_POINTS,
+               known_trials=KNOWN_TRIALS)
+    return out
+
+
+def summary(numbers: dict) -> dict:
+    """The stored headline numbers: theta with its interval for every task (NaN, with a reason,
+    where none was fitted) and the counts the pages that relate the theorems read."""
+    return {k: v for k, v in numbers.items() if k.startswith("theta_") or k in SUMMARY_KEYS}

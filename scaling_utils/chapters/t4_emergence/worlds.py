@@ -1,0 +1,160 @@
+"""Theorem 4's simulated worlds, on which its rules' false-verdict rates are measured: runs whose
+success switches in ln SNR or in ln D, with the spread between runs measured on real runs."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+from scipy import special
+
+from ...estimators.thresholds import LOGIT_WIDTH
+from ...tasks import TaskSuite
+from ...train import student_parameters
+from ...verdicts import Verdict
+from ...worlds import FAILS, HOLDS, World
+from .estimators import collapse_evidence, metric_evidence, threshold_evidence
+from .rules import decide_collapse, decide_metric, decide_threshold
+
+WORLDS_VERSION = 1  # bump when a change here changes the simulated worlds
+
+# Between-run noise of the sizes measured on the cpu profile's nine runs (seeds 0-2, three
+# sizes, 1.5 M tokens): one logistic in ln SNR per run puts the copy and addition switches at
+# ln theta with a spread (sd) of about 1.0 between runs, each switch itself abrupt (median
+# k about 50); at one checkpoint ln SNR differs between runs of one size by about 0.25 (copy);
+# the log-probability's switch width differs between runs by about 0.22 in ln; the normalised
+# log-probability of 512 instances scatters by well under 0.02 around its curve.
+WORLD_THETA_SPREAD = 1.0
+WORLD_SNR_SPREAD = 0.25
+WORLD_LOGPROB_NOISE = 0.02
+WORLD_WIDTH_SPREAD = 0.22
+# The worlds where one threshold does serve every run use a third of the measured spread.
+WORLD_SHARED_SPREAD = 0.3
+
+
+def world_runs(values: Mapping) -> tuple[int, int, int, list]:
+    """Runs, checkpoints, test instances and the sizes' (layers, width, heads) of a profile."""
+    sizes = list(values["sizes"])
+    return len(sizes) * values["n_seeds"], values["n_checkpoints"], values["n_examples"], sizes
+
+
+def _log_d(values: Mapping, checkpoints: int) -> np.ndarray:
+    """ln D of the checkpoints, evenly spaced in ln D from one batch to the run's tokens."""
+    first = values["batch_size"] * 16
+    return np.linspace(np.log(first), np.log(max(values["D"], 2 * first)), checkpoints)
+
+
+def simulate_threshold(task: str, chance: float, slope: float, spread: float, runs: int,
+                       checkpoints: int, n: int, seed: int) -> Verdict:
+    """Runs whose ln SNR rises along training (each run offset by WORLD_SNR_SPREAD) and whose
+    success is a logistic in ln SNR of ``slope`` around a threshold that differs between runs
+    by ``spread`` (sd of ln theta), with binomial test instances; judged by the chapter's own
+    rule."""
+    rng = np.random.default_rng(seed)
+    ln_snr = np.linspace(-4.0, 4.0, checkpoints)[None, :] + \
+        WORLD_SNR_SPREAD * rng.standard_normal((runs, 1))
+    ln_theta = 0.5 + spread * rng.standard_normal((runs, 1))
+    p = chance + (1 - chance) * special.expit(slope * (ln_snr - ln_theta))
+    frame = pd.DataFrame(dict(task=task, run=np.repeat(np.arange(runs), checkpoints).astype(str),
+                              snr=np.exp(ln_snr).ravel(), exact=rng.binomial(n, p).ravel() / n,
+                              n=n, chance=chance))
+    return decide_threshold(threshold_evidence(frame))
+
+
+def simulate_collapse(driver: str, values: Mapping, runs: int, checkpoints: int, n: int,
+                      seed: int, snr_noise: float = 0.05) -> Verdict:
+    """Runs of the profile's sizes (P counted by :func:`~scaling_utils.train.student_parameters`)
+    along training: the SNR grows as D P^0.3 times a run factor
+    (WORLD_SNR_SPREAD), the loss falls with D and P but not with the run factor, and success is a
+    logistic in ln SNR (``driver="SNR"``) or in ln D (``driver="D"``); the SNR is measured with
+    ``snr_noise`` in ln; judged by the chapter's collapse rule."""
+    rng = np.random.default_rng(seed)
+    sizes = list(values["sizes"])
+    params = np.array([student_parameters(size) for size in sizes], float)
+    size_of = np.arange(runs) % len(sizes)
+    log_d = _log_d(values, checkpoints)[None, :]
+    log_p = np.log(params[size_of])[:, None]
+    run_factor = WORLD_SNR_SPREAD * rng.standard_normal((runs, 1))
+    ln_snr = log_d + 0.3 * log_p + run_factor - np.median(log_d) - 0.3 * np.log(params).mean()
+    observed = ln_snr + snr_noise * rng.standard_normal(ln_snr.shape)
+    loss = 1.5 + 2.0 * np.exp(-0.3 * (log_d - log_d.min())) * (params[size_of][:, None] / params.min()) ** -0.1
+    loss = loss * np.exp(0.01 * rng.standard_normal(loss.shape))
+    if driver == "SNR":
+        z = 3.0 * ln_snr
+    else:
+        z = 3.0 * (log_d - np.median(log_d) + run_factor * 0.2)
+    p = special.expit(z)
+    frame = pd.DataFrame(dict(
+        task="copy", run=np.repeat(np.arange(runs), checkpoints).astype(str),
+        snr=np.exp(observed).ravel(), D=np.exp(np.broadcast_to(log_d, ln_snr.shape)).ravel(),
+        P=np.repeat(params[size_of], checkpoints), loss=loss.ravel(),
+        exact=rng.binomial(n, p).ravel() / n, n=n, chance=0.0,
+        margin=(3.0 * ln_snr).ravel()))
+    return decide_collapse(collapse_evidence(frame, n_boot=0))
+
+
+def simulate_metric(width: float, values: Mapping, runs: int, checkpoints: int, n: int,
+                    seed: int) -> Verdict:
+    """Runs whose exact match switches sharply in ln D (width 0.5) while the normalised answer
+    log-probability rises with ``width`` (times a run factor WORLD_WIDTH_SPREAD in ln) around
+    the same D, observed with WORLD_LOGPROB_NOISE; judged by the chapter's metric rule."""
+    rng = np.random.default_rng(seed)
+    log_d = _log_d(values, checkpoints)[None, :]
+    center = np.median(log_d) + 0.5 * rng.standard_normal((runs, 1))
+    k_exact = LOGIT_WIDTH / 0.5
+    k_smooth = LOGIT_WIDTH / (width * np.exp(WORLD_WIDTH_SPREAD * rng.standard_normal((runs, 1))))
+    exact = rng.binomial(n, special.expit(k_exact * (log_d - center))) / n
+    smooth = np.clip(special.expit(k_smooth * (log_d - center))
+                     + WORLD_LOGPROB_NOISE * rng.standard_normal(exact.shape), 0, 1)
+    frame = pd.DataFrame(dict(task="copy", run=np.repeat(np.arange(runs), checkpoints).astype(str),
+                              checkpoint=np.tile(np.arange(checkpoints), runs), D=np.exp(np.broadcast_to(log_d, exact.shape)).ravel(),
+                              exact=exact.ravel(), logprob_norm=smooth.ravel(), n=n, chance=0.0))
+    return decide_metric(metric_evidence(frame))
+
+
+def worlds(values: Mapping) -> list:
+    """Each rule of the chapter in worlds where its claim holds, fails, or cannot be told, at
+    the sample sizes of ``values`` (a profile's parameters: runs = sizes x seeds, checkpoints,
+    test instances).  The threshold worlds differ between tasks only in the chance level."""
+    runs, checkpoints, n, _ = world_runs(values)
+    suite = TaskSuite(values["alphabet"], values["copy_length"], values["recall_pairs"],
+                      values["modulus"])
+    out = []
+    for task in suite.tasks:
+        chance = suite.chance(task)
+        sim = partial(simulate_threshold, task, chance)
+        out += [
+            World(f"threshold_{task}", "holds", HOLDS, "every run switches with width 0.55 in "
+                  f"ln SNR, thresholds spread by {WORLD_SHARED_SPREAD:g} in ln between runs "
+                  "(pooled width about 1.0)",
+                  partial(sim, 8.0, WORLD_SHARED_SPREAD, runs, checkpoints, n)),
+            World(f"threshold_{task}", "fails: smooth", FAILS, "every run rises with width 3.3 "
+                  "in ln SNR (k = 4/3: steeper than first order, wider than abrupt)",
+                  partial(sim, 4 / 3, WORLD_SHARED_SPREAD, runs, checkpoints, n)),
+            World(f"threshold_{task}", "fails: scattered", FAILS, "every run switches with width "
+                  f"0.55, but at thresholds spread by {WORLD_THETA_SPREAD:g} in ln, as measured "
+                  "(pooled width about 2.5)",
+                  partial(sim, 8.0, WORLD_THETA_SPREAD, runs, checkpoints, n)),
+            World(f"threshold_{task}", "underpowered", HOLDS, "width 1.5 in ln SNR, but 3 runs "
+                  "of 16 instances", partial(sim, 3.0, WORLD_SHARED_SPREAD, 3, checkpoints, 16)),
+        ]
+    out += [
+        World("collapse", "holds", HOLDS, "success is a logistic in ln SNR; SNR grows with D, "
+              "P^0.3 and a run factor", partial(simulate_collapse, "SNR", values, runs,
+                                              checkpoints, n)),
+        World("collapse", "fails", FAILS, "success is a logistic in ln D; the SNR carries a run "
+              "factor that success does not", partial(simulate_collapse, "D", values, runs,
+                                                      checkpoints, n)),
+        World("collapse", "underpowered", HOLDS, "success driven by SNR, but 3 runs (one per "
+              "size) of 16 instances", partial(simulate_collapse, "SNR", values, 3,
+                                              checkpoints, 16)),
+        World("metric", "holds", HOLDS, "the log-probability rises with width 1.0 in ln D",
+              partial(simulate_metric, 1.0, values, runs, checkpoints, n)),
+        World("metric", "fails", FAILS, "the log-probability rises with width 4.4 in ln D",
+              partial(simulate_metric, 4.4, values, runs, checkpoints, n)),
+        World("metric", "underpowered", FAILS, "width 2.6 in ln D, 3 runs",
+              partial(simulate_metric, 2.6, values, 3, checkpoints, n)),
+    ]
+    return out
