@@ -66,15 +66,6 @@ def ks_panels(table: pd.DataFrame, max_columns: int = 4) -> plt.Figure:
     return fig
 
 
-def loss_against_position(curve: pd.DataFrame, ax: plt.Axes, title: str = "") -> plt.Axes:
-    """Mean next-token loss against context length with the fitted offset power law."""
-    ax.plot(curve.context, curve.loss, ".", ms=3, label="measured")
-    ax.plot(curve.context, curve.fitted, "r-", label=r"$L_\infty + A\,t^{-\alpha}$")
-    ax.set(xscale="log", xlabel="tokens of context t", ylabel="next-token loss (nats)", title=title)
-    ax.legend()
-    return ax
-
-
 # ---- How far to trust the verdicts
 
 VERDICT_COLOURS = {"supported": "#1b9e77", "undetermined": "#bdbdbd", "contradicted": "#d95f02"}
@@ -194,9 +185,12 @@ def t1_variance_against_neff(curves: pd.DataFrame) -> plt.Figure:
 
 
 def t1_position_loss(curve: pd.DataFrame, title: str) -> plt.Figure:
-    """Next-token loss against position with the fitted offset power law."""
+    """Mean next-token loss against context length with the fitted offset power law."""
     fig, ax = plt.subplots(figsize=(6, 4))
-    loss_against_position(curve, ax, title=title)
+    ax.plot(curve.context, curve.loss, ".", ms=3, label="measured")
+    ax.plot(curve.context, curve.fitted, "r-", label=r"$L_\infty + A\,t^{-\alpha}$")
+    ax.set(xscale="log", xlabel="tokens of context t", ylabel="next-token loss (nats)", title=title)
+    ax.legend()
     return fig
 
 

@@ -6,8 +6,12 @@ numpy scalars would be stored as ``np.float64(...)`` text, which ``{glue:text}``
 from __future__ import annotations
 
 import numbers
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def glue_numbers(show: bool = False, **values) -> None:
@@ -269,7 +273,7 @@ def benchmark_report(path):
     return table, "measured on " + ", ".join(f"{k}: {v}" for k, v in machine.items())
 
 
-def load_benchmarks(path) -> tuple["pd.DataFrame", dict] | None:
+def load_benchmarks(path) -> tuple[pd.DataFrame, dict] | None:
     """The table written by ``benchmarks/run.py`` and the machine it ran on, or None when the
     benchmarks have not been run here."""
     import json

@@ -38,6 +38,7 @@ HEADINGS = {"prf:theorem": "Theorem", "prf:definition": "Definition", "prf:remar
             "exercise": "Exercise", "solution": "Solution", "admonition": None}
 UNTITLED = ("solution",)  # their argument is the label of what they answer, not a title
 GLUE_CALL = re.compile(r"\b(glue_numbers|glue_text)\(")
+GLUE_RESULT = re.compile(r"\bglue_result\(([^()]*)\)")
 PLAIN_NOTE = ("*This is a plain copy of a chapter of the executable companion. Numbers that the "
               "book prints in its text appear here as `names` in code font: each is printed by "
               "the code cell that computes it.*")
@@ -149,7 +150,8 @@ def plain_notebook(source: Path, keep_solutions: bool, install: str | None = Non
             text = cell.source if keep_solutions else strip_solutions(cell.source)
             cell.source = plain_markdown(text, citations, figures)
         elif cell.cell_type == "code":
-            cell.source = GLUE_CALL.sub(lambda m: f"{m[1]}(show=True, ", cell.source)
+            code = GLUE_CALL.sub(lambda m: f"{m[1]}(show=True, ", cell.source)
+            cell.source = GLUE_RESULT.sub(lambda m: f"glue_result({m[1]}, show=True)", code)
     nb.cells = cells
     first_markdown = next(i for i, c in enumerate(nb.cells) if c.cell_type == "markdown")
     notes = [PLAIN_NOTE] + ([READER_NOTE] if "load_summary(" in source.read_text() else [])

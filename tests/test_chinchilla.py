@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from scaling_utils.estimators.chinchilla import (ScalingDataError, compare_laws, fit_chinchilla,
-                                       fit_chinchilla_batch,
-                                       load_epoch_chinchilla)
+                                                 fit_chinchilla_batch)
+from scaling_utils.published import load_epoch_chinchilla
 
 TRUE = dict(E=1.8, A=480.0, B=2000.0, alpha=0.35, beta=0.37)
 

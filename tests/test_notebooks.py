@@ -139,7 +139,6 @@ def test_papermill_reads_every_parameter_with_its_help():
 @pytest.mark.slow
 def test_every_launch_button_opens_a_tracked_notebook_with_its_install_cell(smoke_book):
     import re
-    import subprocess
     from urllib.parse import parse_qs, unquote, urlparse
     root, run = smoke_book
     assert run.returncode == 0, run.stderr[-2000:]

@@ -5,7 +5,7 @@ from scipy import special
 import pytest
 
 from scaling_utils.synthetic import gaussian_mixture, mixture_means
-from scaling_utils.estimators.snr import SNRResult, snr
+from scaling_utils.estimators.snr import snr
 from scaling_utils.estimators.thresholds import fit_threshold
 
 

@@ -35,7 +35,7 @@ def test_student_copies_have_exercises_but_no_solutions(tmp_path):
     assert "Figure 1 shows the grid" in t2 and "**Figure 1.** Left: held-out loss" in t2
     code = "\n".join(c.source for c in nbformat.read(tmp_path / "theorem2_bias_variance.ipynb", 4).cells
                      if c.cell_type == "code")
-    assert "glue_numbers(show=True, " in code and "glue_numbers(t2" not in code
+    assert "glue_result(result, show=True)" in code and "glue_result(result)\n" not in code
 
 
 def test_strip_solutions_keeps_what_follows():

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 
 import numpy as np
 
@@ -80,7 +79,7 @@ def fit_chinchilla(N, D, L, E: float | None = None, coupled: bool = False, n_boo
     factor N^gamma, so that gamma = 0 is the additive law.  ``n_boot`` > 0 adds bootstrap CIs
     (resampling points, each refit started from the point estimate).  A free E is bounded
     below by ``E_FLOOR``; ending there means the data do not identify it (``E_at_bound``)."""
-    N, D, L = _check(N, D, L)
+    N, D, L = check_points(N, D, L)
     free, fixed = _parameters(E, coupled)
     x = (np.log(N), np.log(D), np.log(L))
     theta = _best_of_grid(x, free, fixed, n_starts)
@@ -214,7 +213,7 @@ def compare_laws(N, D, L, E: float | None = None, folds: int = 5, seed: int = 0)
     fold would leave fewer than 6 points to fit).  Folds hold whole (N, D) cells, so that runs
     of one cell that differ only in their seed are never split between fitting and testing (the
     held-out error would be optimistic)."""
-    N, D, L = _check(N, D, L)
+    N, D, L = check_points(N, D, L)
     additive = fit_chinchilla(N, D, L, E=E)
     coupled = fit_chinchilla(N, D, L, E=E, coupled=True)
     rmse = {c: held_out_rmse(N, D, L, E, c, folds, seed)[0] for c in (False, True)}
@@ -229,7 +228,7 @@ def held_out_rmse(N, D, L, E: float | None = None, coupled: bool = False, folds:
     replicates of L, with their own ``E_replicates`` when E is fixed) are cross-validated with
     the same folds, each fold's fits starting from that fold's own fit (never from a fit that
     saw the held-out cells); their errors come back as an array (empty without replicates)."""
-    N, D, L = _check(N, D, L)
+    N, D, L = check_points(N, D, L)
     fold_of = cell_folds(N, D, folds, seed)
     n_reps = 0 if replicates is None else len(replicates)
     if min((fold_of != k).sum() for k in range(folds)) < 6:  # too few points to refit
@@ -259,51 +258,8 @@ def cell_folds(N, D, folds: int, seed: int = 0) -> np.ndarray:
     return (np.random.default_rng(seed).permutation(cell.max() + 1) % folds)[cell.ravel()]
 
 
-# Besiroglu et al. (2024) fit 240 of the 245 digitised points: the five with the highest loss
-# are dropped (small models trained on few tokens, far from the fitted regime).
-EPOCH_DROPPED = 5
-
-
-def load_epoch_chinchilla(path: str | Path, keep_all: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Read published points in the column format of Epoch AI's digitised Chinchilla data
-    (``Model Size``, ``Training FLOP``, ``loss``) and return N, D = FLOP / (6 N), L.  As in
-    Besiroglu et al. (2024), the :data:`EPOCH_DROPPED` highest-loss points are left out unless
-    ``keep_all``."""
-    import pandas as pd
-
-    path = Path(path)
-    if not path.is_file():
-        raise ScalingDataError(f"{path} does not exist; pass the path of the CSV you downloaded.")
-    try:
-        table = pd.read_csv(path)
-    except Exception as err:  # empty file, binary, bad quoting
-        raise ScalingDataError(f"{path} is not a readable CSV file ({err}).") from err
-    needed = ["Model Size", "Training FLOP", "loss"]
-    missing = [c for c in needed if c not in table.columns]
-    if missing:
-        raise ScalingDataError(f"{path} lacks the column(s) {missing}; expected {needed} "
-                               f"(found {list(table.columns)}).")
-    table = table[needed].apply(pd.to_numeric, errors="coerce").dropna()
-    if table.empty:
-        raise ScalingDataError(f"{path} has no numeric rows in {needed}.")
-    if not keep_all:
-        table = table.drop(table["loss"].nlargest(EPOCH_DROPPED).index)
-    N = table["Model Size"].to_numpy(float)
-    return _check(N, table["Training FLOP"].to_numpy(float) / (6 * N), table["loss"].to_numpy(float))
-
-
-# the published refits the book sets beside ours (point estimates as printed in the papers)
-# Kaplan et al. (2020), eqs. (1.1)-(1.3): L(N) ~ N^-alpha_N, L(D) ~ D^-alpha_D,
-# L(C_min) ~ C_min^-alpha_C (each with the other resources unconstrained).
-KAPLAN_EXPONENTS = dict(alpha_N=0.076, alpha_D=0.095, alpha_C=0.050)
-
-PUBLISHED = {
-    "Hoffmann et al. 2022": dict(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28),
-    "Besiroglu et al. 2024": dict(E=1.8172, A=482.01, B=2085.43, alpha=0.3478, beta=0.3658),
-}
-
-
-def _check(N, D, L):
+def check_points(N, D, L):
+    """N, D and L as flat float arrays of one length, at least 6 points, finite and positive."""
     arrays = [np.asarray(v, float).ravel() for v in (N, D, L)]
     if len({a.size for a in arrays}) != 1:
         raise ScalingDataError(f"N, D and L differ in length ({[a.size for a in arrays]}).")

@@ -18,7 +18,7 @@ from ...worlds import FAILS, HOLDS, World
 from .estimators import collapse_evidence, metric_evidence, threshold_evidence
 from .rules import decide_collapse, decide_metric, decide_threshold
 
-WORLDS_VERSION = 1  # bump when a change here changes the simulated worlds
+WORLDS_VERSION = 2  # bump when a change here changes the simulated worlds
 
 # Between-run noise of the sizes measured on the cpu profile's nine runs (seeds 0-2, three
 # sizes, 1.5 M tokens): one logistic in ln SNR per run puts the copy and addition switches at
