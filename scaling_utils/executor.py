@@ -151,11 +151,10 @@ def execute_notebook(source: str | os.PathLike, target: str | os.PathLike, param
     import nbformat
     import papermill
 
-    from .profiles import NOTEBOOKS, check_names
-
     source, target = Path(source), Path(target)
-    if source.stem in NOTEBOOKS:  # papermill writes every name into code
-        check_names(source.stem, parameters)
+    unsafe = [n for n in parameters if not (n.isidentifier() and not n.startswith("_"))]
+    if unsafe:  # papermill writes every name into code; callers check them against NOTEBOOKS
+        raise ValueError(f"parameter names must be plain identifiers, got {unsafe}: nothing ran.")
     target.parent.mkdir(parents=True, exist_ok=True)
     notebook = jupytext.read(source)
     notebook.metadata.pop("jupytext", None)
