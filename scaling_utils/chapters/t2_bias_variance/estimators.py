@@ -62,7 +62,7 @@ def decompose(table: pd.DataFrame, eps: float) -> pd.DataFrame:
             step, noise = np.nan, 0.0
         for _, cell in group.iterrows():
             out.append(dict(P=P, D=cell.D, loss=cell["mean"], seed_sd=cell["std"],
-                            seeds=int(cell["count"]), bias=bias,
+                            n_seeds=int(cell["count"]), bias=bias,
                             variance_term=cell["mean"] - eps - bias,
                             converged=bool(step < 2 * noise) if noise > 0 else False))
     return pd.DataFrame(out)

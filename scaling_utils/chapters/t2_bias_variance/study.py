@@ -66,12 +66,12 @@ class Theorem2Result(ChapterResult):
     @property
     def runs_per_cell(self) -> int:
         """The smallest number of fresh-data runs in any (P, D) cell."""
-        return int(self.cells.seeds.min())
+        return int(self.cells.n_seeds.min())
 
     @property
     def df(self) -> int:
         """Degrees of freedom of the spread between runs: sum over cells of (runs - 1)."""
-        return int((self.cells.seeds - 1).sum())
+        return int((self.cells.n_seeds - 1).sum())
 
     @property
     def cv_difference(self) -> Estimate:
