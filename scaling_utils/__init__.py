@@ -2,8 +2,8 @@
 "Has LLM Reached the Scaling Ceiling Yet?".
 
 Layers (``ARCHITECTURE.md`` is the map): plumbing (``cache``, ``codec``, ``executor``,
-``profiles``, ``report``, ``runinfo``, ``cli``), sources (``models``, ``data``, ``capture``,
-``synthetic``, ``tasks``, ``train``), ``estimators`` by family, decisions (``verdicts``,
+``parameters``, ``profiles``, ``report``, ``runinfo``, ``cli``), sources (``models``, ``data``,
+``capture``, ``synthetic``, ``tasks``, ``train``, ``published``), ``estimators`` by family, decisions (``verdicts``,
 ``worlds``), the four ``chapters`` with the same rooms each, and the pages that relate them
 (``synthesis``, ``error_rates``, ``plots``).
 """

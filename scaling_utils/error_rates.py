@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from typing import Mapping
 
 import pandas as pd
-from scipy import stats as sps
 
 from .chapters import Chapter, chapters
-from .worlds import World, rate_row, world_seeds, world_words
+from .worlds import World, rate_interval, rate_row, world_seeds, world_words
 
 ERROR_RATES_VERSION = 1  # bump when a change here or in a chapter's worlds changes the table
 CHUNK = 50  # simulated data sets per job of error_rate_table
@@ -93,8 +92,7 @@ def study(cfg) -> ErrorRateResult:
     table.insert(1, "chapter_short", table.chapter.map(lambda n: _registry()[n].short))
     worst = table.loc[table.false_rate.idxmax()]
     k = int(round(worst.false_rate * worst.n_sets))
-    low = 0.0 if k == 0 else float(sps.beta.ppf(0.025, k, worst.n_sets - k + 1))
-    high = 1.0 if k == worst.n_sets else float(sps.beta.ppf(0.975, k + 1, worst.n_sets - k))
+    low, high = rate_interval(k, worst.n_sets)
     calibrated = below("calibrated", "no rule gives a false verdict more than 5 % of the time",
                        float(worst.false_rate), low, high, FALSE_RATE_BOUND,
                        to_decide="more simulated data sets per world (`n_sets`), or a rule with a "

@@ -81,3 +81,10 @@ def rate_row(world: World, got: list[str], chapter: str) -> dict:
 def false_upper(k: int, n: int, level: float = 0.95) -> float:
     """One-sided Clopper-Pearson upper bound for a binomial proportion k / n."""
     return 1.0 if k == n else float(sps.beta.ppf(level, k + 1, n - k))
+
+
+def rate_interval(k: int, n: int, tail: float = 0.025) -> tuple[float, float]:
+    """Two-sided Clopper-Pearson interval for a binomial proportion k / n, ``tail`` outside on
+    each side."""
+    low = 0.0 if k == 0 else float(sps.beta.ppf(tail, k, n - k + 1))
+    return low, false_upper(k, n, 1 - tail)

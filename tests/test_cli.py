@@ -93,3 +93,24 @@ def test_an_interrupt_says_what_was_kept_and_leaves_no_partial_notebook(tmp_path
     assert cli.main(["run", "overview", "--profile", "smoke", "-o", str(out)]) == 130
     assert "interrupted: every result computed so far is kept" in capsys.readouterr().err
     assert not out.exists() and not list(tmp_path.glob(".*input.ipynb"))
+
+
+def test_every_documented_command_names_declared_parameters():
+    # the commands a reader copies from the README, the book and the notebooks' "Try it" lines
+    import re
+    from pathlib import Path
+
+    from scaling_utils.profiles import NOTEBOOKS, check_names
+
+    repo = Path(__file__).resolve().parent.parent
+    checked = 0
+    for doc in [repo / "README.md", *sorted((repo / "book").glob("*.md")),
+                *sorted((repo / "notebooks").glob("*.md"))]:
+        text = doc.read_text().replace("\\\n", " ")
+        for notebook, rest in re.findall(r"scaling_utils run (\w+)([^\n`]*)", text):
+            if notebook in NOTEBOOKS:  # not the placeholder NOTEBOOK
+                check_names(notebook, re.findall(r"-p ['\"]?(\w+)=", rest))
+                checked += 1
+        if doc.parent.name == "notebooks" and doc.stem in NOTEBOOKS:  # "Try it. `-p n_seeds=5`"
+            check_names(doc.stem, re.findall(r"`-p ['\"]?(\w+)=", text))
+    assert checked >= 5

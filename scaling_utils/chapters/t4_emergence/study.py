@@ -218,7 +218,7 @@ def capability_table(configs: Sequence[TrainConfig], suite: TaskSuite, eval_toke
 # --------------------------------------------------------------------------- the study
 
 def study(cfg) -> Theorem4Result:
-    """Train the profile's students (``sizes`` x ``seeds`` runs), measure every capability at
+    """Train the profile's students (``sizes`` x ``n_seeds`` runs), measure every capability at
     every checkpoint, and decide the chapter's claims (see the module docstring)."""
     suite = TaskSuite(cfg.alphabet, cfg.copy_length, cfg.recall_pairs, cfg.modulus)
     eval_tokens = suite.sample(EVAL_SEQUENCES, suite.context, seed=cfg.seed + EVAL_SEED_OFFSET)
