@@ -5,7 +5,6 @@ decomposition and the law fits, and return them with the three verdicts as one t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import pandas as pd
 
@@ -25,7 +24,7 @@ class Theorem2Result(ChapterResult):
     """Everything the Theorem 2 chapter shows: the language, the grid of runs, the decomposition
     with its intervals, the law fits, the seed-by-seed headline numbers and the verdicts."""
 
-    PREFIX: ClassVar[str] = "t2"
+    PREFIX = "t2"
 
     language: pd.DataFrame  # exact loss eps, entropy rate, unigram entropy (nats, with SEs)
     runs: pd.DataFrame  # one row per run, fresh and repeated data

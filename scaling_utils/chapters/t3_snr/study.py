@@ -17,7 +17,7 @@ from .estimators import (CONTEXT_COLUMNS, context_table, estimator_check, expone
 from .rules import decide_context, decide_data, decide_size, too_few_context_bins
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Theorem3Result(ChapterResult):
     """Everything the Theorem 3 chapter shows: the estimator check, the SNR of every run, the
     exponents with their hierarchical intervals, the seed-by-seed exponents, SNR against

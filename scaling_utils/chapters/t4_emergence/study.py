@@ -38,7 +38,7 @@ EXAMPLE_SEED_RANGE = 1_000_000
 EVAL_SEQUENCES = 256  # held-out task sequences each run's loss (a collapse candidate) is read on
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Theorem4Result(ChapterResult):
     """Everything the Theorem 4 chapter shows: the capability table (one row per task, run and
     checkpoint), the pooled thresholds in SNR with the threshold rule's evidence, the threshold
@@ -246,6 +246,8 @@ def analyse(table: pd.DataFrame, suite: TaskSuite, n_boot: int, seed: int,
     evidence = {t: threshold_evidence(table[table.task == t]) for t in suite.tasks}
     verdicts = tuple([decide_threshold(evidence[t], by_construction) for t in suite.tasks]
                      + [decide_collapse(collapse, by_construction), decide_metric(metric)])
-    return Theorem4Result(profile, snr_site, table, thresholds, per_seed, collapse, metric,
-                          crossings, known_threshold_demo(n_boot, seed), level,
+    return Theorem4Result(profile=profile, snr_site=snr_site, table=table, thresholds=thresholds,
+                          seed_thresholds=per_seed, collapse_evidence=collapse,
+                          metric_evidence=metric, crossings=crossings,
+                          known=known_threshold_demo(n_boot, seed), level=level,
                           verdicts=verdicts)
