@@ -170,9 +170,7 @@ NOTEBOOKS: Mapping[str, tuple[Parameter, ...]] = MappingProxyType({
     "theorem4_emergence": _COMMON + (
         # Nine small runs train faster as two single-threaded processes than as one process
         # with two threads; CPU runs are keyed by the thread count, so results stay fixed.
-        Parameter("executor", str, "where training runs go: serial, processes:N, "
-                  "dask[:ADDRESS] or slurm[:PARTITION] (see scaling_utils.executor)",
-                  None, "processes:2", None, optional=True, prefixes=EXECUTOR_KINDS),
+        replace(_EXECUTOR, cpu="processes:2"),
         Parameter("alphabet", int, "symbols of the capability tasks", 8, 16, 16, minimum=4),
         Parameter("copy_length", int, "length of the segment to copy", 4, 6, 8, minimum=1),
         Parameter("recall_pairs", int, "key-value pairs shown before the query", 4, 6, 8, minimum=1),
