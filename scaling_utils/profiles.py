@@ -239,14 +239,17 @@ def student_grid_values(profile: str, seed: int) -> dict[str, Any]:
 
 
 def check_names(notebook: str, names) -> None:
-    """Only declared parameter names may reach a notebook: papermill writes each name into the
-    parameters cell as code, so a name is validated like a value before anything runs."""
-    declared = {p.name for p in _specs(notebook)}
-    unknown = [name for name in names if name not in declared]
+    """Only declared parameter names may reach a notebook (papermill writes each name into the
+    parameters cell as code): an unknown one is an error, with the closest valid name."""
+    declared = sorted(p.name for p in _specs(notebook))
+    unknown = sorted(set(names) - set(declared))
     if unknown:
-        raise ParameterError(f"unknown parameter name(s) for notebook {notebook!r}: "
-                             f"{', '.join(map(repr, unknown))}. Valid parameters: "
-                             f"{', '.join(sorted(declared))}.")
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, declared, n=1)
+            hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise ParameterError(f"unknown parameter(s) for notebook {notebook!r}: "
+                             f"{', '.join(hints)}. Valid parameters: {', '.join(declared)}.")
 
 
 def resolve_parameters(notebook: str, namespace: Mapping[str, Any],
@@ -260,16 +263,7 @@ def resolve_parameters(notebook: str, namespace: Mapping[str, Any],
     specs = {p.name: p for p in _specs(notebook)}
     given = {k: v for k, v in namespace.items()
              if k not in baseline and not k.startswith("_") and k not in _IPYTHON_NAMES}
-    unknown = sorted(set(given) - set(specs))
-    if unknown:
-        hints = []
-        for name in unknown:
-            close = difflib.get_close_matches(name, specs, n=1)
-            hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-        raise ParameterError(
-            f"unknown parameter(s) for notebook {notebook!r}: {', '.join(hints)}. "
-            f"Valid parameters: {', '.join(sorted(specs))}."
-        )
+    check_names(notebook, given)
     profile = specs["profile"].check(given.get("profile") or DEFAULT_PROFILE)
     values = {}
     for name, spec in specs.items():

@@ -32,7 +32,7 @@ def test_a_parameter_name_is_validated_like_a_value(tmp_path, capsys):
     for name in (f'_;import os;os.system("touch {marker}");_x', "__import__('os')", "tokens"):
         code = cli.main(["run", "overview", "--profile", "smoke", "-p", f"{name}=1",
                          "-o", str(tmp_path / "o.ipynb")])
-        assert code == 2 and "unknown parameter name" in capsys.readouterr().err
+        assert code == 2 and "unknown parameter(s)" in capsys.readouterr().err
     assert not marker.exists() and not (tmp_path / "o.ipynb").exists()
     from scaling_utils.executor import execute_notebook
     with pytest.raises(ValueError, match="plain identifiers"):
