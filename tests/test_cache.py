@@ -60,7 +60,7 @@ def test_a_crash_while_writing_leaves_no_partial_entry(cache_folder, monkeypatch
         cached("demo", {"a": 1}, lambda: list(range(1000)))
     monkeypatch.undo()
     assert not list((cache_folder / "demo").glob("*"))  # neither entry nor temporary file
-    assert cached("demo", {"a": 1}, lambda: "fresh") == "fresh"
+    assert cached("demo", {"a": 1}, lambda: "fresh", folder=cache_folder) == "fresh"
 
 
 def test_keys_accept_numpy_and_reject_other_objects():
