@@ -1,21 +1,10 @@
 """The trust page's table: every chapter in the registry measured on its worlds, cached, the
 same whether the worlds run one by one or as jobs on a pool."""
 
-import numpy as np
-
-from scaling_utils import error_rates, verdicts
+from scaling_utils import error_rates
 from scaling_utils.chapters import Chapter
 from scaling_utils.worlds import FAILS, HOLDS, World, measure
-
-
-def mean_above_zero(true_mean: float, n: int):
-    """Claim: a mean is positive; a normal-theory 95 % interval from n draws."""
-    def simulate(seed: int):
-        x = np.random.default_rng(seed).normal(true_mean, 1.0, n)
-        half = 1.96 * x.std(ddof=1) / np.sqrt(n)
-        return verdicts.above("mean", "the mean is positive", x.mean(), x.mean() - half,
-                              x.mean() + half, 0.0, "more draws")
-    return simulate
+from test_worlds import mean_above_zero  # a rule with a known false rate
 
 
 def _one_chapter(monkeypatch, worlds):
