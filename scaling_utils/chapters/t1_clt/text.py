@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ...verdicts import inside_band
 from .estimators import FIXED, IID_CONTROL, LAST_TOKEN, TWIN, WINDOW_SUBSETS, PrecisionCheck
-from .rules import CLAIM_MARGIN, CLAIMED_EXPONENT, MIN_LENGTHS, MIN_WINDOWS, PRECISION_TOLERANCE
+from .rules import (CLAIM_MARGIN, MIN_LENGTHS, MIN_WINDOWS, PRECISION_TOLERANCE,
+                    covers_claim)
 
 if TYPE_CHECKING:
     from .study import Theorem1Result
@@ -128,8 +128,7 @@ def students_text(fit_from: int, context: int | None, medians: pd.DataFrame) -> 
                 f"lengths n >= `fit_from` ({fit_from}), and fitting shorter contexts would "
                 "read the pre-asymptotic range this chapter excludes everywhere else.")
     attention = medians.query("kind == 'attention'")
-    within = sum(inside_band(lo, hi, CLAIMED_EXPONENT, CLAIM_MARGIN)
-                 for lo, hi in zip(attention.ci_low, attention.ci_high))
+    within = sum(covers_claim(lo, hi) for lo, hi in zip(attention.ci_low, attention.ci_high))
     return (f"Across {medians.variant.nunique()} students ({', '.join(medians.variant.unique())}; "
             f"context {context}, fits from $n \\ge$ {fit_from}), the median attention "
             f"exponents run from {attention.exponent.min():.2f} to {attention.exponent.max():.2f}, "
