@@ -159,7 +159,8 @@ def _students(cfg) -> tuple[int, pd.DataFrame | None]:
         return (values["context"], None)
     grid = train.known_language(values)
     largest = [c for c in train.StudentGrid.from_values(values, grid.source.n_symbols).configs()
-               if c.D == max(values["D"]) and c.seed == cfg.seed and c.data_mode == "fresh"]
+               if c.D == max(values["D"]) and c.data_mode == "fresh"
+               and c.seed == train.training_seeds(cfg.seed, values["n_seeds"])[0]]
     runs = train.run_grid(largest, grid.source, grid.eval_tokens, device=cfg.device,
                           progress=False)  # the Theorem 2 runs: cached, shared
     _, medians = student_fits(runs, grid.source, cfg.n_windows, cfg.min_length, cfg.n_groups,
