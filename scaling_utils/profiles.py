@@ -15,6 +15,8 @@ from typing import Any, Mapping
 
 from .cache import check_writable
 from .parameters import Parameter, ParameterError
+from .chapters.t3_snr.rules import MIN_REPLICATES as T3_MIN_REPLICATES
+from .verdicts import MIN_REPLICATES
 from .executor import EXECUTOR_KINDS
 from .models import PRECISIONS
 
@@ -122,7 +124,7 @@ NOTEBOOKS: Mapping[str, tuple[Parameter, ...]] = MappingProxyType({
                   "of the exponents' intervals (fewer than about 8 under-cover)", 8, 16, 32,
                   minimum=8),
         Parameter("n_boot", int, "bootstrap replicates for the position-loss fit",
-                  50, 400, 1000, minimum=10),
+                  50, 400, 1000, minimum=MIN_REPLICATES),
         Parameter("n_projections", int, "random directions tested for Gaussianity",
                   4, 8, 16, minimum=1),
         Parameter("exclude_top_dims", int,
@@ -150,16 +152,16 @@ NOTEBOOKS: Mapping[str, tuple[Parameter, ...]] = MappingProxyType({
         Parameter("repeated_sizes", int,
                   "how many of the largest sizes also train on a repeated dataset of min(D)",
                   1, 1, 3, minimum=0),
-        Parameter("n_boot", int, "bootstrap replicates for the scaling-law CIs", 10, 100, 400,
-                  minimum=0),
+        Parameter("n_boot", int, "bootstrap replicates for the scaling-law CIs",
+                  MIN_REPLICATES, 100, 400, minimum=MIN_REPLICATES),
     ),
     "theorem3_snr": _COMMON + _STUDENT_GRID + (
         Parameter("snr_sequences", int, "held-out sequences whose representations give each SNR",
                   32, 256, 1024, minimum=8),
         Parameter("min_position", int, "first position used (earlier ones see too little context)",
                   4, 8, 8, minimum=1),
-        Parameter("n_boot", int, "bootstrap replicates for SNR and exponent CIs", 20, 200, 400,
-                  minimum=0),
+        Parameter("n_boot", int, "bootstrap replicates for SNR and exponent CIs",
+                  T3_MIN_REPLICATES, 200, 400, minimum=T3_MIN_REPLICATES),
         *_PRETRAINED,
         Parameter("n_windows", int, "context windows of the pretrained model for SNR against n",
                   8, 48, 320, minimum=4),
@@ -193,7 +195,7 @@ NOTEBOOKS: Mapping[str, tuple[Parameter, ...]] = MappingProxyType({
                   "last_mlp_input", "last_mlp_input", "last_mlp_input",
                   choices=("last_mlp_input", "last_block_input", "final")),
         Parameter("n_boot", int, "bootstrap replicates over runs for the threshold CIs and the "
-                  "collapse win shares", 20, 200, 400, minimum=0),
+                  "collapse win shares", MIN_REPLICATES, 200, 400, minimum=MIN_REPLICATES),
         Parameter("level", float, "success level that counts as 'crossed' for resources", 0.5,
                   0.5, 0.5, minimum=0.01, maximum=0.99),
     ),
@@ -211,8 +213,8 @@ NOTEBOOKS: Mapping[str, tuple[Parameter, ...]] = MappingProxyType({
         Parameter("published_data", str,
                   "path of Epoch AI's digitised Chinchilla CSV to refit (not shipped)",
                   None, None, None, optional=True),
-        Parameter("n_boot", int, "bootstrap replicates for the refit's CIs", 10, 100, 400,
-                  minimum=0),
+        Parameter("n_boot", int, "bootstrap replicates for the refit's CIs",
+                  MIN_REPLICATES, 100, 400, minimum=MIN_REPLICATES),
     ),
     "reproducibility": _COMMON + (
         Parameter("build_log", str, "JSON run-time log written by scripts/build_book.py",

@@ -18,6 +18,13 @@ import pandas as pd
 SUPPORTED, CONTRADICTED, UNDETERMINED = "supported", "contradicted", "undetermined"
 WORDS = (SUPPORTED, CONTRADICTED, UNDETERMINED)
 
+# The fewest bootstrap replicates that carry a 95 % percentile interval: 40 x 0.025 = 1 replicate
+# beyond each end.  A rule whose interval needs more says so (Theorem 3's); the coverage test of
+# each bootstrapped interval runs at its rule's count.  Below it a rule gives `undetermined`, and
+# the notebooks refuse `n_boot` below it in their first cell.
+MIN_REPLICATES = 40
+FAILED_INTERVAL = "failed interval"
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -32,7 +39,7 @@ class Verdict:
     ci_high: float
     rule: str  # the rule, as stated before the data
     to_decide: str = ""  # for undetermined: what would decide it
-    reason: str = ""  # why no effect could be measured, when none was
+    reason: str = ""  # why no effect, or no verdict from it, could be read (else "")
     bound: float = math.nan  # the value the rule compares with (the claimed value for `near`)
     margin: float = 0.0  # half-width of the band around `bound` that `near` accepts
 
@@ -47,6 +54,8 @@ class Verdict:
         if math.isfinite(self.effect):
             text = (f"**{self.word}**: {self.effect:.{digits}f} "
                     f"[{self.ci_low:.{digits}f}, {self.ci_high:.{digits}f}]")
+            if self.reason:
+                text += f" ({self.reason})"
         else:
             text = f"**{self.word}**: {self.reason or 'no estimate'}"
         text += f". Rule: {self.rule}"
@@ -56,27 +65,35 @@ class Verdict:
 
 
 def above(key: str, claim: str, effect: float, ci_low: float, ci_high: float, bound: float,
-          to_decide: str, what: str = "the effect") -> Verdict:
+          to_decide: str, what: str = "the effect", replicates: int | None = None,
+          min_replicates: int = MIN_REPLICATES) -> Verdict:
     """Claim: ``effect > bound``.  Supported when the whole interval lies above ``bound``,
     contradicted when it lies wholly below, undetermined when it straddles the bound.  With a
-    calibrated 95 % interval each false verdict happens at most 2.5 % of the time."""
+    calibrated 95 % interval each false verdict happens at most 2.5 % of the time.  Every rule
+    first asks :func:`interval_failure` whether the interval can carry a verdict at all
+    (``replicates``: the bootstrap replicates behind it, None for an interval that has none;
+    ``min_replicates``: the fewest its coverage test holds at)."""
     rule = (f"supported if the 95 % interval of {what} lies above {bound:g}, contradicted if it "
             f"lies below, undetermined otherwise.")
     return _decide(key, claim, effect, ci_low, ci_high, rule, to_decide, bound, 0.0,
-                   supported=ci_low > bound, contradicted=ci_high < bound)
+                   supported=ci_low > bound, contradicted=ci_high < bound, replicates=replicates,
+                   min_replicates=min_replicates)
 
 
 def below(key: str, claim: str, effect: float, ci_low: float, ci_high: float, bound: float,
-          to_decide: str, what: str = "the effect") -> Verdict:
+          to_decide: str, what: str = "the effect", replicates: int | None = None,
+          min_replicates: int = MIN_REPLICATES) -> Verdict:
     """Claim: ``effect < bound``; the mirror image of :func:`above`."""
     rule = (f"supported if the 95 % interval of {what} lies below {bound:g}, contradicted if it "
             f"lies above, undetermined otherwise.")
     return _decide(key, claim, effect, ci_low, ci_high, rule, to_decide, bound, 0.0,
-                   supported=ci_high < bound, contradicted=ci_low > bound)
+                   supported=ci_high < bound, contradicted=ci_low > bound, replicates=replicates,
+                   min_replicates=min_replicates)
 
 
 def near(key: str, claim: str, effect: float, ci_low: float, ci_high: float, claimed: float,
-         margin: float, to_decide: str, what: str = "the effect") -> Verdict:
+         margin: float, to_decide: str, what: str = "the effect",
+         replicates: int | None = None, min_replicates: int = MIN_REPLICATES) -> Verdict:
     """Claim: ``effect == claimed`` within ``margin`` (an equivalence test).  Supported when the
     whole interval lies inside ``claimed ± margin``, contradicted when it misses that band
     entirely, undetermined otherwise (too wide to tell, or straddling an edge)."""
@@ -85,7 +102,8 @@ def near(key: str, claim: str, effect: float, ci_low: float, ci_high: float, cla
             f"([{lo:g}, {hi:g}]), contradicted if it lies wholly outside, undetermined otherwise.")
     return _decide(key, claim, effect, ci_low, ci_high, rule, to_decide, claimed, margin,
                    supported=inside_band(ci_low, ci_high, claimed, margin),
-                   contradicted=ci_high < lo or ci_low > hi)
+                   contradicted=ci_high < lo or ci_low > hi, replicates=replicates,
+                   min_replicates=min_replicates)
 
 
 def inside_band(ci_low: float, ci_high: float, claimed: float, margin: float) -> bool:
@@ -109,13 +127,35 @@ def one_run_per_cell(key: str, claim: str) -> Verdict:
                        "train two or more seeds per cell (-p n_seeds=3).")
 
 
+def interval_failure(effect: float, ci_low: float, ci_high: float,
+                     replicates: int | None = None, min_replicates: int = MIN_REPLICATES) -> str:
+    """Why an interval cannot carry a verdict, or '' when it can: a value that is not finite,
+    fewer bootstrap replicates than ``min_replicates``, or an estimate outside its own
+    interval (a bootstrap that did not resample what varies, or a fit stuck at a bound)."""
+    if not all(math.isfinite(float(v)) for v in (effect, ci_low, ci_high)):
+        return "the effect or its interval is not finite"
+    if replicates is not None and replicates < min_replicates:
+        return (f"only {replicates} bootstrap replicates; this rule's 95 % interval needs at "
+                f"least {min_replicates}")
+    slack = 1e-9 * max(1.0, abs(ci_high - ci_low), abs(effect))
+    if not ci_low - slack <= effect <= ci_high + slack:
+        return (f"{FAILED_INTERVAL}: the estimate {effect:.4g} lies outside its own interval "
+                f"[{ci_low:.4g}, {ci_high:.4g}]")
+    return ""
+
+
 def _decide(key, claim, effect, ci_low, ci_high, rule, to_decide, bound, margin, supported,
-            contradicted):
-    values = (effect, ci_low, ci_high)
-    if not all(math.isfinite(float(v)) for v in values):
-        return unavailable(key, claim, "the effect or its interval is not finite", to_decide, rule)
+            contradicted, replicates=None, min_replicates=MIN_REPLICATES):
+    values = tuple(float(v) for v in (effect, ci_low, ci_high))
+    failure = interval_failure(*values, replicates, min_replicates)
+    if failure and not all(math.isfinite(v) for v in values):
+        return unavailable(key, claim, failure, to_decide, rule)
+    if failure:  # the numbers are shown, but no verdict is read from them
+        return Verdict(key, claim, UNDETERMINED, *values, rule,
+                       f"an interval that can carry a verdict (n_boot >= {min_replicates}, "
+                       f"more runs). {to_decide}", failure, float(bound), float(margin))
     word = SUPPORTED if supported else CONTRADICTED if contradicted else UNDETERMINED
-    return Verdict(key, claim, word, *(float(v) for v in values), rule, to_decide,
+    return Verdict(key, claim, word, *values, rule, to_decide,
                    bound=float(bound), margin=float(margin))
 
 

@@ -117,3 +117,15 @@ def test_an_unusable_device_or_an_unreachable_hub_model_is_refused_in_the_first_
     with pytest.raises(ParameterError, match="'model': model 'no-such-org/no-such-model' is not"):
         resolve_parameters("theorem1_clt", {"profile": "smoke", "model": "no-such-org/no-such-model"})
     assert time.perf_counter() - start < 10
+
+
+@pytest.mark.parametrize("notebook", [n for n, specs in NOTEBOOKS.items()
+                                      if any(p.name == "n_boot" for p in specs)])
+def test_too_few_bootstrap_replicates_are_refused_in_the_first_cell_with_the_minimum(notebook):
+    # n_boot=1 once printed the "interval" [0.301, 0.301] around 0.320 and decided verdicts
+    from scaling_utils.chapters.t3_snr.rules import MIN_REPLICATES as T3_MINIMUM
+    from scaling_utils.verdicts import MIN_REPLICATES
+    minimum = T3_MINIMUM if notebook == "theorem3_snr" else MIN_REPLICATES
+    with pytest.raises(ParameterError, match=f"'n_boot' must be >= {minimum}, got 1"):
+        resolve_parameters(notebook, {"n_boot": 1})
+    assert resolve_parameters(notebook, {"n_boot": minimum}).n_boot == minimum

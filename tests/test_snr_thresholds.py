@@ -4,6 +4,7 @@ import numpy as np
 from scipy import special
 import pytest
 
+from scaling_utils import verdicts
 from scaling_utils.synthetic import gaussian_mixture, mixture_means
 from scaling_utils.estimators.snr import snr
 from scaling_utils.estimators.thresholds import fit_threshold
@@ -44,7 +45,7 @@ def test_snr_interval_covers_the_truth_at_its_nominal_rate():
     for rep in range(200):
         rng = np.random.default_rng([7, rep])
         x, y = mixture(rng, 0.1, k=4, d=8)
-        r = snr(x, y, n_boot=200, seed=rep)
+        r = snr(x, y, n_boot=verdicts.MIN_REPLICATES, seed=rep)
         # the mixture's SNR uses the empirical class frequencies, which are exact here
         hits += r.ci_low <= 0.1 <= r.ci_high
     assert 0.90 <= hits / 200 <= 0.99, hits
@@ -98,7 +99,7 @@ def test_fit_threshold_interval_varies_and_covers_with_all_or_nothing_outcomes()
     for r in range(60):
         x = np.exp(rng.uniform(np.log(2), np.log(150), n))
         hits = rng.random(n) < special.expit(k * (np.log(x) - np.log(theta)))
-        fit = fit_threshold(x, hits.astype(float), 1, n_boot=80, seed=r)
+        fit = fit_threshold(x, hits.astype(float), 1, n_boot=verdicts.MIN_REPLICATES, seed=r)
         assert fit.ci_high > fit.ci_low  # never a zero-width interval
         covered.append(fit.ci_low <= theta <= fit.ci_high)
     # 60 replicates: the standard error of a 95 % coverage is 0.028; allow about 2.5 of them.

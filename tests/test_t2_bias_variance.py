@@ -70,9 +70,10 @@ def test_student_parameters_counts_what_the_model_has(size):
     assert train.student_parameters(size) == train.non_embedding_parameters(model)
 
 
-def _alpha_intervals(data, resample_runs, n_boot=100):
+def _alpha_intervals(data, resample_runs, n_boot=verdicts.MIN_REPLICATES):
     """The study's interval of alpha (eps held) for each simulated grid in ``data`` (grid i
-    bootstrapped with seed i), all grids fitted in one batch."""
+    bootstrapped with seed i), all grids fitted in one batch; by default with the fewest
+    replicates a rule accepts, so that the coverage test holds where the rules start reading."""
     reps = [t2_bias_variance.bootstrap_losses(d, n_boot, i, resample_runs=resample_runs)
             for i, d in enumerate(data)]
     point = fit_chinchilla_batch(data[0].P, data[0].D, np.stack([d.loss for d in data]),

@@ -75,3 +75,24 @@ def test_verdict_panels_draw_an_interval_that_misses_its_point():
     xs = np.concatenate([line.get_xdata() for line in axes.lines])
     assert xs.min() == -3.08 and -3.01 in xs
     plt.close(fig)
+
+
+def test_too_few_replicates_give_no_verdict_and_say_so():
+    few = verdicts.MIN_REPLICATES - 1
+    v = verdicts.above("k", "grows", 0.5, 0.2, 0.9, 0.0, "more seeds", replicates=few)
+    assert v.word == UNDETERMINED and f"only {few} bootstrap replicates" in v.reason
+    assert f"n_boot >= {verdicts.MIN_REPLICATES}" in v.to_decide and v.effect == 0.5
+    enough = verdicts.above("k", "grows", 0.5, 0.2, 0.9, 0.0, "more", verdicts.MIN_REPLICATES)
+    assert enough.word == SUPPORTED
+
+
+@pytest.mark.parametrize("rule", [verdicts.above, verdicts.below])
+def test_an_estimate_outside_its_own_interval_is_a_failed_interval(rule):
+    # n_boot=1 once gave the "interval" [0.301, 0.301] around an estimate of 0.320
+    v = rule("k", "c", 0.320, 0.301, 0.301, 0.0, "more", replicates=verdicts.MIN_REPLICATES)
+    assert v.word == UNDETERMINED and v.reason.startswith(verdicts.FAILED_INTERVAL)
+    assert "failed interval" in v.markdown() and "0.32" in v.markdown()
+    near = verdicts.near("k", "c", -3.01, -3.08, -3.04, -3.0, 0.5, "more")
+    assert near.word == UNDETERMINED and verdicts.FAILED_INTERVAL in near.reason
+    # an estimate on an end (a fit at a bound, all replicates there too) is inside
+    assert rule("k", "c", 0.301, 0.301, 0.301, 0.5, "more").reason == ""

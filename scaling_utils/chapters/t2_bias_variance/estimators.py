@@ -208,12 +208,14 @@ class Estimate:
     runs_resampled: bool = True
     at_bound: bool = False  # the fit to the data ended at a bound of its parameter
     bound_share: float = 0.0  # share of replicates that ended there
+    replicates: int | None = None  # bootstrap replicates behind the interval (None: not bootstrapped)
 
 
 def _estimate(name: str, effect: float, replicates: np.ndarray, reps: LossReplicates,
               **bound) -> Estimate:
     lo, hi = stretched_interval(replicates, reps.df)
-    return Estimate(name, float(effect), lo, hi, reps.runs_resampled, **bound)
+    return Estimate(name, float(effect), lo, hi, reps.runs_resampled, **bound,
+                    replicates=int(np.isfinite(replicates).sum()))
 
 
 # --------------------------------------------------------------------------- the law fits

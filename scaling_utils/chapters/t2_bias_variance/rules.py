@@ -55,7 +55,8 @@ def decide_capacity(est: Estimate) -> Verdict:
         return verdicts.one_run_per_cell("capacity", CLAIMS["capacity"])
     return verdicts.above("capacity", CLAIMS["capacity"], est.effect, est.ci_low, est.ci_high,
                           CAPACITY_BOUND, TO_DECIDE["capacity"],
-                          what="the capacity exponent alpha (eps fixed)")
+                          what="the capacity exponent alpha (eps fixed)",
+                          replicates=est.replicates)
 
 
 def decide_coupling(est: Estimate) -> Verdict:
@@ -64,7 +65,8 @@ def decide_coupling(est: Estimate) -> Verdict:
         return verdicts.one_run_per_cell("coupling", CLAIMS["coupling"])
     return verdicts.near("coupling", CLAIMS["coupling"], est.effect, est.ci_low, est.ci_high, 0.0,
                          COUPLING_MARGIN, TO_DECIDE["coupling"],
-                         what="the coupling exponent gamma (eps fixed)")
+                         what="the coupling exponent gamma (eps fixed)",
+                         replicates=est.replicates)
 
 
 def outside_entropy_band(est: Estimate) -> bool:
@@ -85,7 +87,8 @@ def decide_entropy(est: Estimate, held_out: Estimate | None = None,
         return verdicts.one_run_per_cell("entropy", CLAIMS["entropy"])
     verdict = verdicts.near("entropy", CLAIMS["entropy"], est.effect, est.ci_low, est.ci_high, 0.0,
                             ENTROPY_MARGIN, TO_DECIDE["entropy"],
-                            what="the free fit's E minus the exact eps (nats)")
+                            what="the free fit's E minus the exact eps (nats)",
+                            replicates=est.replicates)
     rule = (verdict.rule.replace(", contradicted if it lies wholly outside", "")
             .replace("undetermined otherwise.", "") +
             "contradicted if it lies wholly outside and the free fit predicts held-out (P, D) "

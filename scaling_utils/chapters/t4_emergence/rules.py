@@ -83,7 +83,9 @@ def _combine(key, claim, rule, to_decide, first: Verdict, second: Verdict,
             CONTRADICTED if CONTRADICTED in words else UNDETERMINED)
     if not all(np.isfinite([effect, ci_low, ci_high])):
         return unavailable(key, claim, "the effect or its interval is not finite", to_decide, rule)
-    return Verdict(key, claim, word, float(effect), float(ci_low), float(ci_high), rule, to_decide)
+    reason = "; ".join(v.reason for v in (first, second) if v.reason) if word == UNDETERMINED else ""
+    return Verdict(key, claim, word, float(effect), float(ci_low), float(ci_high), rule, to_decide,
+                   reason)
 
 
 def decide_threshold(evidence: ThresholdEvidence, by_construction: bool = False) -> Verdict:
