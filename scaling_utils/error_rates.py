@@ -12,10 +12,12 @@ from typing import Mapping
 import pandas as pd
 
 from .chapters import Chapter, chapters
-from .worlds import World, rate_interval, rate_row, world_seeds, world_words
+from .worlds import FALSE_RATE_BOUND, World, measure, rate_interval, world_words
 
-ERROR_RATES_VERSION = 1  # bump when a change here or in a chapter's worlds changes the table
-CHUNK = 50  # simulated data sets per job of error_rate_table
+ERROR_RATES_VERSION = 2  # bump when a change here or in a chapter's worlds changes the table
+# Values that change how a table is run, not what its worlds draw: left out of its cache key,
+# so that a chapter and the trust page at the same profile read one computation.
+RUN_ONLY = ("profile", "seed", "device", "executor", "world_sets", "n_sets")
 
 
 def _chapter_words(job: tuple) -> list[str]:
@@ -34,42 +36,44 @@ def _registry() -> dict[str, Chapter]:
     return {entry.notebook: entry for entry in chapters()}
 
 
+def chapter_error_rates(notebook: str, values: Mapping, n_sets: int, seed: int = 0,
+                        executor=None) -> pd.DataFrame:
+    """One row per world of ``notebook``'s rules at ``values`` (:func:`~.worlds.rate_row`),
+    cached by the values the worlds can read, so that the chapter and the trust page share one
+    computation.  Each world runs in rounds of :data:`~.worlds.CHUNK` data sets (a round's jobs
+    on ``executor``) and stops once its false rate is settled (:func:`~.worlds.measure`)."""
+    from .cache import cached
+    from .executor import run_jobs
+
+    key = {"notebook": notebook, "n_sets": n_sets, "seed": seed,
+           "values": {k: v for k, v in values.items() if k not in RUN_ONLY},
+           "version": [ERROR_RATES_VERSION, _registry()[notebook].worlds_version]}
+
+    def compute():
+        worlds = chapter_worlds(notebook, values)
+        return measure(worlds, n_sets, seed, notebook, run_round=lambda jobs: run_jobs(
+            _chapter_words, [(notebook, values, w, seeds) for w, seeds in jobs], executor))
+
+    return cached("error_rates", key, compute)
+
+
 def error_rate_table(profile: str, n_sets: int = 200, seed: int = 0,
                      executor=None) -> pd.DataFrame:
-    """Every chapter's rules, measured at ``profile``'s sample sizes (cached by those values and
-    the chapter module's ``WORLDS_VERSION``); the worlds of a chapter not yet cached run as
-    independent jobs on ``executor`` (:mod:`~scaling_utils.executor`; one pool for all)."""
-    from .cache import cached
-    from .executor import open_executor, run_jobs
+    """Every chapter's rules, measured at ``profile``'s sample sizes
+    (:func:`chapter_error_rates`); the worlds of chapters not yet cached run on ``executor``
+    (:mod:`~scaling_utils.executor`; one pool for all)."""
+    from .executor import open_executor
     from .profiles import profile_values
 
-    frames = []
     with contextlib.ExitStack() as stack:
-        pool = []  # opened at the first chapter that is not in the cache
-
-        def compute(notebook, values):
-            if not pool:
-                pool.append(stack.enter_context(open_executor(executor)) if isinstance(
-                    executor, str) else executor)
-            worlds = chapter_worlds(notebook, values)
-            # jobs of CHUNK data sets, so that a slow world does not hold up the others
-            starts = range(0, n_sets, CHUNK)
-            jobs = [(notebook, values, w, world_seeds(w, n_sets, seed)[i:i + CHUNK])
-                    for w in range(len(worlds)) for i in starts]
-            words = iter(run_jobs(_chapter_words, jobs, pool[0]))
-            return pd.DataFrame([rate_row(world, [word for _ in starts for word in next(words)],
-                                      notebook) for world in worlds])
-
-        for entry in chapters():
-            notebook = entry.notebook
-            values = profile_values(notebook, profile)
-            key = {"notebook": notebook, "values": values, "n_sets": n_sets, "seed": seed,
-                   "version": [ERROR_RATES_VERSION, entry.worlds_version]}
-            frames.append(cached("error_rates", key, lambda n=notebook, v=values: compute(n, v)))
-    return pd.concat(frames, ignore_index=True)
+        pool = stack.enter_context(open_executor(executor)) if isinstance(executor, str) \
+            else executor
+        return pd.concat([chapter_error_rates(entry.notebook,
+                                              profile_values(entry.notebook, profile),
+                                              n_sets, seed, pool)
+                          for entry in chapters()], ignore_index=True)
 
 
-FALSE_RATE_BOUND = 0.05  # the most a rule may wrongly support or contradict its claim
 
 
 @dataclass(frozen=True)

@@ -137,6 +137,11 @@ def _require(module: str, package: str, spec: str):
                             f"requirements/cluster.txt (or pip install '{package}').") from err
 
 
+# The kernel logs only critical errors: not its notice that it listens on local TCP, nor the
+# socket errors it logs when an interrupted run closes its connection (cell errors still show).
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
+
+
 def execute_notebook(source: str | os.PathLike, target: str | os.PathLike, parameters: dict,
                      cwd: str | os.PathLike | None = None, timeout: int = 1800,
                      progress: bool = False) -> dict:
@@ -165,7 +170,8 @@ def execute_notebook(source: str | os.PathLike, target: str | os.PathLike, param
     try:
         papermill.execute_notebook(staged, target, parameters=parameters,
                                    cwd=str(cwd or source.parent), kernel_name="python3",
-                                   execution_timeout=timeout, progress_bar=progress)
+                                   execution_timeout=timeout, progress_bar=progress,
+                                   extra_arguments=KERNEL_ARGUMENTS)
     except papermill.PapermillExecutionError as err:
         error = f"{err.ename}: {err.evalue}"
     except Exception as err:  # a cell timeout, a dead kernel: report it

@@ -89,9 +89,12 @@ def _summary_path(notebook: str, profile: str, folder=None):
     return cache_dir(folder) / "summaries" / f"{notebook}-{profile}.json"
 
 
-def rebuild_command(notebook: str, profile: str) -> str:
-    """The command that runs ``notebook`` again with ``profile`` and stores its summary."""
+def rebuild_command(notebook: str, profile: str, seed: int | None = None) -> str:
+    """The command that runs ``notebook`` again with ``profile`` (a stored name: the profile, or
+    a variant ``profile-<hash>``, which ``seed`` made when given) and stores its summary."""
     base = profile.split("-")[0]
+    if seed is not None and base != profile:
+        return f".venv/bin/python -m scaling_utils run --profile {base} {notebook} -p seed={seed}"
     return (f".venv/bin/python scripts/build_book.py --profile {base} --only {notebook} --no-site"
             + ("" if base == profile else " (with the same parameters as the sweep that made it)"))
 
@@ -154,7 +157,7 @@ def load_summary(notebook: str, profile: str, folder=None, seed: int | None = No
     """The headline numbers a notebook stored when it last ran with ``profile`` (and ``seed``,
     every other value its profile's; default the profile's seed): ``null`` values come back as
     NaN, ``verdicts`` as ``{claim: word}``; the file is checked against its digest first."""
-    values = _read_record(notebook, stored_name(notebook, profile, seed), folder)["values"]
+    values = _read_record(notebook, stored_name(notebook, profile, seed), folder, seed)["values"]
     return {k: float("nan") if v is None else v for k, v in values.items()}
 
 
@@ -173,12 +176,12 @@ def stored_name(notebook: str, profile: str, seed: int | None = None) -> str:
     return f"{profile}-{NotebookConfig(notebook, profile, {**values, 'seed': seed}).variant}"
 
 
-def _read_record(notebook: str, name: str, folder=None) -> dict:
+def _read_record(notebook: str, name: str, folder=None, seed: int | None = None) -> dict:
     """A stored summary record, after checking it against its digest."""
     import json
 
     path = _summary_path(notebook, name, folder)
-    rebuild = rebuild_command(notebook, name)
+    rebuild = rebuild_command(notebook, name, seed)
     if not path.exists():
         raise SummaryMissingError(
             f"no results of notebook {notebook!r} stored as {name!r} (looked for {path}). "
@@ -212,7 +215,7 @@ def provenance(notebooks, profile: str, seed: int | None = None, folder=None,
     rows = []
     for notebook in notebooks:
         name = stored_name(notebook, profile, seed)
-        about = _read_record(notebook, name, folder)["about"]
+        about = _read_record(notebook, name, folder, seed)["about"]
         rows.append({"results of": notebook, "stored as": name, "seed": about["seed"],
                      "commit": about["commit"], "written (UTC)": about["written"]})
     table = pd.DataFrame(rows)
@@ -241,7 +244,7 @@ def load_result(notebook: str, profile: str, folder=None, seed: int | None = Non
     values = load_summary(notebook, profile, folder, seed)
     profile = stored_name(notebook, profile, seed)
     path = _summary_path(notebook, profile, folder).with_suffix(".result.npz")
-    rebuild = rebuild_command(notebook, profile)
+    rebuild = rebuild_command(notebook, profile, seed)
     if "result_sha256" not in values or not path.exists():
         raise SummaryMissingError(f"notebook {notebook!r} stored no typed result with profile "
                                   f"{profile!r} (looked for {path}). Run it again: `{rebuild}`.")

@@ -46,12 +46,41 @@ class World:
     simulate_many: Callable[[Sequence[int]], list[Verdict]] | None = None
 
 
-def measure(worlds: Sequence[World], n_sets: int = 200, seed: int = 0,
-            chapter: str = "") -> pd.DataFrame:
-    """One row per world: the share of ``n_sets`` simulated data sets that got each word, the
-    false-verdict rates, and a one-sided 95 % Clopper-Pearson upper bound on the false rate."""
-    return pd.DataFrame([rate_row(world, world_words(world, world_seeds(w, n_sets, seed)), chapter)
-                         for w, world in enumerate(worlds)])
+CHUNK = 50  # simulated data sets per round (and per job on an executor)
+FALSE_RATE_BOUND = 0.05  # the most a rule may wrongly support or contradict its claim
+STOP_CONFIDENCE = 0.95  # a world stops once its false rate is settled at this confidence
+
+
+def measure(worlds: Sequence[World], n_sets: int = 200, seed: int = 0, chapter: str = "",
+            sequential: bool = True, run_round: Callable | None = None) -> pd.DataFrame:
+    """One row per world: the share of its simulated data sets that got each word, the
+    false-verdict rates, and a one-sided 95 % Clopper-Pearson upper bound on the false rate.
+
+    Worlds run in rounds of :data:`CHUNK` data sets; when ``sequential``, a world stops once its
+    false rate is :func:`settled` against :data:`FALSE_RATE_BOUND`, else at ``n_sets`` (its row's
+    ``n_sets`` says how many it used).  ``run_round(jobs)`` gives the words for a list of
+    ``(world number, seeds)`` jobs (default: here, one after another)."""
+    run_round = run_round or (lambda jobs: [world_words(worlds[w], s) for w, s in jobs])
+    seeds = [world_seeds(w, n_sets, seed) for w in range(len(worlds))]
+    words: list[list[str]] = [[] for _ in worlds]
+    looks = -(-n_sets // CHUNK)
+    running = list(range(len(worlds)))
+    while running:
+        jobs = [(w, seeds[w][len(words[w]):len(words[w]) + CHUNK]) for w in running]
+        for (w, _), got in zip(jobs, run_round(jobs)):
+            words[w] += got
+        running = [w for w in running if len(words[w]) < n_sets and not (sequential and settled(
+            words[w].count(false_word(worlds[w])), len(words[w]), looks))]
+    return pd.DataFrame([rate_row(world, got, chapter) for world, got in zip(worlds, words)])
+
+
+def settled(false: int, n: int, looks: int = 1, bound: float = FALSE_RATE_BOUND,
+            confidence: float = STOP_CONFIDENCE) -> bool:
+    """Is a false rate of ``false`` in ``n`` decided against ``bound``: does its Clopper-Pearson
+    interval, with the error ``1 - confidence`` split over the ``looks`` looks of a sequential
+    run (Bonferroni), lie wholly below or wholly above it?"""
+    low, high = rate_interval(false, n, (1 - confidence) / looks)
+    return high < bound or low > bound
 
 
 def world_seeds(w: int, n_sets: int, seed: int) -> list[int]:
@@ -68,11 +97,16 @@ def world_words(world: World, seeds: Sequence[int]) -> list[str]:
                              else map(world.simulate, seeds))]
 
 
+def false_word(world: World) -> str:
+    """The verdict that is wrong in ``world``: contradicted where the claim holds, supported
+    where it fails."""
+    return CONTRADICTED if world.truth == HOLDS else SUPPORTED
+
+
 def rate_row(world: World, got: list[str], chapter: str) -> dict:
     n_sets = len(got)
     share = {word: got.count(word) / n_sets for word in (SUPPORTED, CONTRADICTED, UNDETERMINED)}
-    wrong = CONTRADICTED if world.truth == HOLDS else SUPPORTED
-    false = got.count(wrong)
+    false = got.count(false_word(world))
     return dict(chapter=chapter, rule=world.rule, world=world.name, truth=world.truth,
                 description=world.description, n_sets=n_sets, **share,
                 false_rate=false / n_sets, false_upper=false_upper(false, n_sets))

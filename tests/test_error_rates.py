@@ -28,14 +28,16 @@ def test_study_measures_every_chapter_and_reads_the_worst_rule(monkeypatch, tmp_
 
 
 def test_worlds_split_into_jobs_give_the_serial_table(monkeypatch, tmp_path):
-    # chunks of 7 data sets on a pool of two: the rows must come back whole and in order
+    # rounds of 7 data sets on a pool of two: the rows must come back whole and in order
     from concurrent.futures import ThreadPoolExecutor
+
+    from scaling_utils import worlds as harness
 
     worlds = [World("mean", "fails", FAILS, "mean 0", mean_above_zero(0.0, 50)),
               World("mean", "holds", HOLDS, "mean 1", mean_above_zero(1.0, 50)),
               World("mean", "near", HOLDS, "mean 0.3", mean_above_zero(0.3, 50))]
     _one_chapter(monkeypatch, worlds)
-    monkeypatch.setattr(error_rates, "CHUNK", 7)
+    monkeypatch.setattr(harness, "CHUNK", 7)
     monkeypatch.setenv("SCALING_UTILS_CACHE", str(tmp_path / "serial"))
     serial = error_rates.error_rate_table("smoke", 40, 3)
     monkeypatch.setenv("SCALING_UTILS_CACHE", str(tmp_path / "pool"))
@@ -44,3 +46,17 @@ def test_worlds_split_into_jobs_give_the_serial_table(monkeypatch, tmp_path):
     assert pooled.equals(serial)
     expected = measure(worlds, 40, 3, chapter="theorem1_clt")
     assert serial.drop(columns="chapter").equals(expected.drop(columns="chapter"))
+
+
+def test_the_chapter_and_the_trust_page_share_one_computation(monkeypatch, tmp_path):
+    from scaling_utils import cache
+
+    # the chapter's values carry its own seed and world_sets, the trust page's its executor
+    _one_chapter(monkeypatch, [World("mean", "holds", HOLDS, "mean 1", mean_above_zero(1.0, 50))])
+    monkeypatch.setenv("SCALING_UTILS_CACHE", str(tmp_path))
+    values = {"n_windows": 16, "profile": "smoke", "seed": 0, "world_sets": 40}
+    by_chapter = error_rates.chapter_error_rates("theorem1_clt", {**values, "seed": 5}, 40)
+    monkeypatch.setattr(error_rates, "measure", None)  # a second computation would fail
+    by_trust = error_rates.chapter_error_rates("theorem1_clt", {**values, "executor": "x"}, 40)
+    assert by_trust.equals(by_chapter)
+    assert len(list((cache.cache_dir() / "error_rates").glob("*.npz"))) == 1

@@ -103,5 +103,8 @@ def test_pages_read_the_seed_they_are_asked_for_and_say_what_they_read(tmp_path,
                  eps=3.0)
     with pytest.raises(SummaryMixedError, match="different commits"):
         provenance(["theorem2_bias_variance", "theorem3_snr"], "smoke", folder=tmp_path)
+    # a seed not run yet names the command that runs it
+    with pytest.raises(SummaryMissingError, match="run --profile smoke theorem1_clt -p seed=2"):
+        provenance(["theorem1_clt"], "smoke", 2, folder=tmp_path)
     assert len(provenance(["theorem2_bias_variance", "theorem3_snr"], "smoke", folder=tmp_path,
                           allow_mixed=True)) == 2

@@ -22,7 +22,7 @@ def test_measure_counts_false_verdicts_against_the_truth():
     simulated = [World("mean", "holds", HOLDS, "mean 0.5", mean_above_zero(0.5, 100)),
               World("mean", "fails", FAILS, "mean 0", mean_above_zero(0.0, 100)),
               World("mean", "underpowered", HOLDS, "mean 0.05", mean_above_zero(0.05, 20))]
-    table = worlds.measure(simulated, n_sets=400, seed=1)
+    table = worlds.measure(simulated, n_sets=400, seed=1, sequential=False)
     shares = table[["supported", "contradicted", "undetermined"]].sum(axis=1)
     assert np.allclose(shares, 1.0)
     holds, fails, weak = table.itertuples()
@@ -32,6 +32,23 @@ def test_measure_counts_false_verdicts_against_the_truth():
     assert fails.false_rate == fails.supported == pytest.approx(0.025, abs=0.025)
     assert fails.false_upper > fails.false_rate
     assert weak.undetermined > 0.8
+
+
+def test_a_world_stops_once_its_false_rate_is_settled_and_the_rest_run_to_the_end():
+    simulated = [World("mean", "clear", HOLDS, "mean 1", mean_above_zero(1.0, 50)),
+                 World("mean", "boundary", FAILS, "mean 0", mean_above_zero(0.0, 50)),
+                 World("mean", "wrong", FAILS, "mean 1", mean_above_zero(1.0, 50))]
+    table = worlds.measure(simulated, n_sets=400, seed=2)
+    clear, boundary, wrong = table.itertuples()
+    # no false verdict in 100 sets: the interval at 0.05 / 8 per tail (8 looks) ends at 0.051
+    # after 50 sets and at 0.037 after 100; every wrong verdict in the third world settles at 50
+    assert (clear.n_sets, wrong.n_sets) == (100, 50) and wrong.false_rate == 1.0
+    # a rate near 2.5 % takes longer to tell from 5 %: 2 false in 200 here
+    assert boundary.n_sets == 200 and boundary.false_rate == 0.01
+    full = worlds.measure(simulated, n_sets=400, seed=2, sequential=False)
+    assert (full.n_sets == 400).all() and full.supported[0] == clear.supported
+    assert worlds.settled(0, 100, 8) and not worlds.settled(0, 50, 8)
+    assert worlds.settled(10, 50) and not worlds.settled(3, 50)
 
 
 def test_a_world_must_say_whether_the_claim_holds():

@@ -10,7 +10,7 @@ import pandas as pd
 
 from ...estimators.intervals import jackknife_weights
 from ...verdicts import Verdict
-from ...worlds import FAILS, HOLDS, World, measure, mix_shared
+from ...worlds import FAILS, HOLDS, World, mix_shared
 from .estimators import fit_exponents, length_grid, median_exponent
 from .rules import DECIDE, MIN_LENGTHS, MIN_WINDOWS
 
@@ -140,22 +140,17 @@ def worlds(values: Mapping) -> list[World]:
     return out
 
 
-# The parameters the worlds read: their error rates are cached by these, the number of data
-# sets and the seed.
-WORLD_VALUES = ("n_windows", "n_groups", "min_length", "max_length", "fit_from",
-                "synthetic_samples", "synthetic_max_length", "synthetic_dim")
-ERROR_RATE_COLUMNS = ["rule", "world", "truth", "supported", "contradicted", "undetermined",
-                      "false_rate", "false_upper"]
+ERROR_RATE_COLUMNS = ["rule", "world", "truth", "n_sets", "supported", "contradicted",
+                      "undetermined", "false_rate", "false_upper"]
 
 
 def rule_error_rates(values: Mapping, n_sets: int, seed: int = 0) -> pd.DataFrame:
-    """Every rule of the chapter on ``n_sets`` data sets of each of its :func:`worlds` at
-    ``values`` (:func:`~scaling_utils.worlds.measure`), cached; empty when ``n_sets`` is 0."""
-    from ...cache import cached
+    """Every rule of the chapter on up to ``n_sets`` data sets of each of its :func:`worlds` at
+    ``values``: the trust page's table of this chapter (one cached computation serves both);
+    empty when ``n_sets`` is 0."""
+    from ...error_rates import chapter_error_rates
+    from . import NOTEBOOK
 
     if n_sets == 0:
         return pd.DataFrame(columns=ERROR_RATE_COLUMNS)
-    key = {"values": {k: values[k] for k in WORLD_VALUES}, "n_sets": n_sets, "seed": seed,
-           "version": WORLDS_VERSION}
-    return cached("theorem1/error_rates", key,
-                  lambda: measure(worlds(values), n_sets, seed)[ERROR_RATE_COLUMNS])
+    return chapter_error_rates(NOTEBOOK, values, n_sets, seed)[ERROR_RATE_COLUMNS]
