@@ -46,7 +46,9 @@ class World:
     simulate_many: Callable[[Sequence[int]], list[Verdict]] | None = None
 
 
-CHUNK = 50  # simulated data sets per round (and per job on an executor)
+CHUNK = 50  # simulated data sets between two looks of the sequential stop
+FIRST_LOOK = 100  # no false rate is settled below 5 % from fewer (0 in 50 is not: see `settled`)
+JOB_SETS = 25  # simulated data sets per job, small enough to keep every worker of a pool busy
 FALSE_RATE_BOUND = 0.05  # the most a rule may wrongly support or contradict its claim
 STOP_CONFIDENCE = 0.95  # a world stops once its false rate is settled at this confidence
 
@@ -56,21 +58,26 @@ def measure(worlds: Sequence[World], n_sets: int = 200, seed: int = 0, chapter: 
     """One row per world: the share of its simulated data sets that got each word, the
     false-verdict rates, and a one-sided 95 % Clopper-Pearson upper bound on the false rate.
 
-    Worlds run in rounds of :data:`CHUNK` data sets; when ``sequential``, a world stops once its
-    false rate is :func:`settled` against :data:`FALSE_RATE_BOUND`, else at ``n_sets`` (its row's
-    ``n_sets`` says how many it used).  ``run_round(jobs)`` gives the words for a list of
-    ``(world number, seeds)`` jobs (default: here, one after another)."""
+    When ``sequential``, a world stops once its false rate is :func:`settled` against
+    :data:`FALSE_RATE_BOUND`, looked at after :data:`FIRST_LOOK` data sets and every
+    :data:`CHUNK` more, else at ``n_sets`` (its row's ``n_sets`` says how many it used).  Each
+    round's data sets go out as jobs of at most :data:`JOB_SETS`: ``run_round(jobs)`` gives the
+    words for a list of ``(world number, seeds)`` jobs (default: here, one after another)."""
     run_round = run_round or (lambda jobs: [world_words(worlds[w], s) for w, s in jobs])
     seeds = [world_seeds(w, n_sets, seed) for w in range(len(worlds))]
     words: list[list[str]] = [[] for _ in worlds]
-    looks = -(-n_sets // CHUNK)
+    looks = 1 + max(0, -(-(n_sets - FIRST_LOOK) // CHUNK))
     running = list(range(len(worlds)))
     while running:
-        jobs = [(w, seeds[w][len(words[w]):len(words[w]) + CHUNK]) for w in running]
+        jobs = []
+        for w in running:
+            done = len(words[w])
+            end = min(n_sets, FIRST_LOOK if done == 0 else done + CHUNK) if sequential else n_sets
+            jobs += [(w, seeds[w][i:min(i + JOB_SETS, end)]) for i in range(done, end, JOB_SETS)]
         for (w, _), got in zip(jobs, run_round(jobs)):
             words[w] += got
-        running = [w for w in running if len(words[w]) < n_sets and not (sequential and settled(
-            words[w].count(false_word(worlds[w])), len(words[w]), looks))]
+        running = [w for w in running if len(words[w]) < n_sets and not settled(
+            words[w].count(false_word(worlds[w])), len(words[w]), looks)]
     return pd.DataFrame([rate_row(world, got, chapter) for world, got in zip(worlds, words)])
 
 

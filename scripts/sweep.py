@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 from scaling_utils.cache import atomic_write_bytes, pin_cache_dir  # noqa: E402
 from scaling_utils.cli import UsageError, parse_assignment, validate  # noqa: E402
 from scaling_utils.executor import execute_notebook, run_jobs  # noqa: E402
-from scaling_utils.profiles import NOTEBOOKS  # noqa: E402
+from scaling_utils.profiles import NOTEBOOKS, ParameterError  # noqa: E402
 
 
 def combinations(profile: str, fixed: list[str], grid: list[str]) -> list[dict]:
@@ -68,8 +68,12 @@ def main(argv: list[str] | None = None) -> int:
         runs = combinations(args.profile, args.set, args.grid)
     except UsageError as err:
         parser.error(str(err))
-    for parameters in runs:  # fail before anything runs
-        validate(args.notebook, parameters)
+    try:
+        for parameters in runs:  # fail before anything runs
+            validate(args.notebook, parameters)
+    except ParameterError as err:
+        print(f"not run: {err}", file=sys.stderr)
+        return 2
     out = (args.out or REPO / "sweeps" / args.notebook).resolve()
     targets = [out / f"{args.notebook}-{i:03d}.ipynb" for i in range(len(runs))]
     job = partial(_run_one, str(REPO / "notebooks" / f"{args.notebook}.md"), args.timeout)

@@ -28,7 +28,7 @@ def test_study_measures_every_chapter_and_reads_the_worst_rule(monkeypatch, tmp_
 
 
 def test_worlds_split_into_jobs_give_the_serial_table(monkeypatch, tmp_path):
-    # rounds of 7 data sets on a pool of two: the rows must come back whole and in order
+    # jobs of 7 data sets on a pool of two: the rows must come back whole and in order
     from concurrent.futures import ThreadPoolExecutor
 
     from scaling_utils import worlds as harness
@@ -37,7 +37,7 @@ def test_worlds_split_into_jobs_give_the_serial_table(monkeypatch, tmp_path):
               World("mean", "holds", HOLDS, "mean 1", mean_above_zero(1.0, 50)),
               World("mean", "near", HOLDS, "mean 0.3", mean_above_zero(0.3, 50))]
     _one_chapter(monkeypatch, worlds)
-    monkeypatch.setattr(harness, "CHUNK", 7)
+    monkeypatch.setattr(harness, "JOB_SETS", 7)
     monkeypatch.setenv("SCALING_UTILS_CACHE", str(tmp_path / "serial"))
     serial = error_rates.error_rate_table("smoke", 40, 3)
     monkeypatch.setenv("SCALING_UTILS_CACHE", str(tmp_path / "pool"))

@@ -115,7 +115,8 @@ def test_sweep_validates_every_run_first_then_runs_each(tmp_path):
     from pathlib import Path
     bad = _sweep("reproducibility", "--profile", "smoke", "--grid", "seeds=0,1",
                  "--out", str(tmp_path / "bad"))
-    assert bad.returncode != 0 and "did you mean 'seed'" in bad.stderr
+    assert bad.returncode == 2 and "did you mean 'seed'" in bad.stderr
+    assert bad.stderr.startswith("not run: ") and "Traceback" not in bad.stderr
     assert not (tmp_path / "bad").exists()  # nothing ran
     good = _sweep("reproducibility", "--profile", "smoke", "--grid", "seed=0,1",
                   "--out", str(tmp_path / "ok"))
