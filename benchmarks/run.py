@@ -182,10 +182,11 @@ PAIR_TARGETS = {("theorem3_snr", "theorem4_emergence", "cpu"): 480}
 def book_times(profiles) -> list[dict]:
     """Wall time of every notebook of the book per profile, executed in build order with an
     empty result cache (the one-time conversion of the offline model stays cached, as it is
-    after a first run), and the total."""
+    after a first run), the total, and where it went: the seconds spent computing each kind of
+    cached result (``phase`` rows: training, captures, simulated worlds, ...)."""
     import os
     import tempfile
-    from scaling_utils.cache import cache_dir
+    from scaling_utils.cache import cache_dir, phase_seconds
     models = os.environ.get("SCALING_UTILS_MODEL_CACHE") or str(cache_dir() / "models")
     rows = []
     for profile in profiles:
@@ -198,8 +199,11 @@ def book_times(profiles) -> list[dict]:
                                 "SCALING_UTILS_MODEL_CACHE": models})
             total = time.perf_counter() - start
             log = json.loads((Path(root) / "book" / "executed" / "build_log.json").read_text())
+            phases = phase_seconds(cache)
         rows += [{"notebook": r["notebook"], "profile": profile, "seconds": r["seconds"]}
                  for r in log]
+        rows += [{"phase": kind, "profile": profile, "seconds": seconds}
+                 for kind, seconds in phases.items()]
         rows.append({"notebook": "(all, without the site)", "profile": profile,
                      "seconds": round(total, 1)})
     return rows
@@ -308,7 +312,11 @@ def table(report: dict) -> list[dict]:
     if "fit" in report:
         add("fit", f"fit_chinchilla, {report['fit']['points']} points", report["fit"]["seconds"],
             "s", "< 30")
-    books = report.get("books", [])
+    books = [r for r in report.get("books", []) if "notebook" in r]
+    for r in report.get("books", []):
+        if "phase" in r:
+            add("book phases", f"computing '{r['phase']}' results ({r['profile']})",
+                r["seconds"], "s")
     for r in books:
         target = NOTEBOOK_TARGETS.get((r["notebook"], r["profile"]))
         add("book", f"{r['notebook']} ({r['profile']})", r["seconds"], "s",

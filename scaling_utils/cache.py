@@ -194,13 +194,31 @@ def cached(kind: str, config: Any, compute: Callable[[], Any],
             return load_entry(path, key)
         except CacheStaleError:
             pass  # an older version's entry: computed again below and replaced
+    start = time.perf_counter()
     result = compute()
+    seconds = round(time.perf_counter() - start, 3)  # for people and `phase_seconds`, not the key
     payload = dumps(result)
     entry = {"key": key, "kind": kind, "sha256": hashlib.sha256(payload).hexdigest()}
-    atomic_write_bytes(base / f"{key}.json", json.dumps({**config, **entry}, indent=1,
-                                                        default=_plain).encode())
+    atomic_write_bytes(base / f"{key}.json", json.dumps({**config, **entry, "seconds": seconds},
+                                                        indent=1, default=_plain).encode())
     atomic_write_bytes(path, _entry_bytes(entry, payload))
     return loads(payload)  # what a later run reads back, so a first run sees the same values
+
+
+def phase_seconds(folder: str | os.PathLike | None = None) -> dict[str, float]:
+    """Seconds spent computing the entries of each kind in a cache folder (``train``,
+    ``error_rates``, ...), read from the entries' JSON files: where a build's time went.  An
+    entry computed inside another's computation counts in both."""
+    totals: dict[str, float] = {}
+    for path in sorted(cache_dir(folder).glob("*/*.json")) + sorted(
+            cache_dir(folder).glob("*/*/*.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict) and "seconds" in record and "kind" in record:
+            totals[record["kind"]] = round(totals.get(record["kind"], 0.0) + record["seconds"], 3)
+    return dict(sorted(totals.items(), key=lambda item: -item[1]))
 
 
 def _entry_bytes(entry: dict, payload: bytes) -> bytes:

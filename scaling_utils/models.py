@@ -122,6 +122,23 @@ def _hub_reachable(timeout: float) -> bool:
         return False
 
 
+@contextlib.contextmanager
+def _quiet_transformers():
+    """Load with transformers as the book prints it: without tqdm's warning that notebook widgets
+    are missing (the book shows text only) and without the weight-loading bar, which would print
+    into every page that loads a model; the bar's previous state is restored afterwards."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        from transformers.utils import logging as hf_logging
+    shown = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if shown:
+            hf_logging.enable_progress_bar()
+
+
 def load_model(name: str | None = None, device: str | torch.device | None = None,
                attn_implementation: str = "sdpa", precision: str = "float32",
                cache: str | Path | None = None) -> LoadedModel:
@@ -134,15 +151,17 @@ def load_model(name: str | None = None, device: str | torch.device | None = None
     :data:`PRECISIONS`: bfloat16 stores the weights in bfloat16; tf32 keeps float32 weights and
     takes effect inside :func:`matmul_precision`.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    with _quiet_transformers():
+        from transformers import AutoModelForCausalLM, AutoTokenizer
 
     dtype = precision_dtype(precision)
     target = pick_device(device)
     folder = _offline_default_folder(cache) if name is None else name
     try:
-        tokenizer = AutoTokenizer.from_pretrained(folder)
-        model = AutoModelForCausalLM.from_pretrained(
-            folder, dtype=dtype, attn_implementation=attn_implementation)
+        with _quiet_transformers():
+            tokenizer = AutoTokenizer.from_pretrained(folder)
+            model = AutoModelForCausalLM.from_pretrained(
+                folder, dtype=dtype, attn_implementation=attn_implementation)
     except Exception as err:  # OSError, ValueError, a damaged safetensors file, ...
         raise ModelUnavailableError(
             f"cannot load model {name!r} from {folder} ({type(err).__name__}: {err}).\nA damaged "
@@ -257,8 +276,10 @@ def _convert_gguf(package: Path, filename: str, folder: Path) -> None:
     """Dequantise a GGUF checkpoint into a transformers folder, atomically (temp dir + rename)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    model = AutoModelForCausalLM.from_pretrained(package, gguf_file=filename, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(package, gguf_file=filename)
+    with _quiet_transformers():
+        model = AutoModelForCausalLM.from_pretrained(package, gguf_file=filename,
+                                                     dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(package, gguf_file=filename)
     model.hf_quantizer = None  # GGUF weights are dequantised on load; plain tensors remain
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config

@@ -33,3 +33,16 @@ def test_missing_or_old_benchmark_files(tmp_path):
     old.write_text(json.dumps({"fit": {"seconds": 1.0}}))
     with pytest.raises(ValueError, match="make benchmark"):
         load_benchmarks(old)
+
+
+def test_book_rows_and_the_phases_of_a_build_go_into_their_own_sections():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("benchmarks_run", REPO / "benchmarks" / "run.py")
+    run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run)
+    rows = run.table({"books": [{"notebook": "trust", "profile": "cpu", "seconds": 160.0},
+                                {"phase": "error_rates", "profile": "cpu", "seconds": 150.0}]})
+    sections = {r["section"]: r for r in rows}
+    assert sections["book"]["measure"] == "trust (cpu)" and sections["book"]["value"] == 160.0
+    assert sections["book phases"]["measure"] == "computing 'error_rates' results (cpu)"

@@ -194,3 +194,21 @@ def test_a_full_disk_names_the_folder_and_the_space_needed(cache_folder, monkeyp
     monkeypatch.setattr(os, "open", full)
     with pytest.raises(OSError, match=r"no space left to write .*demo.* bytes\) in .*SCALING_UTILS_CACHE"):
         cached("demo", {"a": 1}, lambda: list(range(10)))
+
+
+def test_each_entry_records_its_compute_time_and_a_folder_sums_them_by_kind(cache_folder):
+    import time
+
+    def slow(seconds):
+        def compute():
+            time.sleep(seconds)
+            return seconds
+        return compute
+
+    cached("train", {"a": 1}, slow(0.05))
+    cached("train", {"a": 2}, slow(0.05))
+    cached("theorem1/capture", {"a": 1}, slow(0.02))
+    cached("train", {"a": 1}, slow(1.0))  # a hit adds nothing
+    phases = cache.phase_seconds()
+    assert list(phases) == ["train", "theorem1/capture"]
+    assert 0.1 <= phases["train"] < 0.5 and 0.02 <= phases["theorem1/capture"] < 0.3
