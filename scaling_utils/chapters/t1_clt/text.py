@@ -22,6 +22,7 @@ SUMMARY_KEYS = (("median_exponent", "exponent"), ("ci_low", "ci_low"), ("ci_high
                 ("layer0_exponent", "layer0"), ("layer0_ci_low", "layer0_ci_low"),
                 ("layer0_ci_high", "layer0_ci_high"), ("layers", "layers"),
                 ("consistent", "consistent"), ("inconclusive", "inconclusive"), ("grows", "grows"))
+COUNTS = ("layers", "consistent", "inconclusive", "grows")  # columns that count layers
 
 
 def numbers(result: Theorem1Result) -> dict:
@@ -30,7 +31,8 @@ def numbers(result: Theorem1Result) -> dict:
 
     def cell(variant, kind, column):
         rows = summary.query("variant == @variant and kind == @kind")
-        return float(rows.iloc[0][column]) if len(rows) else np.nan
+        value = float(rows.iloc[0][column]) if len(rows) else np.nan
+        return int(value) if column in COUNTS and np.isfinite(value) else value  # "30", not "30.0"
 
     out = dict(fit_from=result.fit_from, margin=CLAIM_MARGIN, nmax=int(lengths.max()),
                subsets=WINDOW_SUBSETS, windows=result.n_windows, groups=result.n_groups,
@@ -109,7 +111,7 @@ def power_text(rates: pd.DataFrame) -> str:
     power, near_miss = at.loc[("rate", "holds"), "supported"], at.loc[("rate", "near miss"), "contradicted"]
     text = (f"Where the claim holds exactly, the headline rule says *supported* in {power:.0%} of "
             f"the simulated data sets (its power at this sample); where the variance falls as "
-            f"$n^{{-0.9}}$ it says *contradicted* in {near_miss:.0%}.")
+            f"n to the power -0.9 it says *contradicted* in {near_miss:.0%}.")  # no math in glue
     if power < 0.05:
         text += (" At this sample the rule can show that the claim fails by a wide margin, but "
                  "not that it holds: that needs an interval narrower than the margin, from more "
