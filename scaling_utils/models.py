@@ -208,7 +208,8 @@ def matmul_precision(precision: str):
 
 def random_twin(loaded: LoadedModel, seed: int = 0) -> LoadedModel:
     """Same architecture and config, fresh weights drawn with ``seed``: the untrained control."""
-    from transformers import AutoModelForCausalLM
+    with _quiet_transformers():
+        from transformers import AutoModelForCausalLM
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -225,7 +226,8 @@ def random_llama(n_layers: int, d_model: int, n_heads: int, vocab_size: int, max
                  tie_embeddings: bool = False) -> Any:
     """A Llama of the given size with weights drawn with ``seed`` (no tokenizer, no download);
     the global random state is left untouched."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+    with _quiet_transformers():
+        from transformers import LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig(vocab_size=vocab_size, hidden_size=d_model,
                          intermediate_size=mlp_ratio * d_model, num_hidden_layers=n_layers,
@@ -274,9 +276,9 @@ def _offline_default_folder(cache: str | Path | None) -> Path:
 
 def _convert_gguf(package: Path, filename: str, folder: Path) -> None:
     """Dequantise a GGUF checkpoint into a transformers folder, atomically (temp dir + rename)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     with _quiet_transformers():
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
         model = AutoModelForCausalLM.from_pretrained(package, gguf_file=filename,
                                                      dtype=torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(package, gguf_file=filename)
