@@ -209,9 +209,8 @@ def phase_seconds(folder: str | os.PathLike | None = None) -> dict[str, float]:
     """Seconds spent computing the entries of each kind in a cache folder (``train``,
     ``error_rates``, ...), read from the entries' JSON files: where a build's time went.  An
     entry computed inside another's computation counts in both."""
-    totals: dict[str, float] = {}
-    for path in sorted(cache_dir(folder).glob("*/*.json")) + sorted(
-            cache_dir(folder).glob("*/*/*.json")):
+    base, totals = cache_dir(folder), {}
+    for path in sorted(base.glob("*/*.json")) + sorted(base.glob("*/*/*.json")):
         try:
             record = json.loads(path.read_text())
         except (OSError, ValueError):

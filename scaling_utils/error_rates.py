@@ -40,8 +40,8 @@ def chapter_error_rates(notebook: str, values: Mapping, n_sets: int, seed: int =
                         executor=None) -> pd.DataFrame:
     """One row per world of ``notebook``'s rules at ``values`` (:func:`~.worlds.rate_row`),
     cached by the values the worlds can read, so that the chapter and the trust page share one
-    computation.  Each world runs in rounds of :data:`~.worlds.CHUNK` data sets (a round's jobs
-    on ``executor``) and stops once its false rate is settled (:func:`~.worlds.measure`)."""
+    computation.  Each world stops once its false rate is settled (:func:`~.worlds.measure`);
+    the jobs of each round between two looks run on ``executor``."""
     from .cache import cached
     from .executor import run_jobs
 
