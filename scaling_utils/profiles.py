@@ -21,6 +21,8 @@ from .verdicts import MIN_REPLICATES
 # (`chapters.t3_snr.rules.MIN_REPLICATES`; tests/test_profiles.py holds the two equal).  Not
 # imported: that would load the chapter, and torch, on every page that validates parameters.
 T3_MIN_REPLICATES = 80
+# The students' learning-rate schedules (`train.SCHEDULES`, held equal by tests/test_profiles.py).
+SCHEDULES = ("cosine", "wsd")
 from .executor import EXECUTOR_KINDS
 from .models import PRECISIONS
 
@@ -87,10 +89,15 @@ _STUDENT_GRID = (replace(_EXECUTOR, cpu="processes:2"),
                   ((1, 8, 2), (1, 16, 2), (2, 32, 4), (2, 64, 4)),
                   ((1, 8, 2), (1, 16, 2), (2, 32, 4), (2, 64, 4), (2, 128, 4), (4, 256, 8)),
                   items="size"),
-        Parameter("D", tuple, "training tokens of the grid (each a separate run)",
+        Parameter("D", tuple, "training tokens of the grid (each D a run; under 'wsd' the runs of "
+                  "one size and seed branch off one trunk)",
                   (2048, 4096, 16384), (65536, 262144, 1048576),
                   (65536, 262144, 1048576, 4194304, 16777216), items="count"),
         Parameter("n_seeds", int, "training seeds per (P, D) cell", 2, 3, 3, minimum=1),
+        Parameter("schedule", str, "learning-rate schedule: 'wsd' (warmup, constant, decay over "
+                  "the last 20 %: the runs of one size and seed share every step before their "
+                  "decay) or 'cosine' (each D a run of its own)", "wsd", "wsd", "wsd",
+                  choices=SCHEDULES),
         Parameter("batch_size", int, "sequences per step", 16, 32, 64, minimum=1),
         Parameter("learning_rate", float, "peak AdamW learning rate", 3e-3, 3e-3, 2e-3,
                   minimum=1e-6, maximum=1.0),

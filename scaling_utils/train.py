@@ -8,6 +8,7 @@ finished runs.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from contextlib import contextmanager
@@ -19,12 +20,13 @@ import numpy as np
 import torch
 from tqdm import tqdm  # plain text: the book has no widget support
 
-from .cache import array_digest, cache_dir, cached
+from .cache import array_digest, cache_dir, cached, config_hash
 from .executor import run_jobs, worker_threads
 from .models import pick_device, random_llama
 
 DATA_MODES = ("fresh", "repeated")
 EVAL_SPACINGS = ("linear", "log")
+SCHEDULES = ("cosine", "wsd")
 TRAIN_VERSION = 3  # bump when a change to this module changes what a run produces
 
 
@@ -62,8 +64,18 @@ class TrainConfig:
     n_evals: int = 8
     eval_spacing: str = "linear"  # "log": evaluations evenly spaced in log D (for emergence)
     keep_checkpoints: bool = False  # keep the weights at every evaluation
+    # "cosine": warmup, then cosine decay to 10 %.  "wsd" (warmup-stable-decay, Hägele et al.
+    # 2024): warmup, a constant rate, then a (1 - sqrt) decay to zero over the last
+    # decay_fraction of the steps, so that runs of every D share the steps before their decay.
+    schedule: str = "cosine"
+    decay_fraction: float = 0.2
+    warmup_steps: int | None = None  # None: warmup_fraction of the run's own steps
 
     def __post_init__(self):
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}.")
+        if not 0 < self.decay_fraction <= 1:
+            raise ValueError(f"decay_fraction must be in (0, 1], got {self.decay_fraction}.")
         if self.data_mode not in DATA_MODES:
             raise ValueError(f"data_mode must be one of {DATA_MODES}, got {self.data_mode!r}.")
         if self.eval_spacing not in EVAL_SPACINGS:
@@ -77,6 +89,32 @@ class TrainConfig:
     @property
     def steps(self) -> int:
         return self.D // (self.batch_size * self.context)
+
+    @property
+    def warmup(self) -> int:
+        """Steps of the linear warmup."""
+        if self.warmup_steps is not None:
+            return self.warmup_steps
+        return max(1, int(self.warmup_fraction * self.steps))
+
+    @property
+    def decay_start(self) -> int:
+        """The first step of the decay under "wsd" (the steps before it are shared by runs of
+        every D); the run's end under "cosine", which has no shared steps."""
+        if self.schedule == "cosine":
+            return self.steps
+        return self.steps - max(1, round(self.decay_fraction * self.steps))
+
+    def learning_rate_factor(self, step: int) -> float:
+        """The peak learning rate's multiplier at ``step`` (counted from 0)."""
+        if step < self.warmup:
+            return (step + 1) / self.warmup
+        if self.schedule == "cosine":
+            progress = (step - self.warmup) / max(1, self.steps - self.warmup)
+            return 0.1 + 0.45 * (1 + math.cos(math.pi * progress))
+        if step < self.decay_start:
+            return 1.0
+        return 1.0 - math.sqrt((step - self.decay_start) / (self.steps - self.decay_start))
 
     def eval_steps(self) -> list[int]:
         """Steps after which the held-out loss is measured (the last step always)."""
@@ -153,48 +191,124 @@ def evaluate(model, tokens: np.ndarray, batch_size: int = 256) -> float:
 
 def train_student(config: TrainConfig, source, eval_tokens: np.ndarray,
                   device: str | torch.device | None = None, progress: bool = False) -> TrainResult:
-    """AdamW with linear warmup then cosine decay to 10 %, gradient clipping, and the held-out
-    loss measured at :meth:`TrainConfig.eval_steps`.  ``source`` is anything with
-    ``sample(n_sequences, length, seed)`` (an HMMSource, a TaskSuite)."""
+    """AdamW with the config's schedule (:meth:`TrainConfig.learning_rate_factor`), gradient
+    clipping, and the held-out loss measured at :meth:`TrainConfig.eval_steps`.  ``source`` is
+    anything with ``sample(n_sequences, length, seed)`` (an HMMSource, a TaskSuite)."""
+    return train_budgets([config], source, eval_tokens, device, progress)[0]
+
+
+def shared_trunk(config: TrainConfig) -> dict:
+    """What runs must share to be trained as branches of one trunk: everything but D (and only
+    fresh-data runs under "wsd"; any other run is its own trunk)."""
+    if config.schedule != "wsd" or config.data_mode != "fresh":
+        return asdict(config)
+    return {k: v for k, v in asdict(config).items() if k != "D"}
+
+
+def train_budgets(configs: Sequence[TrainConfig], source, eval_tokens: np.ndarray,
+                  device: str | torch.device | None = None,
+                  progress: bool = False) -> list[TrainResult]:
+    """Runs that differ only in D, trained as one: under "wsd" the steps before a run's decay
+    are the same for every D, so one trunk is trained to the largest D and each run's decay
+    is a branch off it (Hägele et al. 2024).  Each result is that of training its config
+    alone, bit for bit (the tests check it); a run's ``seconds`` are its trunk's up to its
+    branch plus its branch's."""
+    configs = list(configs)
+    if len({config_hash(shared_trunk(c)) for c in configs}) > 1:
+        raise ValueError("train_budgets trains runs that differ only in D under the 'wsd' "
+                         "schedule on fresh data; train other runs one by one.")
     device = pick_device(device)
-    torch.manual_seed(config.seed)
-    model = build_student(config.spec, config.vocab_size, config.context, config.seed).to(device)
+    first = configs[0]
+    torch.manual_seed(first.seed)
+    model = build_student(first.spec, first.vocab_size, first.context, first.seed).to(device)
     model.train()
     decay = [p for p in model.parameters() if p.ndim >= 2]
     no_decay = [p for p in model.parameters() if p.ndim < 2]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": first.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}],
-                                  lr=config.learning_rate, betas=(0.9, 0.95))
-    steps = config.steps
-    warmup = max(1, int(config.warmup_fraction * steps))
+                                  lr=first.learning_rate, betas=(0.9, 0.95))
+    trunk = _Run(model, optimizer, _Batches(first, source))
+    curves = {i: [] for i in range(len(configs))}  # per run: (tokens, loss, checkpoint)
+    order = sorted(range(len(configs)), key=lambda i: configs[i].D)
+    results, position, trunk_seconds = {}, 0, 0.0
+    bar = tqdm(total=max(c.steps for c in configs), disable=not progress, leave=False,
+               desc="train")
+    for n, i in enumerate(order):
+        config = configs[i]
+        waiting = order[n:]  # runs whose steps up to this branch are the trunk's
+        trunk_seconds += trunk.advance(config, position, config.decay_start, source, eval_tokens,
+                                       {j: configs[j] for j in waiting}, curves, bar)
+        position = config.decay_start
+        branch = trunk if n == len(order) - 1 else copy.deepcopy(trunk)
+        seconds = branch.advance(config, position, config.steps, source, eval_tokens,
+                                 {i: config}, curves, bar)
+        tokens, losses, checkpoints = zip(*curves[i])
+        results[i] = TrainResult(config, non_embedding_parameters(branch.model), np.array(tokens),
+                                 np.array(losses), trunk_seconds + seconds,
+                                 _cpu_state(branch.model),
+                                 tuple(checkpoints) if config.keep_checkpoints else ())
+    bar.close()
+    return [results[i] for i in range(len(configs))]
 
-    def schedule(step):
-        if step < warmup:
-            return (step + 1) / warmup
-        progress_ = (step - warmup) / max(1, steps - warmup)
-        return 0.1 + 0.45 * (1 + math.cos(math.pi * progress_))
 
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    batches = _batches(config, source)
-    eval_steps = set(config.eval_steps())
-    curve_tokens, curve_loss, checkpoints = [], [], []
-    start = time.perf_counter()
-    for step in tqdm(range(steps), disable=not progress, leave=False, desc="train"):
-        ids = torch.as_tensor(next(batches), device=device)
-        loss = model(input_ids=ids, labels=ids).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
-        scheduler.step()
-        if step + 1 in eval_steps:
-            curve_tokens.append((step + 1) * config.batch_size * config.context)
-            curve_loss.append(evaluate(model, eval_tokens))
-            if config.keep_checkpoints:
-                checkpoints.append(_cpu_state(model))
-    seconds = time.perf_counter() - start
-    return TrainResult(config, non_embedding_parameters(model), np.array(curve_tokens),
-                       np.array(curve_loss), seconds, _cpu_state(model), tuple(checkpoints))
+@dataclass
+class _Run:
+    """A student in training: its model, optimizer and batch stream (copied whole at a branch)."""
+
+    model: Any
+    optimizer: Any
+    batches: "_Batches"
+
+    def advance(self, config: TrainConfig, start: int, stop: int, source, eval_tokens,
+                evaluated: dict, curves: dict, bar) -> float:
+        """Train steps ``start`` to ``stop`` of ``config``'s schedule, evaluating wherever a
+        run in ``evaluated`` (index: config) asks; returns the seconds spent."""
+        device = next(self.model.parameters()).device
+        wanted = {j: set(c.eval_steps()) for j, c in evaluated.items()}
+        begin = time.perf_counter()
+        for step in range(start, stop):
+            for group in self.optimizer.param_groups:
+                group["lr"] = config.learning_rate * config.learning_rate_factor(step)
+            ids = torch.as_tensor(self.batches.next(source), device=device)
+            loss = self.model(input_ids=ids, labels=ids).loss
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
+            self.optimizer.step()
+            bar.update(1)
+            askers = [j for j, steps in wanted.items() if step + 1 in steps]
+            if askers:
+                held_out = evaluate(self.model, eval_tokens)
+                state = (_cpu_state(self.model)
+                         if any(evaluated[j].keep_checkpoints for j in askers) else None)
+                for j in askers:
+                    curves[j].append(((step + 1) * config.batch_size * config.context,
+                                      held_out, state))
+        return time.perf_counter() - begin
+
+
+class _Batches:
+    """A run's token batches (batch x context): fresh draws, or cycles over a fixed dataset.
+    Its state is a generator and a queue, so a copy continues the stream where it was copied."""
+
+    def __init__(self, config: TrainConfig, source):
+        self.config, self.rng, self.queue = config, np.random.default_rng([config.seed, 1]), []
+        self.dataset = None
+        if config.data_mode == "repeated":
+            n_sequences = max(config.batch_size, config.dataset_tokens // config.context)
+            self.dataset = source.sample(n_sequences, config.context,
+                                         int(self.rng.integers(2 ** 62)))
+
+    def next(self, source) -> np.ndarray:
+        c = self.config
+        if self.dataset is None:
+            return source.sample(c.batch_size, c.context, int(self.rng.integers(2 ** 62)))
+        if not self.queue:
+            n_sequences = len(self.dataset)
+            order = self.rng.permutation(n_sequences)
+            self.queue = [order[start:start + c.batch_size]
+                          for start in range(0, n_sequences - c.batch_size + 1, c.batch_size)]
+        return self.dataset[self.queue.pop(0)]
 
 
 def _cpu_state(model) -> dict:
@@ -235,7 +349,8 @@ def training_seeds(seed: int, n_seeds: int) -> range:
 class StudentGrid:
     """The student runs a chapter's parameters describe: every size x every training budget D x
     ``n_seeds`` training seeds, plus the largest ``repeated_sizes`` sizes trained on a dataset of
-    min(D) repeated up to max(D).  One definition for Theorems 1-4, so every page that reads
+    min(D) repeated up to max(D).  Under the "wsd" schedule the runs of one size and seed that
+    differ in D share one warmup and train as branches of one trunk (:func:`train_budgets`).  One definition for Theorems 1-4, so every page that reads
     the same grid hits the same cached runs."""
 
     sizes: tuple[tuple[int, int, int], ...]  # (layers, width, heads)
@@ -247,7 +362,8 @@ class StudentGrid:
     batch_size: int
     learning_rate: float
     repeated_sizes: int = 0
-    n_evals: int = 8
+    schedule: str = "cosine"
+    n_evals: int = 1  # the grid's readers use the final loss only
     eval_spacing: str = "linear"
     keep_checkpoints: bool = False
 
@@ -255,6 +371,7 @@ class StudentGrid:
     def from_values(cls, values: Mapping[str, Any], vocab_size: int, **options) -> "StudentGrid":
         """The grid of a notebook's validated values (sizes, D, n_seeds, seed, context,
         batch_size, learning_rate, optional repeated_sizes); ``options`` set the rest."""
+        options = {"schedule": values.get("schedule", "cosine"), **options}
         return cls(tuple(tuple(s) for s in values["sizes"]), tuple(np.atleast_1d(values["D"]).tolist()),
                    values["n_seeds"], values["seed"], vocab_size, values["context"],
                    values["batch_size"], values["learning_rate"],
@@ -267,7 +384,10 @@ class StudentGrid:
         common = dict(vocab_size=self.vocab_size, context=self.context,
                       batch_size=self.batch_size, learning_rate=self.learning_rate,
                       n_evals=self.n_evals, eval_spacing=self.eval_spacing,
-                      keep_checkpoints=self.keep_checkpoints)
+                      keep_checkpoints=self.keep_checkpoints, schedule=self.schedule)
+        if self.schedule == "wsd":  # one warmup for every D: that of the shortest run
+            shortest = TrainConfig(specs[0], D=min(self.D), **common)
+            common["warmup_steps"] = shortest.warmup
         fresh = [TrainConfig(spec, D=d, seed=s, **common)
                  for spec in specs for d in self.D for s in seeds]
         repeated = [TrainConfig(spec, D=max(self.D), seed=seeds[0], data_mode="repeated",
@@ -323,26 +443,51 @@ def run_grid(configs: Sequence[TrainConfig], source, eval_tokens: np.ndarray,
     fingerprint = {"source": source.digest(),
                    "eval": array_digest(np.asarray(eval_tokens)), "train_version": TRAIN_VERSION,
                    "device": device, "torch": torch.__version__, "threads": threads}
-    job = partial(_cached_run, source=source, eval_tokens=np.asarray(eval_tokens),
+    job = partial(_cached_runs, source=source, eval_tokens=np.asarray(eval_tokens),
                   device=device, fingerprint=fingerprint, cache=str(cache_dir(cache)))
+    # runs that share a trunk are one job (see train_budgets); the longest jobs go first, so
+    # that parallel workers finish together
+    groups: dict[str, list[int]] = {}
+    for i, c in enumerate(configs):
+        groups.setdefault(config_hash(shared_trunk(c)), []).append(i)
+    jobs = sorted(groups.values(), key=lambda g: -max(_cost(configs[i]) for i in g))
     if executor is None or executor == "serial":
-        return [job(c) for c in tqdm(configs, disable=not progress, desc="grid")]
-    # runs already stored are read here: workers are started only for runs still to train
-    stored = [_stored_run(c, fingerprint, str(cache_dir(cache))) for c in configs]
-    missing = [c for c, r in zip(configs, stored) if r is None]
-    trained = iter(run_jobs(job, missing, executor) if missing else [])
-    return [r if r is not None else next(trained) for r in stored]
+        trained = [job([configs[i] for i in g]) for g in tqdm(jobs, disable=not progress,
+                                                               desc="grid")]
+    else:
+        # runs already stored are read here: workers are started only for jobs still to train
+        stored = {i: _stored_run(configs[i], fingerprint, str(cache_dir(cache)))
+                  for i in range(len(configs))}
+        missing = [g for g in jobs if any(stored[i] is None for i in g)]
+        done = iter(run_jobs(job, [[configs[i] for i in g] for g in missing], executor)
+                    if missing else [])
+        trained = [next(done) if g in missing else [stored[i] for i in g] for g in jobs]
+    results = {}
+    for g, runs in zip(jobs, trained):
+        results.update(zip(g, runs))
+    return [results[i] for i in range(len(configs))]
 
 
-def _cached_run(config: TrainConfig, source, eval_tokens: np.ndarray, device: str,
-                fingerprint: dict, cache: str) -> TrainResult:
-    key = {"config": asdict(config), **fingerprint}
+def _cost(config: TrainConfig) -> float:
+    """Roughly proportional to a run's training time: parameters x tokens."""
+    return student_parameters((config.spec.n_layers, config.spec.d_model, 0)) * config.D
 
-    def compute():
-        with torch_threads(fingerprint["threads"]):
-            return train_student(config, source, eval_tokens, device=device)
 
-    return cached("train", key, compute, folder=cache)
+def _cached_runs(configs: Sequence[TrainConfig], source, eval_tokens: np.ndarray, device: str,
+                 fingerprint: dict, cache: str) -> list[TrainResult]:
+    """Runs of one trunk, each read from or stored under its own key: the first missing run's
+    computation trains the whole trunk (its entry's seconds hold the trunk's), the others are
+    stored from it."""
+    trained: list[TrainResult] = []
+
+    def compute(i):
+        if not trained:
+            with torch_threads(fingerprint["threads"]):
+                trained.extend(train_budgets(configs, source, eval_tokens, device=device))
+        return trained[i]
+
+    return [cached("train", {"config": asdict(c), **fingerprint}, partial(compute, i),
+                   folder=cache) for i, c in enumerate(configs)]
 
 
 class _NotStored(LookupError):
@@ -371,17 +516,3 @@ def torch_threads(n: int | None):
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def _batches(config: TrainConfig, source):
-    """Token batches (batch x context): fresh draws, or cycles over a fixed dataset."""
-    rng = np.random.default_rng([config.seed, 1])
-    if config.data_mode == "fresh":
-        while True:
-            yield source.sample(config.batch_size, config.context, int(rng.integers(2 ** 62)))
-    n_sequences = max(config.batch_size, config.dataset_tokens // config.context)
-    dataset = source.sample(n_sequences, config.context, int(rng.integers(2 ** 62)))
-    while True:
-        order = rng.permutation(n_sequences)
-        for start in range(0, n_sequences - config.batch_size + 1, config.batch_size):
-            yield dataset[order[start:start + config.batch_size]]

@@ -33,7 +33,7 @@ def test_dask_cluster_trains_the_grid_into_the_shared_cache(tmp_path, monkeypatc
     def no_training(*args, **kwargs):
         raise AssertionError("the serial run should read the cluster's results back")
 
-    monkeypatch.setattr(train, "train_student", no_training)
+    monkeypatch.setattr(train, "train_budgets", no_training)
     read_back = train.run_grid(CONFIGS, SOURCE, EVAL, device="cpu", cache=str(cache),
                                progress=False)
     for a, b in zip(on_cluster, read_back):

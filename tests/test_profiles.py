@@ -129,3 +129,8 @@ def test_too_few_bootstrap_replicates_are_refused_in_the_first_cell_with_the_min
     with pytest.raises(ParameterError, match=f"'n_boot' must be >= {minimum}, got 1"):
         resolve_parameters(notebook, {"n_boot": 1})
     assert resolve_parameters(notebook, {"n_boot": minimum}).n_boot == minimum
+
+
+def test_schedule_choices_are_the_training_schedules():
+    from scaling_utils import profiles, train
+    assert set(profiles.SCHEDULES) == set(train.SCHEDULES)

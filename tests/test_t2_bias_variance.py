@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from scaling_utils.chapters import t2_bias_variance
+from scaling_utils.chapters.t2_bias_variance.estimators import schedule_check
 from scaling_utils.estimators.chinchilla import compare_laws, fit_chinchilla, fit_chinchilla_batch
 from scaling_utils.estimators.intervals import stretched_interval
 
@@ -238,7 +239,7 @@ def test_the_result_derives_what_its_tables_hold_and_glues_every_key_with_its_pr
         seed_noise=t2_bias_variance.seed_noise(data), entropy_held_out=held_out,
         entropy_profile=t2_bias_variance.fit_with_floor_profile(data), free_E_at_bound=False,
         free_E_bound_share=0.0, n_states=4, n_symbols=8, context=16, n_boot=20,
-        executor="serial",
+        executor="serial", schedule="cosine", schedule_check=schedule_check([], []),
         verdicts=(t2_bias_variance.decide_capacity(estimates["capacity"]),
                   t2_bias_variance.decide_coupling(estimates["coupling"]),
                   t2_bias_variance.decide_entropy(estimates["entropy"], held_out,
@@ -253,4 +254,27 @@ def test_the_result_derives_what_its_tables_hold_and_glues_every_key_with_its_pr
     assert all(key.startswith("t2_") for key in {**numbers, **texts})
     assert numbers["t2_cv_diff"] == cv.effect and numbers["t2_seeds"] == CPU["n_seeds"]
     assert texts["t2_executor"] == "`serial`" and "t2_verdict_entropy" in texts
+    assert texts["t2_schedule_reading"].startswith("no check")
     assert result.summary()["eps"] == data.eps
+
+
+def test_schedule_check_pairs_runs_by_seed_and_reads_the_gap_in_seed_sds():
+    from types import SimpleNamespace
+
+    from scaling_utils.chapters.t2_bias_variance.text import schedule_numbers, schedule_reading
+
+    def run(D, seed, loss):
+        return SimpleNamespace(config=SimpleNamespace(D=D, seed=seed), final_loss=loss)
+
+    cosine = [run(D, s, base + 0.01 * s) for D, base in ((100, 2.0), (400, 1.5)) for s in range(3)]
+    wsd = [run(D, s, base + 0.01 * s + gap) for D, base, gap in ((100, 2.0, 0.05), (400, 1.5, 0.0))
+           for s in range(3)]
+    check = schedule_check(wsd, cosine).set_index("D")
+    assert check.difference.to_dict() == pytest.approx({100: 0.05, 400: 0.0})
+    assert check.difference_sd.to_numpy() == pytest.approx([0, 0], abs=1e-12)  # paired by seed
+    assert check.seed_sd.to_numpy() == pytest.approx([0.01, 0.01])
+    numbers = schedule_numbers(check.reset_index())
+    assert numbers["schedule_gap_d"] == 100 and numbers["schedule_gap_sds"] == pytest.approx(5)
+    assert schedule_reading(numbers).startswith("more than twice")
+    assert schedule_check([], cosine).empty
+    assert schedule_reading(schedule_numbers(schedule_check([], []))).startswith("no check")

@@ -40,8 +40,8 @@ def test_student_learns_towards_the_exact_loss():
 
 def test_repeated_data_mode_cycles_a_fixed_dataset():
     config = _config(data_mode="repeated", dataset_tokens=16 * 16 * 2)
-    batches = train._batches(config, SOURCE)
-    seen = {next(batches).tobytes() for _ in range(8)}
+    batches = train._Batches(config, SOURCE)
+    seen = {batches.next(SOURCE).tobytes() for _ in range(8)}
     distinct_rows = {row.tobytes() for b in seen for row in np.frombuffer(b, dtype=np.int64).reshape(16, 16)}
     assert len(distinct_rows) <= 32
     with pytest.raises(ValueError, match="dataset_tokens"):
@@ -51,15 +51,15 @@ def test_repeated_data_mode_cycles_a_fixed_dataset():
 def test_killed_grid_resumes_without_recomputing(cache_folder, monkeypatch):
     configs = [_config(seed=s) for s in range(3)]
     calls = []
-    real = train.train_student
+    real = train.train_budgets
 
-    def flaky(config, *args, **kwargs):
-        calls.append(config.seed)
-        if config.seed == 1 and calls.count(1) == 1:
+    def flaky(runs, *args, **kwargs):
+        calls.append(runs[0].seed)
+        if runs[0].seed == 1 and calls.count(1) == 1:
             raise KeyboardInterrupt  # the grid is killed during its second run
-        return real(config, *args, **kwargs)
+        return real(runs, *args, **kwargs)
 
-    monkeypatch.setattr(train, "train_student", flaky)
+    monkeypatch.setattr(train, "train_budgets", flaky)
     with pytest.raises(KeyboardInterrupt):
         train.run_grid(configs, SOURCE, EVAL, device="cpu", progress=False)
     results = train.run_grid(configs, SOURCE, EVAL, device="cpu", progress=False)
@@ -87,3 +87,54 @@ def test_cpu_runs_are_keyed_by_the_thread_count(cache_folder):
     finally:
         torch.set_num_threads(before)
     assert len(list((cache_folder / "train").glob("*.npz"))) == 2  # the third run was a hit
+
+
+def _wsd(D_steps, **kw):
+    return [_config(D=16 * 16 * steps, schedule="wsd", warmup_steps=2, **kw) for steps in D_steps]
+
+
+def test_learning_rate_schedules():
+    cosine, [wsd] = _config(D=16 * 16 * 100), _wsd([100])
+    assert [cosine.learning_rate_factor(s) for s in (0, 4)] == [0.2, 1.0]  # warmup: 5 steps
+    assert cosine.learning_rate_factor(99) == pytest.approx(0.1, abs=1e-3)
+    assert wsd.decay_start == 80  # the last 20 % of the steps
+    assert [wsd.learning_rate_factor(s) for s in (0, 1, 50, 79, 80)] == [0.5, 1, 1, 1, 1]
+    assert wsd.learning_rate_factor(99) == pytest.approx(1 - np.sqrt(19 / 20))
+    with pytest.raises(ValueError, match="schedule"):
+        _config(schedule="linear")
+
+
+def test_wsd_branches_are_the_runs_trained_alone():
+    """One trunk with a decay branch per D gives every run bit for bit, curve and weights."""
+    configs = _wsd([20, 40, 80], n_evals=3, keep_checkpoints=True)
+    branched = train.train_budgets(configs, SOURCE, EVAL, device="cpu")
+    for config, run in zip(configs, branched):
+        alone = train.train_student(config, SOURCE, EVAL, device="cpu")
+        np.testing.assert_array_equal(run.curve_tokens, alone.curve_tokens)
+        np.testing.assert_array_equal(run.curve_loss, alone.curve_loss)
+        for name, tensor in alone.state.items():
+            assert torch.equal(run.state[name], tensor), name
+        assert len(run.checkpoints) == len(alone.checkpoints) == 3
+    assert branched[0].final_loss > branched[-1].final_loss  # more data, lower loss
+    with pytest.raises(ValueError, match="differ only in D"):
+        train.train_budgets([configs[0], _config(seed=5)], SOURCE, EVAL, device="cpu")
+
+
+def test_grid_trains_one_trunk_per_size_and_seed(cache_folder, monkeypatch):
+    configs = _wsd([20, 40]) + _wsd([20, 40], seed=1) + [_config(seed=2)]
+    trunks = []
+    real = train.train_budgets
+
+    def counted(runs, *args, **kwargs):
+        trunks.append(sorted(r.D // 256 for r in runs))
+        return real(runs, *args, **kwargs)
+
+    monkeypatch.setattr(train, "train_budgets", counted)
+    results = train.run_grid(configs, SOURCE, EVAL, device="cpu", progress=False)
+    assert sorted(trunks) == [[20, 40], [20, 40], [40]]
+    assert [(r.config.D // 256, r.config.seed) for r in results] == [(20, 0), (40, 0), (20, 1),
+                                                                    (40, 1), (40, 2)]
+    again = train.run_grid(configs, SOURCE, EVAL, device="cpu", progress=False)
+    assert len(trunks) == 3  # all read back
+    for a, b in zip(results, again):
+        np.testing.assert_array_equal(a.curve_loss, b.curve_loss)

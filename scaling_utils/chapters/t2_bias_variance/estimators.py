@@ -28,6 +28,7 @@ LANGUAGE_ROWS = ("exact loss given the window (eps)", "entropy rate (infinite pa
                  "unigram entropy")
 # The per-seed table's row of the held-out comparison of the coupled and additive laws.
 CV_ROW = "held-out RMSE difference, coupled - additive"
+SCHEDULE_CHECK_COLUMNS = ("D", "wsd", "cosine", "difference", "difference_sd", "seed_sd", "seeds")
 
 
 # --------------------------------------------------------------------------- tables
@@ -80,6 +81,28 @@ def gain_per_doubling(cells: pd.DataFrame, along: str) -> pd.DataFrame:
             rows.append({other: key, f"{along}_from": x[i], f"{along}_to": x[i + 1],
                          "gain_per_doubling": (y[i] - y[i + 1]) / np.log2(x[i + 1] / x[i])})
     return pd.DataFrame(rows)
+
+
+def schedule_check(wsd: Sequence[TrainResult], cosine: Sequence[TrainResult]) -> pd.DataFrame:
+    """The same runs under the two schedules, per D: the mean final loss of each over seeds and
+    their paired difference (wsd - cosine) with the SD of the per-seed differences, so that a
+    gap can be read against the spread between seeds of one schedule (``seed_sd``)."""
+    if not wsd or not cosine:
+        return pd.DataFrame(columns=SCHEDULE_CHECK_COLUMNS)
+
+    def table(runs):
+        return pd.DataFrame([dict(D=r.config.D, seed=r.config.seed, loss=r.final_loss)
+                             for r in runs]).set_index(["D", "seed"]).loss
+
+    a, b = table(wsd), table(cosine)
+    paired = pd.DataFrame({"wsd": a, "cosine": b}).dropna()
+    paired["difference"] = paired.wsd - paired.cosine
+    grouped = paired.groupby(level="D")
+    out = pd.DataFrame({"wsd": grouped.wsd.mean(), "cosine": grouped.cosine.mean(),
+                        "difference": grouped.difference.mean(),
+                        "difference_sd": grouped.difference.std(ddof=1),
+                        "seed_sd": grouped.cosine.std(ddof=1), "seeds": grouped.size()})
+    return out.reset_index()[list(SCHEDULE_CHECK_COLUMNS)]
 
 
 def language_table(grid, context: int, seed: int) -> pd.DataFrame:

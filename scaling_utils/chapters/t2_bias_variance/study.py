@@ -4,7 +4,7 @@ decomposition and the law fits, and return them with the three verdicts as one t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 
@@ -14,7 +14,8 @@ from .estimators import (CV_ROW, FOLDS, LANGUAGE_ROWS, Estimate, bootstrap_losse
                          capacity_estimate, cell_intervals, coupling_estimate, decompose,
                          entropy_estimate, entropy_held_out, fit_table, fit_with_floor_profile,
                          gain_per_doubling, held_out_difference, language_table, law_fits,
-                         loss_data, per_seed_estimates, results_table, seed_noise)
+                         loss_data, per_seed_estimates, results_table, schedule_check,
+                         seed_noise)
 from .rules import decide_capacity, decide_coupling, decide_entropy
 from .text import glued_numbers, glued_texts
 
@@ -39,6 +40,10 @@ class Theorem2Result(ChapterResult):
     entropy_profile: pd.DataFrame  # per E: RMSE of log L of the best law with that floor
     free_E_at_bound: bool  # the free fit ended at the lower bound of E
     free_E_bound_share: float  # share of bootstrap replicates whose free fit ended there
+    schedule: str  # the students' learning-rate schedule ("wsd" or "cosine")
+    # the smallest size under both schedules, per D (see estimators.schedule_check); empty
+    # under "cosine", which has nothing to check
+    schedule_check: pd.DataFrame
     n_states: int
     n_symbols: int
     context: int
@@ -116,6 +121,7 @@ def study(cfg) -> Theorem2Result:
     configs = train.StudentGrid.from_values(cfg.values, grid.source.n_symbols).configs()
     results = train.run_grid(configs, grid.source, grid.eval_tokens, device=cfg.device,
                              executor=cfg.executor)
+    check = _schedule_check(results, grid, cfg)
     runs = results_table(results, grid.eps)
     data = loss_data(results, grid.source, grid.eval_tokens, cfg.device)
     reps = bootstrap_losses(data, cfg.n_boot, cfg.seed)
@@ -144,6 +150,23 @@ def study(cfg) -> Theorem2Result:
         entropy_profile=fit_with_floor_profile(data),
         free_E_at_bound=bool(fits["point"]["free"].E_at_bound),
         free_E_bound_share=float(fits["replicates"]["free"].E_at_bound.mean()),
+        schedule=cfg.schedule, schedule_check=check,
         n_states=grid.source.n_states, n_symbols=grid.source.n_symbols, context=cfg.context,
         n_boot=cfg.n_boot, executor=cfg.executor or "serial", verdicts=decided)
 
+
+
+def _schedule_check(results, grid, cfg) -> pd.DataFrame:
+    """Under "wsd", the smallest size's fresh runs trained again with the cosine schedule, one
+    run per D and seed, beside their branches (:func:`~.estimators.schedule_check`)."""
+    from ... import train
+
+    if cfg.schedule != "wsd":
+        return schedule_check([], [])
+    smallest = [r for r in results if r.config.data_mode == "fresh"
+                and (r.config.spec.n_layers, r.config.spec.d_model, r.config.spec.n_heads)
+                == tuple(cfg.sizes[0])]
+    cosine = train.run_grid([replace(r.config, schedule="cosine", warmup_steps=None)
+                             for r in smallest], grid.source, grid.eval_tokens,
+                            device=cfg.device, executor=cfg.executor)
+    return schedule_check(smallest, cosine)

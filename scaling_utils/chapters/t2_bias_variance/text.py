@@ -45,6 +45,7 @@ def glued_numbers(result) -> dict:
         entropy_cv=held_out.effect, entropy_cv_low=held_out.ci_low,
         entropy_cv_high=held_out.ci_high,
         **profile_numbers(result.entropy_profile, result.eps, result.seed_noise),
+        **schedule_numbers(result.schedule_check),
         coupling_margin=COUPLING_MARGIN, entropy_margin=ENTROPY_MARGIN, e_floor=E_FLOOR)
 
 
@@ -60,9 +61,37 @@ def profile_numbers(profile, eps: float, seed_noise: float) -> dict:
                 if seed_noise > 0 else np.nan)
 
 
+def schedule_numbers(check) -> dict:
+    """The schedule check's largest gap between the two schedules (nats, wsd - cosine, signed)
+    beside the spread between seeds under the cosine schedule (mean over D); NaN without a
+    check."""
+    if not len(check):
+        return dict(schedule_gap=np.nan, schedule_gap_d=np.nan, schedule_seed_sd=np.nan,
+                    schedule_gap_sds=np.nan)
+    worst = check.loc[check.difference.abs().idxmax()]
+    seed_sd = float(check.seed_sd.mean())
+    return dict(schedule_gap=float(worst.difference), schedule_gap_d=int(worst.D),
+                schedule_seed_sd=seed_sd,
+                schedule_gap_sds=abs(float(worst.difference)) / seed_sd if seed_sd > 0 else np.nan)
+
+
 def glued_texts(result) -> dict:
     """The phrases the prose glues besides the verdicts: where the free fit of E ends, and the
     executor the runs went to (as code)."""
     return {"free_fit_end": "ends at that bound" if result.free_E_at_bound
             else "stays above that bound",
-            "executor": f"`{result.executor}`"}
+            "executor": f"`{result.executor}`", "schedule": f"`{result.schedule}`",
+            "schedule_reading": schedule_reading(schedule_numbers(result.schedule_check))}
+
+
+def schedule_reading(numbers: dict) -> str:
+    """What the schedule check says, from its largest gap in seed SDs (within 2: no more than
+    a new seed would move the loss)."""
+    sds = numbers["schedule_gap_sds"]
+    if not np.isfinite(sds):
+        return "no check was run (the cosine schedule has nothing to check)"
+    if sds <= 2:
+        return ("within twice the spread between seeds, so at this size the schedule moves the "
+                "loss no more than a new seed would")
+    return ("more than twice the spread between seeds, so at this size the schedule itself "
+            "moves the loss by that much, and the laws describe students trained this way")
