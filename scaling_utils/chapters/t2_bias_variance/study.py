@@ -119,9 +119,14 @@ def study(cfg) -> Theorem2Result:
 
     grid = train.known_language(cfg.values)
     configs = train.StudentGrid.from_values(cfg.values, grid.source.n_symbols).configs()
-    results = train.run_grid(configs, grid.source, grid.eval_tokens, device=cfg.device,
-                             executor=cfg.executor)
-    check = _schedule_check(results, grid, cfg)
+    # the schedule check: the smallest size's runs again, each a run of its own under the
+    # cosine schedule, in the same call so that they share the grid's worker processes
+    checked = _checked(configs, cfg)
+    again = tuple(replace(c, schedule="cosine", warmup_steps=None) for c in checked)
+    everything = train.run_grid(configs + again, grid.source, grid.eval_tokens,
+                                device=cfg.device, executor=cfg.executor)
+    results, cosine = everything[:len(configs)], everything[len(configs):]
+    check = schedule_check([r for r in results if r.config in checked], cosine)
     runs = results_table(results, grid.eps)
     data = loss_data(results, grid.source, grid.eval_tokens, cfg.device)
     reps = bootstrap_losses(data, cfg.n_boot, cfg.seed)
@@ -155,18 +160,10 @@ def study(cfg) -> Theorem2Result:
         n_boot=cfg.n_boot, executor=cfg.executor or "serial", verdicts=decided)
 
 
-
-def _schedule_check(results, grid, cfg) -> pd.DataFrame:
-    """Under "wsd", the smallest size's fresh runs trained again with the cosine schedule, one
-    run per D and seed, beside their branches (:func:`~.estimators.schedule_check`)."""
-    from ... import train
-
+def _checked(configs, cfg) -> list:
+    """The runs the schedule check retrains: the smallest size's fresh runs (none under
+    "cosine", which has nothing to check)."""
     if cfg.schedule != "wsd":
-        return schedule_check([], [])
-    smallest = [r for r in results if r.config.data_mode == "fresh"
-                and (r.config.spec.n_layers, r.config.spec.d_model, r.config.spec.n_heads)
-                == tuple(cfg.sizes[0])]
-    cosine = train.run_grid([replace(r.config, schedule="cosine", warmup_steps=None)
-                             for r in smallest], grid.source, grid.eval_tokens,
-                            device=cfg.device, executor=cfg.executor)
-    return schedule_check(smallest, cosine)
+        return []
+    return [c for c in configs if c.data_mode == "fresh"
+            and (c.spec.n_layers, c.spec.d_model, c.spec.n_heads) == tuple(cfg.sizes[0])]
