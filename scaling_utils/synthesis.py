@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from .chapters import chapters
-from .verdicts import Verdict, weakest_link
+from .verdicts import (CONTRADICTED, PAPER, SUPPORTED, UNDETERMINED, Verdict, role_of,
+                       weakest_link)
 
 # The paper's argument (its Appendix E.4) in order: noise falls with context, so the SNR grows
 # (with context, with data, with size), so capabilities switch on at thresholds; meanwhile the
@@ -35,17 +36,40 @@ def chapter_verdicts(profile: str, folder=None, seed: int | None = None
 
 
 def overview_table(by_chapter: dict[str, tuple[Verdict, ...]]) -> pd.DataFrame:
-    """One row per verdict of the book: the theorem, the claim, the verdict, the effect with its
-    interval, and what would decide an undetermined one."""
-    titles = {c.notebook: c.title for c in chapters()}
+    """One row per verdict of the book: the theorem, what the verdict is about (the paper's
+    claim, the book's check or a control: ``rules.ROLES``), the claim, the verdict, the effect
+    with its interval, and what would decide an undetermined one."""
+    entries = {c.notebook: c for c in chapters()}
     rows = []
     for name, chapter in by_chapter.items():
         for v in chapter:
-            rows.append({"theorem": titles[name], "claim": v.claim, "verdict": v.word,
+            rows.append({"theorem": entries[name].short,
+                         "role": role_of(entries[name].roles, v.key), "claim": v.claim,
+                         "verdict": v.word,
                          "effect [95 % CI]": (f"{v.effect:.3g} [{v.ci_low:.3g}, {v.ci_high:.3g}]"
                                               if pd.notna(v.effect) else v.reason),
                          "what would decide it": v.to_decide if v.word == "undetermined" else ""})
     return pd.DataFrame(rows)
+
+
+def at_a_glance(table: pd.DataFrame) -> str:
+    """The answer in a few lines (Markdown), from the paper's claims in an
+    :func:`overview_table`: which held, which failed, and which could not be told, with what
+    would tell them.  The book's checks and controls are not counted."""
+    claims = table[table.role == PAPER]
+    lines = []
+    for word, label in ((SUPPORTED, "Supported"), (CONTRADICTED, "Contradicted"),
+                        (UNDETERMINED, "Undetermined")):
+        rows = claims[claims.verdict == word]
+        if not len(rows):
+            lines.append(f"- **{label}: none** of the paper's {len(claims)} claims.")
+            continue
+        items = "; ".join(
+            f"{r.theorem}: {r.claim.rstrip('.')} ({r['effect [95 % CI]']}"
+            + (f"; would be told by {r['what would decide it'].rstrip('.')})" if word == UNDETERMINED
+               else ")") for _, r in rows.iterrows())
+        lines.append(f"- **{label}: {len(rows)} of {len(claims)}.** {items}.")
+    return "\n".join(lines)
 
 
 def chain(by_chapter: dict[str, tuple[Verdict, ...]]) -> list[Verdict]:

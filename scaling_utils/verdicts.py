@@ -25,6 +25,22 @@ WORDS = (SUPPORTED, CONTRADICTED, UNDETERMINED)
 MIN_REPLICATES = 40
 FAILED_INTERVAL = "failed interval"
 
+# What a verdict is about.  Only the paper's own claims are counted as claims tested; the book's
+# checks (a variant of a measurement, a form the paper does not state, a relation the book
+# composes) and its controls (where the answer is known by construction) are listed apart.
+PAPER, CHECK, CONTROL = "paper's claim", "book's check", "control"
+ROLES = (PAPER, CHECK, CONTROL)
+
+
+def role_of(roles: dict, key: str) -> str:
+    """The role of verdict ``key`` in a chapter's ``ROLES`` (a key like ``threshold_copy`` takes
+    the role of its family, ``threshold``, unless it has its own)."""
+    role = roles.get(key, roles.get(key.split("_")[0]))
+    if role not in ROLES:
+        raise KeyError(f"verdict {key!r} has no role in {sorted(roles)}; give it one of {ROLES} "
+                       "in its chapter's rules.ROLES.")
+    return role
+
 
 @dataclass(frozen=True)
 class Verdict:

@@ -8,7 +8,7 @@ from test_worlds import mean_above_zero  # a rule with a known false rate
 
 
 def _one_chapter(monkeypatch, worlds):
-    entry = Chapter("theorem1_clt", "Thm 1", "1. A test chapter", lambda values: worlds, 0)
+    entry = Chapter("theorem1_clt", "Thm 1", "1. A test chapter", lambda values: worlds, 0, {})
     monkeypatch.setattr(error_rates, "chapters", lambda: (entry,))
 
 

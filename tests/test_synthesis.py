@@ -45,3 +45,36 @@ def test_overview_and_chain_read_every_stored_verdict(tmp_path, monkeypatch):
     assert result.weakest.key == "collapse"  # the first contradicted link in the paper's order
     assert "collapse" in synthesis.weakest_sentence(result.weakest)
     assert result.counts == {"supported": 3, "contradicted": 2, "undetermined": 3}
+
+
+def test_the_answer_counts_only_the_papers_claims(tmp_path, monkeypatch):
+    store(tmp_path, monkeypatch, {
+        "theorem1_clt": {"rate": BROKEN, "control": SUPPORTED, "twin": SUPPORTED},
+        "theorem2_bias_variance": {"capacity": SUPPORTED, "coupling": SUPPORTED},
+        "theorem3_snr": {"data": OPEN},
+        "theorem4_emergence": {"threshold_copy": OPEN, "metric": SUPPORTED}})
+    table = synthesis.overview_table(synthesis.chapter_verdicts("smoke", folder=tmp_path))
+    roles = dict(zip(table.claim, table.role))
+    assert roles["claim control"] == roles["claim twin"] == verdicts.CONTROL
+    assert roles["claim coupling"] == roles["claim metric"] == verdicts.CHECK
+    assert roles["claim threshold_copy"] == verdicts.PAPER  # the family's role
+    answer = synthesis.at_a_glance(table)
+    assert "**Supported: 1 of 4.** Thm 2: claim capacity" in answer
+    assert "**Contradicted: 1 of 4.** Thm 1: claim rate" in answer
+    assert "**Undetermined: 2 of 4.**" in answer and "would be told by more data" in answer
+    assert "control" not in answer and "coupling" not in answer and "metric" not in answer
+
+
+def test_every_verdict_key_of_every_chapter_has_a_role():
+    import pytest
+
+    from scaling_utils.chapters import chapters
+    keys = {"theorem1_clt": ["rate", "last_token", "residual", "control", "twin"],
+            "theorem2_bias_variance": ["capacity", "coupling", "entropy"],
+            "theorem3_snr": ["data", "size", "context"],
+            "theorem4_emergence": ["threshold_copy", "threshold_modular", "collapse", "metric"]}
+    for entry in chapters():
+        for key in keys[entry.notebook]:
+            assert verdicts.role_of(entry.roles, key) in verdicts.ROLES
+    with pytest.raises(KeyError, match="rules.ROLES"):
+        verdicts.role_of({"rate": verdicts.PAPER}, "unknown")

@@ -22,7 +22,7 @@ def chapters() -> tuple[Chapter, ...]:
     from . import t1_clt, t2_bias_variance, t3_snr, t4_emergence
 
     return tuple(Chapter(package.NOTEBOOK, package.SHORT, package.TITLE, package.worlds,
-                         package.WORLDS_VERSION)
+                         package.WORLDS_VERSION, package.rules.ROLES)
                  for package in (t1_clt, t2_bias_variance, t3_snr, t4_emergence))
 
 

@@ -56,12 +56,13 @@ class ChapterResult:
 
 @dataclass(frozen=True)
 class Chapter:
-    """One chapter in the registry: its notebook, its short label, and its simulated worlds
+    """One chapter in the registry: its notebook, its short label, its simulated worlds
     (``worlds(values)`` at a profile's parameter values) with the version that keys their
-    cached error rates."""
+    cached error rates, and what each of its verdicts is about (``rules.ROLES``)."""
 
     notebook: str
     short: str  # "Thm 2"
     title: str  # "2. Loss = entropy + capacity bias + data variance"
     worlds: Callable[[Mapping], list]
     worlds_version: int
+    roles: Mapping[str, str]  # verdict key (or family) -> paper's claim, book's check, control

@@ -8,7 +8,8 @@ from typing import Mapping
 
 import numpy as np
 
-from ...verdicts import UNDETERMINED, Verdict, inside_band, near, unavailable
+from ...verdicts import (CHECK, CONTROL, PAPER, UNDETERMINED, Verdict, inside_band, near,
+                         unavailable)
 
 CLAIMED_EXPONENT = -1.0
 # Corrections of higher order in 1/n bias a finite-n slope by a few hundredths even where the
@@ -31,6 +32,11 @@ MIN_LENGTHS = 3
 # more than this fraction of the median half-width of the float32 confidence intervals.
 PRECISION_TOLERANCE = 0.1
 
+# The paper's Theorem 1 is the 1/n law of the trained model's attention output; the last-token
+# and residual-stream readings are variants of that one measurement, and the i.i.d. layer and
+# the random twin are controls (the law holds there by construction or by design).
+ROLES = {"rate": PAPER, "last_token": CHECK, "residual": CHECK, "control": CONTROL,
+         "twin": CONTROL}
 TO_DECIDE = ("a narrower interval: more windows (`n_windows`) or a longer range of contexts "
              "(`max_length`), e.g. the gpu profile; the claim is supported once the whole 95 % "
              f"interval lies within {CLAIM_MARGIN:g} of {CLAIMED_EXPONENT:g}.")

@@ -10,7 +10,7 @@ import numpy as np
 
 from ... import verdicts
 from ...estimators.chinchilla import E_FLOOR
-from ...verdicts import Verdict
+from ...verdicts import CHECK, PAPER, Verdict
 from .estimators import Estimate
 
 # capacity: B(P) = A / P^alpha falls with P when alpha > 0 (eps held at the exact entropy).
@@ -40,6 +40,10 @@ CLAIMS = {
     "entropy": "A free approach-3 fit recovers the exact entropy (fitted E within "
                f"±{ENTROPY_MARGIN:g} nats of eps).",
 }
+# The paper writes the loss as entropy + B(P) + V(P, D): a capacity term that falls with size and
+# a floor at the entropy are its claims; an additive data term (no P in V) is the Chinchilla form
+# the book tests beside them, not the paper's statement.
+ROLES = {"capacity": PAPER, "entropy": PAPER, "coupling": CHECK}
 TO_DECIDE = {
     "capacity": "more seeds per (P, D) cell, or sizes spanning a wider range of P.",
     "coupling": "more seeds per cell and more data sizes per model size, so that the slope of "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ... import verdicts
 from ...estimators.power_laws import PowerLawFit
-from ...verdicts import Verdict
+from ...verdicts import CHECK, PAPER, Verdict
 from .estimators import ONE_RUN
 
 CLAIMED_D_EXPONENT = 1.0  # Theorem 3: SNR proportional to D
@@ -25,6 +25,9 @@ CLAIMS = {
     "context": "SNR grows in proportion to the context length n, as a 1/n noise law with a fixed "
                f"signal would give (exponent 1 ± {SNR_CLAIM_MARGIN:g}).",
 }
+# SNR ~ D Phi(P) / sigma^2: growth in D and in P are the paper's claims; growth with the context
+# n is the book's composition of Theorem 1's noise law with Theorem 3.
+ROLES = {"data": PAPER, "size": PAPER, "context": CHECK}
 TO_DECIDE = {
     "data": "more seeds per (P, D) cell and a wider range of D.",
     "size": "more seeds per cell and sizes spanning a wider range of P.",

@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ...verdicts import CONTRADICTED, SUPPORTED, UNDETERMINED, Verdict, above, below, unavailable
+from ...verdicts import (CHECK, CONTRADICTED, PAPER, SUPPORTED, UNDETERMINED, Verdict, above,
+                         below, unavailable)
 
 if TYPE_CHECKING:
     from .estimators import CollapseEvidence, MetricEvidence, ThresholdEvidence
@@ -40,6 +41,9 @@ CLAIMS = {
     "collapse": "one curve in SNR serves every run better than D, D x P or loss",
     "metric": "the switch survives a continuous metric (answer log-probability)",
 }
+# Thresholds in SNR and one curve in SNR for every run are the paper's claims; whether a switch
+# survives a continuous metric is the book's check (the "mirage" question).
+ROLES = {"threshold": PAPER, "collapse": PAPER, "metric": CHECK}
 TO_DECIDE = {
     "threshold": "more runs (seeds) or more checkpoints around the switch, so that the held-out "
                  "gain and the width are resolved",
