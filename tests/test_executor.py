@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from scaling_utils import train
+from scaling_utils import runs, train
 from scaling_utils.executor import ExecutorError, open_executor, run_jobs
 from scaling_utils.profiles import ParameterError, resolve_parameters
 from scaling_utils.synthetic import preset_source
@@ -25,7 +25,7 @@ def test_dask_cluster_trains_the_grid_into_the_shared_cache(tmp_path, monkeypatc
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
-        on_cluster = train.run_grid(CONFIGS, SOURCE, EVAL, device="cpu", cache=str(cache),
+        on_cluster = runs.run_grid(CONFIGS, SOURCE, EVAL, device="cpu", cache=str(cache),
                                     executor=client)
     assert [r.config.seed for r in on_cluster] == [0, 1, 2]  # input order kept
     assert len(list((cache / "train").glob("*.npz"))) == 3  # written by the workers
@@ -34,13 +34,13 @@ def test_dask_cluster_trains_the_grid_into_the_shared_cache(tmp_path, monkeypatc
         raise AssertionError("the serial run should read the cluster's results back")
 
     monkeypatch.setattr(train, "train_budgets", no_training)
-    read_back = train.run_grid(CONFIGS, SOURCE, EVAL, device="cpu", cache=str(cache),
+    read_back = runs.run_grid(CONFIGS, SOURCE, EVAL, device="cpu", cache=str(cache),
                                progress=False)
     for a, b in zip(on_cluster, read_back):
         np.testing.assert_array_equal(a.curve_loss, b.curve_loss)
     monkeypatch.undo()
     # Workers train with this process's thread count (part of the key): the same bits as here.
-    serial = train.run_grid(CONFIGS, SOURCE, EVAL, device="cpu", cache=str(tmp_path / "own"),
+    serial = runs.run_grid(CONFIGS, SOURCE, EVAL, device="cpu", cache=str(tmp_path / "own"),
                             progress=False)
     for a, b in zip(on_cluster, serial):
         np.testing.assert_array_equal(a.curve_loss, b.curve_loss)
@@ -59,14 +59,14 @@ def test_a_grid_sends_only_the_runs_still_to_train_to_its_executor(tmp_path):
             return super().map(fn, items, **kwargs)
 
     cache = str(tmp_path)
-    first = train.run_grid(CONFIGS[:2], SOURCE, EVAL, device="cpu", cache=cache, progress=False)
+    first = runs.run_grid(CONFIGS[:2], SOURCE, EVAL, device="cpu", cache=cache, progress=False)
     with Counting(1) as pool:
-        grid = train.run_grid(CONFIGS, SOURCE, EVAL, device="cpu", cache=cache, executor=pool)
+        grid = runs.run_grid(CONFIGS, SOURCE, EVAL, device="cpu", cache=cache, executor=pool)
     assert Counting.jobs == 1  # the two stored runs are read here, not sent to a worker
     assert [r.config.seed for r in grid] == [0, 1, 2]
     np.testing.assert_array_equal(grid[0].curve_loss, first[0].curve_loss)
     with Counting(1) as pool:  # everything stored: no worker at all
-        train.run_grid(CONFIGS, SOURCE, EVAL, device="cpu", cache=cache, executor=pool)
+        runs.run_grid(CONFIGS, SOURCE, EVAL, device="cpu", cache=cache, executor=pool)
     assert Counting.jobs == 1
 
 

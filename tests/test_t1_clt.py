@@ -70,7 +70,7 @@ def test_precision_check_accepts_identical_runs_and_flags_moved_exponents():
 
 
 def test_student_fits_measure_every_site_of_each_student(cache_folder):
-    from scaling_utils import train
+    from scaling_utils import runs, train
     from scaling_utils.synthetic import preset_source
 
     source = preset_source("tiny", seed=1)
@@ -78,7 +78,7 @@ def test_student_fits_measure_every_site_of_each_student(cache_folder):
     configs = [train.TrainConfig(train.StudentSpec(*size), D=16 * 16 * 4,
                                  vocab_size=source.n_symbols, context=16, batch_size=16, n_evals=1)
                for size in ((1, 8, 2), (2, 8, 2))]
-    runs = train.run_grid(configs, source, eval_tokens, device="cpu", progress=False)
+    runs = runs.run_grid(configs, source, eval_tokens, device="cpu", progress=False)
     fits, medians = clt.student_fits(runs, source, n_windows=16, min_length=2, n_groups=4)
     assert list(fits.variant.unique()) == ["student 1x8", "student 2x8"]
     per_student = fits.groupby("variant").site.nunique()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from scaling_utils import train
+from scaling_utils import runs, train
 from scaling_utils.synthetic import preset_source
 from scaling_utils.train import StudentSpec, TrainConfig
 
@@ -61,8 +61,8 @@ def test_killed_grid_resumes_without_recomputing(cache_folder, monkeypatch):
 
     monkeypatch.setattr(train, "train_budgets", flaky)
     with pytest.raises(KeyboardInterrupt):
-        train.run_grid(configs, SOURCE, EVAL, device="cpu", progress=False)
-    results = train.run_grid(configs, SOURCE, EVAL, device="cpu", progress=False)
+        runs.run_grid(configs, SOURCE, EVAL, device="cpu", progress=False)
+    results = runs.run_grid(configs, SOURCE, EVAL, device="cpu", progress=False)
     assert calls == [0, 1, 1, 2]  # run 0 was read back from the cache
     assert [r.config.seed for r in results] == [0, 1, 2]
 
@@ -83,7 +83,7 @@ def test_cpu_runs_are_keyed_by_the_thread_count(cache_folder):
     try:
         for threads in (1, 2, 1):
             torch.set_num_threads(threads)
-            train.run_grid(config, source, eval_tokens, device="cpu", progress=False)
+            runs.run_grid(config, source, eval_tokens, device="cpu", progress=False)
     finally:
         torch.set_num_threads(before)
     assert len(list((cache_folder / "train").glob("*.npz"))) == 2  # the third run was a hit
@@ -130,11 +130,11 @@ def test_grid_trains_one_trunk_per_size_and_seed(cache_folder, monkeypatch):
         return real(runs, *args, **kwargs)
 
     monkeypatch.setattr(train, "train_budgets", counted)
-    results = train.run_grid(configs, SOURCE, EVAL, device="cpu", progress=False)
+    results = runs.run_grid(configs, SOURCE, EVAL, device="cpu", progress=False)
     assert sorted(trunks) == [[20, 40], [20, 40], [40]]
     assert [(r.config.D // 256, r.config.seed) for r in results] == [(20, 0), (40, 0), (20, 1),
                                                                     (40, 1), (40, 2)]
-    again = train.run_grid(configs, SOURCE, EVAL, device="cpu", progress=False)
+    again = runs.run_grid(configs, SOURCE, EVAL, device="cpu", progress=False)
     assert len(trunks) == 3  # all read back
     for a, b in zip(results, again):
         np.testing.assert_array_equal(a.curve_loss, b.curve_loss)

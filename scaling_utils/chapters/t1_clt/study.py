@@ -152,6 +152,7 @@ def _students(cfg) -> tuple[int, pd.DataFrame | None]:
     the lengths n >= fit_from like every other fit: their context and their medians, None
     when the students' context leaves fewer than two such lengths."""
     from ... import train
+    from ...runs import run_grid
     from ...profiles import student_grid_values
 
     values = student_grid_values(cfg.profile, cfg.seed)
@@ -161,7 +162,7 @@ def _students(cfg) -> tuple[int, pd.DataFrame | None]:
     largest = [c for c in train.StudentGrid.from_values(values, grid.source.n_symbols).configs()
                if c.D == max(values["D"]) and c.data_mode == "fresh"
                and c.seed == train.training_seeds(cfg.seed, values["n_seeds"])[0]]
-    runs = train.run_grid(largest, grid.source, grid.eval_tokens, device=cfg.device,
+    runs = run_grid(largest, grid.source, grid.eval_tokens, device=cfg.device,
                           progress=False)  # the Theorem 2 runs: cached, shared
     _, medians = student_fits(runs, grid.source, cfg.n_windows, cfg.min_length, cfg.n_groups,
                               cfg.seed, cfg.device, cfg.fit_from)

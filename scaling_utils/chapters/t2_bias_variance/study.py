@@ -116,6 +116,7 @@ def study(cfg) -> Theorem2Result:
     shows: the decomposition, the three law fits with hierarchical-bootstrap intervals, the
     law comparison, the seed-by-seed numbers and the three verdicts."""
     from ... import train
+    from ...runs import run_grid
 
     grid = train.known_language(cfg.values)
     configs = train.StudentGrid.from_values(cfg.values, grid.source.n_symbols).configs()
@@ -123,7 +124,7 @@ def study(cfg) -> Theorem2Result:
     # cosine schedule, in the same call so that they share the grid's worker processes
     checked = _checked(configs, cfg)
     again = tuple(replace(c, schedule="cosine", warmup_steps=None) for c in checked)
-    everything = train.run_grid(configs + again, grid.source, grid.eval_tokens,
+    everything = run_grid(configs + again, grid.source, grid.eval_tokens,
                                 device=cfg.device, executor=cfg.executor)
     results, cosine = everything[:len(configs)], everything[len(configs):]
     check = schedule_check([r for r in results if r.config in checked], cosine)

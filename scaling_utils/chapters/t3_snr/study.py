@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ... import train
+from ...runs import run_grid
 from ..base import ChapterResult
 from . import text
 from .estimators import (CONTEXT_COLUMNS, context_table, estimator_check, exponent_table,
@@ -84,7 +85,7 @@ def study(cfg) -> Theorem3Result:
     against context in a pretrained model, and decide the three verdicts."""
     grid_spec = train.known_language(cfg.values)
     configs = train.StudentGrid.from_values(cfg.values, grid_spec.source.n_symbols).configs()
-    results = train.run_grid(configs, grid_spec.source, grid_spec.eval_tokens,
+    results = run_grid(configs, grid_spec.source, grid_spec.eval_tokens,
                              device=cfg.device, executor=cfg.executor)
     tokens = grid_spec.eval_tokens[:cfg.snr_sequences]
     grid, estimates = snr_grid_table(results, grid_spec.source, tokens, cfg.min_position,

@@ -181,7 +181,7 @@ def _measured_run(config: TrainConfig, suite: TaskSuite, eval_tokens: np.ndarray
     """One job of the grid: train (or read back) one run, then measure it (cached by the run's
     configuration and the thread count it computes with, like the run itself)."""
     from ...models import pick_device
-    from ...train import run_grid
+    from ...runs import run_grid
 
     [result] = run_grid([config], suite, eval_tokens, device=device, cache=cache, progress=False)
     kind = pick_device(device).type
