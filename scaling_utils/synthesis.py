@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from .chapters import chapters
-from .verdicts import (CONTRADICTED, PAPER, SUPPORTED, UNDETERMINED, Verdict, role_of,
-                       weakest_link)
+from .verdicts import (CONTRADICTED, FAILED_INTERVAL, PAPER, SUPPORTED, UNDETERMINED, Verdict,
+                       role_of, weakest_link)
 
 # The paper's argument (its Appendix E.4) in order: noise falls with context, so the SNR grows
 # (with context, with data, with size), so capabilities switch on at thresholds; meanwhile the
@@ -46,10 +46,20 @@ def overview_table(by_chapter: dict[str, tuple[Verdict, ...]]) -> pd.DataFrame:
             rows.append({"theorem": entries[name].short,
                          "role": role_of(entries[name].roles, v.key), "claim": v.claim,
                          "verdict": v.word,
-                         "effect [95 % CI]": (f"{v.effect:.3g} [{v.ci_low:.3g}, {v.ci_high:.3g}]"
-                                              if pd.notna(v.effect) else v.reason),
+                         "effect [95 % CI]": effect_text(v),
                          "what would decide it": v.to_decide if v.word == "undetermined" else ""})
     return pd.DataFrame(rows)
+
+
+def effect_text(v: Verdict) -> str:
+    """A verdict's effect with its interval, as the tables print it; an estimate outside its own
+    interval is never printed as if the interval held it, and a missing effect gives the
+    reason instead."""
+    if pd.isna(v.effect):
+        return v.reason
+    if v.reason.startswith(FAILED_INTERVAL):
+        return f"{v.effect:.3g}, outside its own interval [{v.ci_low:.3g}, {v.ci_high:.3g}]"
+    return f"{v.effect:.3g} [{v.ci_low:.3g}, {v.ci_high:.3g}]"
 
 
 def at_a_glance(table: pd.DataFrame) -> str:

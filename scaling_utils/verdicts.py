@@ -66,8 +66,9 @@ class Verdict:
             raise ValueError(f"the undetermined verdict {self.key!r} must say what would decide it")
 
     def markdown(self, digits: int = 2) -> str:
-        """``**word**: effect x [lo, hi]; rule ... (To decide it: ...)`` for a verdict box."""
-        if math.isfinite(self.effect):
+        """``**word**: effect x [lo, hi]; rule ... (To decide it: ...)`` for a verdict box (an
+        estimate outside its own interval is given by its reason, never as "x [lo, hi]")."""
+        if math.isfinite(self.effect) and not self.reason.startswith(FAILED_INTERVAL):
             text = (f"**{self.word}**: {self.effect:.{digits}f} "
                     f"[{self.ci_low:.{digits}f}, {self.ci_high:.{digits}f}]")
             if self.reason:

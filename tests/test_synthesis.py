@@ -78,3 +78,11 @@ def test_every_verdict_key_of_every_chapter_has_a_role():
             assert verdicts.role_of(entry.roles, key) in verdicts.ROLES
     with pytest.raises(KeyError, match="rules.ROLES"):
         verdicts.role_of({"rate": verdicts.PAPER}, "unknown")
+
+
+def test_an_estimate_outside_its_interval_is_printed_as_such():
+    inside = verdicts.near("entropy", "claim", 0.01, -0.02, 0.03, 0.0, 0.1, "more data")
+    outside = verdicts.near("entropy", "claim", -3.01, -3.08, -3.04, 0.0, 0.1, "more data",
+                            replicates=100)
+    assert synthesis.effect_text(inside) == "0.01 [-0.02, 0.03]"
+    assert synthesis.effect_text(outside) == "-3.01, outside its own interval [-3.08, -3.04]"

@@ -92,6 +92,7 @@ def test_an_estimate_outside_its_own_interval_is_a_failed_interval(rule):
     v = rule("k", "c", 0.320, 0.301, 0.301, 0.0, "more", replicates=verdicts.MIN_REPLICATES)
     assert v.word == UNDETERMINED and v.reason.startswith(verdicts.FAILED_INTERVAL)
     assert "failed interval" in v.markdown() and "0.32" in v.markdown()
+    assert "0.32 [0.30, 0.30]" not in v.markdown()  # never printed as if the interval held it
     near = verdicts.near("k", "c", -3.01, -3.08, -3.04, -3.0, 0.5, "more")
     assert near.word == UNDETERMINED and verdicts.FAILED_INTERVAL in near.reason
     # an estimate on an end (a fit at a bound, all replicates there too) is inside
