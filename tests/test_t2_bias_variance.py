@@ -278,3 +278,12 @@ def test_schedule_check_pairs_runs_by_seed_and_reads_the_gap_in_seed_sds():
     assert schedule_reading(numbers).startswith("more than twice")
     assert schedule_check([], cosine).empty
     assert schedule_reading(schedule_numbers(schedule_check([], []))).startswith("no check")
+
+
+def test_the_returns_reading_names_every_line_whose_returns_grow():
+    from scaling_utils.chapters.t2_bias_variance.text import returns_reading
+    returns = pd.DataFrame({"P": [10, 10, 100, 100], "D_from": [1, 2, 1, 2],
+                            "D_to": [2, 4, 2, 4], "gain_per_doubling": [0.2, 0.1, 0.05, 0.09]})
+    reading = returns_reading(returns, "D")
+    assert reading == "they diminish along 1 of 2 lines and grow along 1: P = 100 (0.050 to 0.090)"
+    assert returns_reading(returns[returns.P == 10], "D").startswith("they diminish along every")

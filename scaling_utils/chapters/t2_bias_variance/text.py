@@ -81,7 +81,32 @@ def glued_texts(result) -> dict:
     return {"free_fit_end": "ends at that bound" if result.free_E_at_bound
             else "stays above that bound",
             "executor": f"`{result.executor}`", "schedule": f"`{result.schedule}`",
-            "schedule_reading": schedule_reading(schedule_numbers(result.schedule_check))}
+            "schedule_reading": schedule_reading(schedule_numbers(result.schedule_check)),
+            "returns_d_reading": returns_reading(result.returns_d, "D"),
+            "returns_p_reading": returns_reading(result.returns_p, "P")}
+
+
+def returns_reading(returns, along: str) -> str:
+    """Whether each line of the returns-per-doubling figure falls (diminishing returns) or
+    rises, from its first to its last step in ``along`` ("D" or "P"), naming every line that
+    rises with its first and last gain (nats per doubling)."""
+    other = "P" if along == "D" else "D"
+    if not len(returns):
+        return "there are too few grid points to tell"
+    rising, lines = [], 0
+    for key, line in returns.groupby(other):
+        gains = line.sort_values(f"{along}_from").gain_per_doubling.to_numpy()
+        if len(gains) < 2:
+            continue
+        lines += 1
+        if gains[-1] > gains[0]:
+            rising.append(f"{other} = {key:,.0f} ({gains[0]:.3f} to {gains[-1]:.3f})")
+    if not lines:
+        return f"each {other} has one step in {along} only, so no trend can be read"
+    if not rising:
+        return f"they diminish along every line ({lines} of {lines})"
+    return (f"they diminish along {lines - len(rising)} of {lines} lines and grow along "
+            f"{len(rising)}: " + ", ".join(rising))
 
 
 def schedule_reading(numbers: dict) -> str:
