@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from scaling_utils.estimators.chinchilla import (ScalingDataError, compare_laws, fit_chinchilla,
-                                                 fit_chinchilla_batch)
+                                                 fit_chinchilla_batch, held_out_rmse,
+                                                 held_out_rmse_batch)
 from scaling_utils.published import load_epoch_chinchilla
 
 TRUE = dict(E=1.8, A=480.0, B=2000.0, alpha=0.35, beta=0.37)
@@ -132,3 +133,23 @@ def test_batch_fit_matches_one_fit_per_data_set():
     fixed = fit_chinchilla_batch(N, D, L, E=[1.7, 1.8, 1.9], start=fit_chinchilla(N, D, L[0], E=1.8))
     np.testing.assert_allclose(fixed.E, [1.7, 1.8, 1.9])
     assert fixed.predict(N, D).shape == L.shape
+
+
+@pytest.mark.parametrize("E", [None, TRUE["E"]])
+def test_held_out_errors_of_many_data_sets_at_once_are_those_of_each_alone(E):
+    # a small grid (48 points, 3 sets, 5 replicates each): the batched fold fits agree with the
+    # one-by-one ones to the optimiser's tolerance, far below the errors' own scale (~0.005)
+    rng = np.random.default_rng(7)
+    sets = [_points(s, noise=0.01) for s in (3, 4, 5)]
+    N, D = (v.reshape(16, 15)[::4, ::3].ravel() for v in sets[0][:2])
+    L = np.stack([p[2].reshape(16, 15)[::4, ::3].ravel() for p in sets])
+    reps = L[:, None, :] * np.exp(rng.normal(0, 0.01, (3, 5, L.shape[1])))
+    e_sets = None if E is None else np.full(3, E)
+    e_reps = None if E is None else np.full((3, 5), E)
+    rmse, rep_rmse = held_out_rmse_batch(N, D, L, e_sets, folds=4, seed=1, replicates=reps,
+                                         E_replicates=e_reps)
+    for i in range(3):
+        one, one_reps = held_out_rmse(N, D, L[i], E, folds=4, seed=1, replicates=reps[i],
+                                      E_replicates=None if E is None else e_reps[i])
+        assert rmse[i] == pytest.approx(one, rel=1e-3, abs=1e-5)
+        np.testing.assert_allclose(rep_rmse[i], one_reps, rtol=1e-3, atol=1e-5)

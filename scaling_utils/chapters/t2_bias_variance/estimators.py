@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 from ...cache import array_digest, cached
-from ...estimators.chinchilla import E_FLOOR, fit_chinchilla, fit_chinchilla_batch, held_out_rmse
+from ...estimators.chinchilla import (E_FLOOR, fit_chinchilla, fit_chinchilla_batch, held_out_rmse,
+                                      held_out_rmse_batch)
 from ...estimators.intervals import (between_run_df, hierarchical_bootstrap, runs_per_cell,
                                      sequence_weights, stretched_interval)
 from ...train import TrainResult, weights_digest
@@ -302,6 +303,19 @@ def entropy_held_out(data: LossData, reps: LossReplicates, seed: int = 0) -> Est
     held, free = (_held_out_rmse(data, reps, seed, free_E=f) for f in (False, True))
     return _estimate("held-out RMSE, E = eps minus E free", held[0] - free[0], held[1] - free[1],
                      reps)
+
+
+def entropy_held_out_many(data: Sequence[LossData], reps: Sequence[LossReplicates],
+                          seed: int = 0) -> list[Estimate]:
+    """:func:`entropy_held_out` for many simulated grids of one design at once (the worlds):
+    every fold's fits batched over the grids and their replicates."""
+    P, D = data[0].P, data[0].D
+    L, eps = np.stack([d.loss for d in data]), np.array([d.eps for d in data])
+    losses, eps_reps = np.stack([r.losses for r in reps]), np.stack([r.eps for r in reps])
+    held = held_out_rmse_batch(P, D, L, eps, False, FOLDS, seed, losses, eps_reps)
+    free = held_out_rmse_batch(P, D, L, None, False, FOLDS, seed, losses)
+    return [_estimate("held-out RMSE, E = eps minus E free", held[0][i] - free[0][i],
+                      held[1][i] - free[1][i], r) for i, r in enumerate(reps)]
 
 
 def fit_with_floor_profile(data: LossData, n_points: int = 41) -> pd.DataFrame:

@@ -14,11 +14,11 @@ from ...train import student_parameters
 from ...verdicts import Verdict
 from ...worlds import FAILS, HOLDS, World, mix_shared
 from .estimators import (LossData, LossReplicates, bootstrap_losses, capacity_estimate,
-                         coupling_estimate, entropy_estimate, entropy_held_out, seed_noise)
+                         coupling_estimate, entropy_estimate, entropy_held_out_many, seed_noise)
 from .rules import (COUPLING_MARGIN, ENTROPY_MARGIN, decide_capacity, decide_coupling,
                     decide_entropy, outside_entropy_band)
 
-WORLDS_VERSION = 2
+WORLDS_VERSION = 3
 
 # What the simulated grids are made of, measured once on the cpu grid's runs (profile seed 0,
 # training seeds 0-2, by :func:`noise_sizes`): the law fitted with eps held at the exact
@@ -75,12 +75,17 @@ def simulate_losses(values: Mapping, rng: np.random.Generator, alpha: float = WO
     return LossData(P, D, np.tile(np.arange(seeds), len(P) // seeds), losses, exact)
 
 
-def _decide_entropy_lazily(fits: dict, data: LossData, reps: LossReplicates) -> Verdict:
-    """The entropy rule, with the held-out comparison computed only where the rule reads it."""
-    est = entropy_estimate(fits, data, reps)
-    if outside_entropy_band(est):
-        return decide_entropy(est, entropy_held_out(data, reps), seed_noise(data))
-    return decide_entropy(est)
+def _decide_entropy(fits: list[dict], data: list[LossData],
+                    reps: list[LossReplicates]) -> list[Verdict]:
+    """The entropy rule on many grids, with the held-out comparison computed (in one batch)
+    only for the grids whose estimate the rule reads it for: those outside the band."""
+    estimates = [entropy_estimate(f, d, r) for f, d, r in zip(fits, data, reps)]
+    outside = [i for i, est in enumerate(estimates) if outside_entropy_band(est)]
+    held_out = dict(zip(outside, entropy_held_out_many([data[i] for i in outside],
+                                                       [reps[i] for i in outside])
+                        if outside else []))
+    return [decide_entropy(est, held_out[i], seed_noise(data[i])) if i in held_out
+            else decide_entropy(est) for i, est in enumerate(estimates)]
 
 
 def grid_world(values: Mapping, key: str, name: str, truth: str, description: str,
@@ -88,9 +93,11 @@ def grid_world(values: Mapping, key: str, name: str, truth: str, description: st
     """The world of rule ``key`` whose grids follow :func:`simulate_losses` with ``law``
     (alpha, gamma, floor, noise), each fitted and decided as the chapter does."""
     kind = {"capacity": "fixed", "coupling": "coupled", "entropy": "free"}[key]
-    decide = {"capacity": lambda fits, data, reps: decide_capacity(capacity_estimate(fits, reps)),
-              "coupling": lambda fits, data, reps: decide_coupling(coupling_estimate(fits, reps)),
-              "entropy": lambda fits, data, reps: _decide_entropy_lazily(fits, data, reps)}[key]
+    decide = {"capacity": lambda fits, data, reps: [decide_capacity(capacity_estimate(f, r))
+                                                    for f, r in zip(fits, reps)],
+              "coupling": lambda fits, data, reps: [decide_coupling(coupling_estimate(f, r))
+                                                    for f, r in zip(fits, reps)],
+              "entropy": _decide_entropy}[key]
 
     def simulate_many(seeds: Sequence[int]) -> list[Verdict]:
         """One simulated grid per seed, fitted as the chapter fits its grid (the point fit from
@@ -107,9 +114,10 @@ def grid_world(values: Mapping, key: str, name: str, truth: str, description: st
                                     E=None if free_e else np.concatenate([r.eps for r in reps]),
                                     coupled=key == "coupling",
                                     start=point.take(np.repeat(np.arange(len(data)), n_boot)))
-        return [decide({"point": {kind: point.take(i)},
-                        "replicates": {kind: many.take(slice(i * n_boot, (i + 1) * n_boot))}},
-                       d, r) for i, (d, r) in enumerate(zip(data, reps))]
+        fits = [{"point": {kind: point.take(i)},
+                 "replicates": {kind: many.take(slice(i * n_boot, (i + 1) * n_boot))}}
+                for i in range(len(data))]
+        return decide(fits, data, reps)
 
     return World(key, name, truth, description, lambda seed: simulate_many([seed])[0],
                  simulate_many)
