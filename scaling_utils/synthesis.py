@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from .chapters import chapters
-from .verdicts import (CONTRADICTED, FAILED_INTERVAL, PAPER, SUPPORTED, UNDETERMINED, Verdict,
-                       role_of, weakest_link)
+from .verdicts import (CONTRADICTED, FAILED_INTERVAL, PAPER, READING, SUPPORTED, UNDETERMINED,
+                       Verdict, role_of, weakest_link)
 
 # The paper's argument (its Appendix E.4) in order: noise falls with context, so the SNR grows
 # (with context, with data, with size), so capabilities switch on at thresholds; meanwhile the
@@ -83,10 +83,13 @@ def at_a_glance(table: pd.DataFrame) -> str:
 
 
 def chain(by_chapter: dict[str, tuple[Verdict, ...]]) -> list[Verdict]:
-    """The verdicts of the paper's chain of argument, in its order."""
+    """The verdicts of the paper's chain of argument, in its order (a claim's other readings
+    left out: the chain follows the theorem as stated)."""
+    roles = {c.notebook: c.roles for c in chapters()}
     links = []
     for name, prefix in CHAIN:
-        links += [v for v in by_chapter[name] if v.key.startswith(prefix)]
+        links += [v for v in by_chapter[name]
+                  if v.key.startswith(prefix) and role_of(roles[name], v.key) != READING]
     return links
 
 

@@ -27,9 +27,10 @@ FAILED_INTERVAL = "failed interval"
 
 # What a verdict is about.  Only the paper's own claims are counted as claims tested; the book's
 # checks (a variant of a measurement, a form the paper does not state, a relation the book
-# composes) and its controls (where the answer is known by construction) are listed apart.
-PAPER, CHECK, CONTROL = "paper's claim", "book's check", "control"
-ROLES = (PAPER, CHECK, CONTROL)
+# composes), its controls (where the answer is known by construction) and the other readings of
+# a claim the paper states inconsistently (each tested, the claim counted once) are listed apart.
+PAPER, CHECK, CONTROL, READING = "paper's claim", "book's check", "control", "another reading"
+ROLES = (PAPER, CHECK, CONTROL, READING)
 
 
 def role_of(roles: dict, key: str) -> str:

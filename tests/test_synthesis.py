@@ -32,11 +32,11 @@ def test_overview_and_chain_read_every_stored_verdict(tmp_path, monkeypatch):
     store(tmp_path, monkeypatch, {
         "theorem1_clt": {"rate": SUPPORTED, "control": SUPPORTED},
         "theorem2_bias_variance": {"capacity": BROKEN, "coupling": OPEN, "entropy": OPEN},
-        "theorem3_snr": {"data": OPEN, "size": SUPPORTED},
+        "theorem3_snr": {"data": OPEN, "data_proof": BROKEN, "size": SUPPORTED},
         "theorem4_emergence": {"threshold_copy": SUPPORTED, "collapse": BROKEN}})
     by_chapter = synthesis.chapter_verdicts("smoke", folder=tmp_path)
     table = synthesis.overview_table(by_chapter)
-    assert len(table) == 9 and set(table.verdict) == {"supported", "undetermined", "contradicted"}
+    assert len(table) == 10 and set(table.verdict) == {"supported", "undetermined", "contradicted"}
     assert table.loc[table.verdict == "undetermined", "what would decide it"].eq("more data").all()
     cfg = resolve_parameters("integration", {"profile": "smoke"})
     result = synthesis.study(cfg, folder=tmp_path)
@@ -51,18 +51,20 @@ def test_the_answer_counts_only_the_papers_claims(tmp_path, monkeypatch):
     store(tmp_path, monkeypatch, {
         "theorem1_clt": {"rate": BROKEN, "control": SUPPORTED, "twin": SUPPORTED},
         "theorem2_bias_variance": {"capacity": SUPPORTED, "coupling": SUPPORTED},
-        "theorem3_snr": {"data": OPEN},
+        "theorem3_snr": {"data": OPEN, "data_appendix": BROKEN},
         "theorem4_emergence": {"threshold_copy": OPEN, "metric": SUPPORTED}})
     table = synthesis.overview_table(synthesis.chapter_verdicts("smoke", folder=tmp_path))
     roles = dict(zip(table.claim, table.role))
     assert roles["claim control"] == roles["claim twin"] == verdicts.CONTROL
     assert roles["claim coupling"] == roles["claim metric"] == verdicts.CHECK
     assert roles["claim threshold_copy"] == verdicts.PAPER  # the family's role
+    assert roles["claim data_appendix"] == verdicts.READING  # its own role, not the family's
     answer = synthesis.at_a_glance(table)
     assert "**Supported: 1 of 4.** Thm 2: claim capacity" in answer
     assert "**Contradicted: 1 of 4.** Thm 1: claim rate" in answer
     assert "**Undetermined: 2 of 4.**" in answer and "would be told by more data" in answer
     assert "control" not in answer and "coupling" not in answer and "metric" not in answer
+    assert "data_appendix" not in answer
 
 
 def test_every_verdict_key_of_every_chapter_has_a_role():
@@ -71,7 +73,7 @@ def test_every_verdict_key_of_every_chapter_has_a_role():
     from scaling_utils.chapters import chapters
     keys = {"theorem1_clt": ["rate", "last_token", "residual", "control", "twin"],
             "theorem2_bias_variance": ["capacity", "coupling", "entropy"],
-            "theorem3_snr": ["data", "size", "context"],
+            "theorem3_snr": ["data", "data_proof", "data_appendix", "size", "context"],
             "theorem4_emergence": ["threshold_copy", "threshold_modular", "collapse", "metric"]}
     for entry in chapters():
         for key in keys[entry.notebook]:

@@ -33,6 +33,11 @@ def test_snr_exponent_recovers_a_known_slope_with_fixed_effects():
     assert t3_snr.decide_data(fit).word == verdicts.CONTRADICTED  # far below 1 - 0.1
     near_one = dataclasses.replace(fit, exponent=1.0, ci_low=0.95, ci_high=1.05)
     assert t3_snr.decide_data(near_one).word == verdicts.SUPPORTED
+    # the paper's other readings of the exponent (its proof: 2, its appendix: 3), by one rule
+    assert [t3_snr.decide_data(near_one, r).word for r in t3_snr.D_READINGS] == \
+           [verdicts.SUPPORTED, verdicts.CONTRADICTED, verdicts.CONTRADICTED]
+    near_two = dataclasses.replace(fit, exponent=2.0, ci_low=1.95, ci_high=2.05)
+    assert t3_snr.decide_data(near_two, "data_proof").word == verdicts.SUPPORTED
     unresolved = dataclasses.replace(fit, exponent=0.02, ci_low=-0.27, ci_high=0.47)
     assert t3_snr.decide_size(unresolved).word == verdicts.UNDETERMINED
     flat = dataclasses.replace(fit, exponent=-0.1, ci_low=-0.2, ci_high=-0.01)
@@ -107,7 +112,8 @@ def test_context_bins_where_every_window_is_labelled_resample_the_same_windows()
 
 def test_false_verdict_rates_of_the_worlds_stay_below_five_percent():
     table = worlds.measure(t3_snr.worlds(CPU), n_sets=200, seed=0)
-    assert len(table) == 9 and set(table.rule) == {"data", "size", "context"}
+    assert len(table) == 13
+    assert set(table.rule) == {"data", "data_proof", "data_appendix", "size", "context"}
     assert (table.false_rate <= 0.05).all(), table
     holds = table[table.world == "holds"].set_index("rule")
     # power where the claim holds; with the cpu profile's 48 windows the context exponent's

@@ -15,7 +15,7 @@ from . import text
 from .estimators import (CONTEXT_COLUMNS, context_table, estimator_check, exponent_table,
                          grid_exponents, per_seed_exponents, sequence_exponents, snr_exponent,
                          snr_grid_table, student_snr)
-from .rules import decide_context, decide_data, decide_size, too_few_context_bins
+from .rules import D_READINGS, decide_context, decide_data, decide_size, too_few_context_bins
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,7 +101,8 @@ def study(cfg) -> Theorem3Result:
     else:
         context_verdict = too_few_context_bins()
         context = pd.DataFrame(columns=CONTEXT_COLUMNS)
-    decided = (decide_data(pooled["data"]), decide_size(pooled["size"]), context_verdict)
+    decided = (*(decide_data(pooled["data"], reading) for reading in D_READINGS),
+               decide_size(pooled["size"]), context_verdict)
     return Theorem3Result(
         check=estimator_check(cfg.seed), grid=grid, untrained=untrained, exponents=exponents,
         per_size=per_size, seeds=per_seed_exponents(grid, estimates, pooled),

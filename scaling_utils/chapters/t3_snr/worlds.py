@@ -13,9 +13,9 @@ from ...train import student_parameters
 from ...verdicts import Verdict
 from ...worlds import FAILS, HOLDS, World, mix_shared
 from .estimators import context_bins, run_cells, snr_exponent
-from .rules import SNR_CLAIM_MARGIN, decide_context, decide_data, decide_size
+from .rules import D_READINGS, SNR_CLAIM_MARGIN, decide_context, decide_data, decide_size
 
-WORLDS_VERSION = 1
+WORLDS_VERSION = 2
 
 # What the simulated grids are made of, measured once on the cpu grid (profile seed 0, training
 # seeds 0-2, by :func:`noise_sizes`): the spread of a run's log SNR between the seeds of one
@@ -110,8 +110,9 @@ def _world(values: Mapping, key: str, name: str, truth: str, description: str, *
             n, estimates = simulate_context(values, rng, **law)
             return decide_context(snr_exponent(n, estimates, df=values["n_windows"] - 1))
         grid, estimates, cell = simulate_grid(values, rng, **law)
-        if key == "data":
-            return decide_data(snr_exponent(grid.D, estimates, by=grid.P, cell=cell, seed=seed))
+        if key in D_READINGS:
+            return decide_data(snr_exponent(grid.D, estimates, by=grid.P, cell=cell, seed=seed),
+                               key)
         return decide_size(snr_exponent(grid.P, estimates, by=grid.D, cell=cell, seed=seed))
 
     return World(key, name, truth, description, simulate)
@@ -126,6 +127,9 @@ def worlds(values: Mapping) -> list[World]:
         _world(values, "data", "fails", FAILS, f"SNR ~ D^{1 - 1.5 * m:g}", d_exponent=1 - 1.5 * m),
         _world(values, "data", "underpowered", HOLDS, "SNR ~ D^0.95, 10x the run noise",
                d_exponent=0.95, noise=10.0),
+        *(_world(values, key, name, truth, f"SNR ~ D^{d:g}", d_exponent=d)
+          for key, k in D_READINGS.items() if key != "data"
+          for name, truth, d in (("holds", HOLDS, k), ("fails", FAILS, k - 1.5 * m))),
         _world(values, "size", "holds", HOLDS, "SNR ~ P^0.2", p_exponent=0.2),
         _world(values, "size", "fails", FAILS, "SNR flat in P", p_exponent=0.0),
         _world(values, "size", "underpowered", HOLDS, "SNR ~ P^0.005", p_exponent=0.005),
