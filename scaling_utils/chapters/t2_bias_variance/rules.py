@@ -37,13 +37,15 @@ CLAIMS = {
                 "with eps held at the exact entropy).",
     "coupling": "The data term does not depend on model size (gamma = 0 in V = B P^gamma / "
                 f"D^beta, within ±{COUPLING_MARGIN:g}).",
-    "entropy": "A free approach-3 fit recovers the exact entropy (fitted E within "
+    "entropy": "A free fit of the Chinchilla form recovers the exact entropy (fitted E within "
                f"±{ENTROPY_MARGIN:g} nats of eps).",
 }
-# The paper writes the loss as entropy + B(P) + V(P, D): a capacity term that falls with size and
-# a floor at the entropy are its claims; an additive data term (no P in V) is the Chinchilla form
-# the book tests beside them, not the paper's statement.
-ROLES = {"capacity": PAPER, "entropy": PAPER, "coupling": CHECK}
+# The paper writes the loss as entropy + B(P) + V(P, D): a capacity term that falls with size is
+# its claim.  Its floor is the entropy by definition (eps = H), so whether a free fit of the
+# Chinchilla form finds that floor is a question about the form's identification, and an
+# additive data term (no P in V) is the Chinchilla form, not the paper's V(P, D): both are the
+# book's checks of the form beside the claim.
+ROLES = {"capacity": PAPER, "entropy": CHECK, "coupling": CHECK}
 TO_DECIDE = {
     "capacity": "more seeds per (P, D) cell, or sizes spanning a wider range of P.",
     "coupling": "more seeds per cell and more data sizes per model size, so that the slope of "
