@@ -176,6 +176,21 @@ def stored_name(notebook: str, profile: str, seed: int | None = None) -> str:
     return f"{profile}-{NotebookConfig(notebook, profile, {**values, 'seed': seed}).variant}"
 
 
+def stored_name_at(cfg, seed: int) -> str:
+    """The name the results of ``cfg`` (a notebook's validated configuration) with another
+    ``seed`` and every other value the same are stored under (as :func:`save_summary` names
+    them)."""
+    from .profiles import NotebookConfig
+
+    other = NotebookConfig(cfg.notebook, cfg.profile, {**cfg.values, "seed": seed})
+    return cfg.profile + (f"-{other.variant}" if other.variant else "")
+
+
+def stored_about(notebook: str, name: str, folder=None) -> dict:
+    """Where a stored result comes from: its seed, the commit and the time it was written."""
+    return _read_record(notebook, name, folder)["about"]
+
+
 def _read_record(notebook: str, name: str, folder=None, seed: int | None = None) -> dict:
     """A stored summary record, after checking it against its digest."""
     import json

@@ -82,6 +82,85 @@ def at_a_glance(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class SeedComparison:
+    """A chapter's verdicts at its own seed beside those at other profile seeds whose results are
+    stored (``scripts/sweep.py NOTEBOOK --grid seed=1,2`` stores them): the rules' check on
+    training runs, windows and bootstraps that share nothing with the page's."""
+
+    table: pd.DataFrame  # one row per verdict: its key, its role, one column per stored seed
+    seed: int  # the page's seed
+    others: tuple  # other seeds with stored results, shown in the table
+    missing: tuple  # other seeds looked for and not stored
+    commits: dict  # seed -> commit that wrote its result
+    reading: str  # the sentence the page prints (Markdown)
+
+
+def seed_comparison(cfg, result, others: int = 2, folder=None) -> SeedComparison:
+    """The verdicts of ``result`` (computed with ``cfg``) beside those stored for the first
+    ``others`` other seeds with every other value of ``cfg`` the same."""
+    from .report import (SummaryCorruptError, SummaryMissingError, load_result, stored_about,
+                         stored_name_at)
+    from .runinfo import git_commit
+
+    roles = {c.notebook: c.roles for c in chapters()}[cfg.notebook]
+    wanted = [s for s in range(cfg.seed + others + 1) if s != cfg.seed][:others]
+    columns, commits, missing = {cfg.seed: result.verdicts}, {cfg.seed: git_commit()}, []
+    for seed in wanted:
+        name = stored_name_at(cfg, seed)
+        try:
+            columns[seed] = load_result(cfg.notebook, name, folder).verdicts
+            commits[seed] = stored_about(cfg.notebook, name, folder)["commit"]
+        except (SummaryMissingError, SummaryCorruptError):
+            missing.append(seed)
+    rows = []
+    for v in result.verdicts:
+        row = {"verdict": v.key, "role": role_of(roles, v.key)}
+        for seed, verdicts in columns.items():
+            at = {w.key: w for w in verdicts}.get(v.key)
+            row[f"seed {seed}"] = f"{at.word}: {effect_text(at)}" if at else "not decided"
+        rows.append(row)
+    found = tuple(s for s in columns if s != cfg.seed)
+    return SeedComparison(pd.DataFrame(rows), cfg.seed, found, tuple(missing), commits,
+                          _seeds_reading(cfg, result.verdicts, columns, commits, missing))
+
+
+def _listed(seeds) -> str:
+    """``1``, ``1 and 2``, ``1, 2 and 3``."""
+    seeds = [str(s) for s in seeds]
+    return seeds[0] if len(seeds) == 1 else ", ".join(seeds[:-1]) + " and " + seeds[-1]
+
+
+def _seeds(seeds) -> str:
+    return f"seed{'s' if len(seeds) > 1 else ''} {_listed(seeds)}"
+
+
+def _seeds_reading(cfg, verdicts, columns: dict, commits: dict, missing: list) -> str:
+    """Which other seeds confirm the page's verdicts, and how to store the ones missing."""
+    sweep = (f"`python scripts/sweep.py {cfg.notebook} --profile {cfg.profile} --grid "
+             f"seed={','.join(map(str, missing))}` stores "
+             f"{'them' if len(missing) > 1 else 'it'}")
+    found = [s for s in columns if s != cfg.seed]
+    if not found:
+        return (f"No results at profile {_seeds(missing)} are stored beside this build, so its "
+                f"verdicts are not yet checked at other seeds; {sweep}, and this page then sets "
+                f"them beside seed {cfg.seed}'s.")
+    same = [v.key for v in verdicts
+            if all({w.key: w.word for w in columns[s]}.get(v.key) == v.word for s in found)]
+    differ = [f"`{v.key}`" for v in verdicts if v.key not in same]
+    text = (f"At profile {_seeds(found)} the rules give the same verdict as at seed {cfg.seed} "
+            f"for {len(same)} of {len(verdicts)} verdicts"
+            + (f"; they differ for {_listed(differ)}" if differ else "") + ".")
+    stale = [s for s in found if commits[s] != commits[cfg.seed]]
+    if stale:
+        text += (f" The results at {_seeds(stale)} were written by another commit "
+                 f"({', '.join(commits[s] for s in stale)}; this page: {commits[cfg.seed]}): "
+                 "run them again before reading them as a check of these rules.")
+    if missing:
+        text += f" Profile {_seeds(missing)}: not stored; {sweep}."
+    return text
+
+
 def chain(by_chapter: dict[str, tuple[Verdict, ...]]) -> list[Verdict]:
     """The verdicts of the paper's chain of argument, in its order (a claim's other readings
     left out: the chain follows the theorem as stated)."""

@@ -88,3 +88,29 @@ def test_an_estimate_outside_its_interval_is_printed_as_such():
                             replicates=100)
     assert synthesis.effect_text(inside) == "0.01 [-0.02, 0.03]"
     assert synthesis.effect_text(outside) == "-3.01, outside its own interval [-3.08, -3.04]"
+
+
+def test_a_chapter_sets_its_verdicts_beside_those_stored_at_other_seeds(tmp_path, monkeypatch):
+    monkeypatch.setattr(synthesis, "StoredChapter", StoredChapter, raising=False)
+
+    def chapter(**keys):
+        return StoredChapter(tuple(verdicts.above(k, f"claim {k}", *e, 0.0, "more data")
+                                   for k, e in keys.items()))
+
+    cfg = resolve_parameters("theorem3_snr", {"profile": "smoke"})
+    page = chapter(data=BROKEN, size=SUPPORTED)
+    none = synthesis.seed_comparison(cfg, page, folder=tmp_path)
+    assert none.others == () and none.missing == (1, 2)
+    assert "No results at profile seeds 1 and 2" in none.reading
+    assert "--grid seed=1,2" in none.reading
+    # seed 1 stored (seed 2 not): one verdict agrees, one differs
+    at_one = resolve_parameters("theorem3_snr", {"profile": "smoke", "seed": 1})
+    save_summary(at_one, folder=tmp_path, result=chapter(data=BROKEN, size=OPEN))
+    one = synthesis.seed_comparison(cfg, page, folder=tmp_path)
+    assert one.others == (1,) and one.missing == (2,)
+    assert list(one.table.columns) == ["verdict", "role", "seed 0", "seed 1"]
+    assert one.table["seed 1"].tolist()[0].startswith("contradicted: -1")
+    assert "same verdict as at seed 0 for 1 of 2 verdicts; they differ for `size`" in one.reading
+    assert "Profile seed 2: not stored" in one.reading and "--grid seed=2" in one.reading
+    # a page at seed 1 looks at seeds 0 and 2
+    assert synthesis.seed_comparison(at_one, page, folder=tmp_path).missing == (0, 2)
