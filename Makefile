@@ -6,9 +6,20 @@ BIN    := $(VENV)/bin
 PROFILE ?= cpu
 STAMP  := $(VENV)/.installed
 
-.PHONY: book test setup browser benchmark student-copies launch-notebooks clean
+.PHONY: book seeds test setup browser benchmark student-copies launch-notebooks clean
 
 book: $(STAMP)
+	$(BIN)/python scripts/build_book.py --profile $(PROFILE)
+
+# Each chapter's verdicts at other profile seeds, which its page sets beside its own: every
+# chapter at SEEDS (stored beside the book's results, never replacing them), then the book again
+# (its own results come back from the cache). About twice a cold book per seed.
+SEEDS ?= 1,2
+CHAPTERS := theorem1_clt theorem2_bias_variance theorem3_snr theorem4_emergence
+seeds: $(STAMP)
+	for notebook in $(CHAPTERS); do \
+	  $(BIN)/python scripts/sweep.py $$notebook --profile $(PROFILE) --grid seed=$(SEEDS) || exit 1; \
+	done
 	$(BIN)/python scripts/build_book.py --profile $(PROFILE)
 
 test: $(STAMP) browser

@@ -1,5 +1,5 @@
 """The publishing workflow runs the README's two commands: the build (and deploys its site) on
-main, the tests on pull requests."""
+main, with the chapters' verdicts at other seeds, and the tests on pull requests."""
 
 import re
 from pathlib import Path
@@ -27,7 +27,9 @@ def test_the_workflow_runs_the_readme_commands_and_deploys_the_site():
     jobs = workflow["jobs"]
     runs = {name: [s.get("run") for s in job["steps"] if "run" in s] for name, job in jobs.items()}
     assert runs["test"] == [test] and "pull_request" in jobs["test"]["if"]
-    assert runs["build"] == [build] and "!= 'pull_request'" in jobs["build"]["if"]
+    # the published pages set each chapter's verdicts beside those at seeds 1 and 2
+    assert runs["build"] == [build, "make seeds"] and "!= 'pull_request'" in jobs["build"]["if"]
+    assert "\nseeds:" in (REPO / "Makefile").read_text()
     uses = {s.get("uses", "").split("@")[0]: s for s in jobs["build"]["steps"]}
     assert uses["actions/upload-pages-artifact"]["with"]["path"] == "_build/html"
     assert uses["actions/cache/restore"]["with"]["path"] == "~/.cache/scaling_utils"
