@@ -350,7 +350,14 @@ def _column_params(theta: np.ndarray, free, fixed) -> dict:
 
 def _objective(theta: np.ndarray, x, free, fixed) -> np.ndarray:
     """Summed Huber loss of log L, one value per row of ``theta`` (rows x free parameters)."""
-    return _huber(_log_prediction(_column_params(theta, free, fixed), x) - x[2])[0].sum(-1)
+    return _evaluate(theta, x, free, fixed)[0]
+
+
+def _evaluate(theta: np.ndarray, x, free, fixed) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """The objective of every row of ``theta``, with the log prediction and the softmax weights
+    it was computed from (a step of :func:`_minimise` reuses them where it moves)."""
+    lse, weights = _log_sum_exp(_terms(_column_params(theta, free, fixed), x))
+    return _huber(lse - x[2])[0].sum(-1), lse, weights
 
 
 def _minimise(theta: np.ndarray, x, free, fixed, group: np.ndarray | None = None):
@@ -373,7 +380,10 @@ def _minimise(theta: np.ndarray, x, free, fixed, group: np.ndarray | None = None
         lower[free.index("e")] = np.log(E_FLOOR)
         upper[:, free.index("e")] = log_l.min(-1)
     theta = np.clip(theta, lower, upper)
-    value = _objective(theta, (log_n, log_d, log_l), free, fixed)
+    # the log prediction and its weights at every row's current parameters: computed once at
+    # the start and then taken from the accepted candidate, never evaluated twice
+    value, lse, weights = _evaluate(theta, (log_n, log_d, log_l), free, fixed)
+    weights = np.stack(weights)
     damping = np.full(rows, 1e-3)
     stalled = np.zeros(rows, int)
     active = np.ones(rows, bool)
@@ -383,11 +393,10 @@ def _minimise(theta: np.ndarray, x, free, fixed, group: np.ndarray | None = None
         i = np.flatnonzero(active)
         fixed_i = {p: (np.asarray(v)[i] if np.ndim(v) else v) for p, v in fixed.items()}
         data = tuple(v[i] if v.ndim == 2 else v for v in (log_n, log_d, log_l))
-        params = _column_params(theta[i], free, fixed_i)
-        lse, weights = _log_sum_exp(_terms(params, data))
-        r = lse - data[2]
-        columns = {"a": weights[0], "alpha": -weights[0] * data[0], "b": weights[1],
-                   "beta": -weights[1] * data[1], "gamma": weights[1] * data[0], "e": weights[2]}
+        w_i = weights[:, i]
+        r = lse[i] - data[2]
+        columns = {"a": w_i[0], "alpha": -w_i[0] * data[0], "b": w_i[1],
+                   "beta": -w_i[1] * data[1], "gamma": w_i[1] * data[0], "e": w_i[2]}
         J = np.stack([np.broadcast_to(columns[p], r.shape) for p in free], -1)
         w = HUBER_DELTA / np.maximum(np.abs(r), HUBER_DELTA)  # min(1, delta / |r|)
         hessian = np.matmul((J * w[..., None]).transpose(0, 2, 1), J)
@@ -397,8 +406,11 @@ def _minimise(theta: np.ndarray, x, free, fixed, group: np.ndarray | None = None
         system = hessian + ridge[..., None] * np.eye(k)
         move = -np.linalg.solve(system, gradient[..., None])[..., 0]
         candidate = np.clip(theta[i] + move, lower, upper[i])
-        new_value = _objective(candidate, data, free, fixed_i)
+        new_value, new_lse, new_weights = _evaluate(candidate, data, free, fixed_i)
         better = new_value < value[i]
+        moved = i[better]
+        lse[moved] = new_lse[better]
+        weights[:, moved] = np.stack(new_weights)[:, better]
         gain = np.where(better, value[i] - new_value, 0.0)
         theta[i] = np.where(better[:, None], candidate, theta[i])
         value[i] = np.where(better, new_value, value[i])
