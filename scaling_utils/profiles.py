@@ -220,6 +220,7 @@ NOTEBOOKS: Mapping[str, tuple[Parameter, ...]] = MappingProxyType({
                 "dask[:ADDRESS] or slurm[:PARTITION] (see scaling_utils.executor)",
                 cpu="processes:2"),
     ),
+    "ceiling": _COMMON + (_ALLOW_MIXED,),
     "public_evidence": _COMMON + (_ALLOW_MIXED,
         Parameter("published_data", str,
                   "path of Epoch AI's digitised Chinchilla CSV to refit (not shipped)",

@@ -52,3 +52,10 @@ PUBLISHED = {
     "Hoffmann et al. 2022": dict(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28),
     "Besiroglu et al. 2024": dict(E=1.8172, A=482.01, B=2085.43, alpha=0.3478, beta=0.3658),
 }
+
+# The largest training run whose compute its developer published: Llama 3.1 405B, "pre-trained
+# using 3.8 x 10^25 FLOPs" on 15.6T tokens (Grattafiori et al. 2024, Section 1 and 3.3).
+LARGEST_RUN = dict(name="Llama 3.1 405B", flop=3.8e25, tokens=15.6e12, parameters=405e9)
+# The effective stock of public human-generated text, quality- and repetition-adjusted:
+# about 300 trillion tokens, 90 % interval 100T to 1000T (Villalobos et al. 2024).
+TEXT_STOCK = dict(tokens=3e14, ci_low=1e14, ci_high=1e15)

@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 BOOK_SOURCES = ("_config.yml", "_toc.yml", "book")
 # Pages that read what the others stored run after them, in this order; the last one reads the
 # run times of all the others.
-READERS = ("integration", "public_evidence", "overview", "reproducibility")
+READERS = ("integration", "public_evidence", "ceiling", "overview", "reproducibility")
 LAST = READERS[-1]
 
 

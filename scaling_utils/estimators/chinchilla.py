@@ -85,7 +85,7 @@ def fit_chinchilla(N, D, L, E: float | None = None, coupled: bool = False, n_boo
     theta = _best_of_grid(x, free, fixed, n_starts)
     at_bound = E is None and theta[free.index("e")] <= np.log(E_FLOOR) + 1e-6
     params = dict(zip(free, theta), **fixed)
-    objective = float(_objective(theta[None], x, free, fixed)[0])
+    objective = float(_evaluate(theta[None], x, free, fixed)[0][0])
     ci_low, ci_high = {}, {}
     if n_boot:
         rows = np.random.default_rng(seed).integers(0, len(L), (n_boot, len(L)))
@@ -348,14 +348,9 @@ def _column_params(theta: np.ndarray, free, fixed) -> dict:
     return params
 
 
-def _objective(theta: np.ndarray, x, free, fixed) -> np.ndarray:
-    """Summed Huber loss of log L, one value per row of ``theta`` (rows x free parameters)."""
-    return _evaluate(theta, x, free, fixed)[0]
-
-
 def _evaluate(theta: np.ndarray, x, free, fixed) -> tuple[np.ndarray, np.ndarray, tuple]:
-    """The objective of every row of ``theta``, with the log prediction and the softmax weights
-    it was computed from (a step of :func:`_minimise` reuses them where it moves)."""
+    """The objective (summed Huber loss of log L) of every row of ``theta``, with the log
+    prediction and softmax weights it came from (reused by :func:`_minimise`)."""
     lse, weights = _log_sum_exp(_terms(_column_params(theta, free, fixed), x))
     return _huber(lse - x[2])[0].sum(-1), lse, weights
 
@@ -380,8 +375,7 @@ def _minimise(theta: np.ndarray, x, free, fixed, group: np.ndarray | None = None
         lower[free.index("e")] = np.log(E_FLOOR)
         upper[:, free.index("e")] = log_l.min(-1)
     theta = np.clip(theta, lower, upper)
-    # the log prediction and its weights at every row's current parameters: computed once at
-    # the start and then taken from the accepted candidate, never evaluated twice
+    # the log prediction and weights at each row's parameters, kept from the accepted candidate
     value, lse, weights = _evaluate(theta, (log_n, log_d, log_l), free, fixed)
     weights = np.stack(weights)
     damping = np.full(rows, 1e-3)

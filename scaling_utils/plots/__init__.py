@@ -1,69 +1,24 @@
-"""Figures shared by the notebooks (seaborn on matplotlib axes; nothing is computed here)."""
+"""Figures shared by the notebooks (seaborn on matplotlib axes; nothing is computed here).
+Theorem 1's figures live in :mod:`.theorem1` and are read from here like the others."""
 
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
-from matplotlib.ticker import FuncFormatter, LogFormatter, MaxNLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogFormatter, NullFormatter
 import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from .theorem1 import (exponents_by_layer, ks_panels, t1_effective_context, t1_exponents,
+                       t1_headline, t1_position_loss, t1_students, t1_variance_against_neff,
+                       t1_variance_grid, variance_curves)
 
-def variance_curves(curves: pd.DataFrame, ax: plt.Axes, x: str = "n", title: str = "",
-                    hue: str = "layer", claimed_slope: float = -1.0,
-                    legend: bool = True) -> plt.Axes:
-    """Variance against context length on log-log axes, with the claimed slope drawn through the
-    geometric mean of the first points; the legend (``legend``) goes outside, on the right."""
-    sns.lineplot(data=curves, x=x, y="variance", hue=hue, marker="o", ax=ax,
-                 palette="viridis", legend="brief" if legend else False)
-    x0 = curves[x].min()
-    y0 = np.exp(np.log(curves.loc[curves[x] == x0, "variance"]).mean())
-    xs = np.array([x0, curves[x].max()])
-    ax.plot(xs, y0 * (xs / x0) ** claimed_slope, "k--", lw=1.5, label=f"slope {claimed_slope:g} (claim)")
-    ax.set(xscale="log", yscale="log", xlabel="context length n" if x == "n" else "effective context n_eff",
-           ylabel=r"$E\|r - \mu\|^2$", title=title)
-    ax.xaxis.set_minor_formatter(NullFormatter())  # short log ranges: no crowded labels
-    if legend:
-        ax.legend(title=hue, loc="upper left", bbox_to_anchor=(1.02, 1))
-    return ax
-
-
-def exponents_by_layer(fits: pd.DataFrame, ax: plt.Axes, title: str = "",
-                       hue: str = "variant", claimed: float = -1.0) -> plt.Axes:
-    """Fitted variance exponent per layer with bootstrap CIs, one series per ``hue`` value."""
-    for name, group in fits.groupby(hue, sort=False):
-        ax.errorbar(group.layer, group.exponent,
-                    yerr=[group.exponent - group.ci_low, group.ci_high - group.exponent],
-                    fmt="o-", ms=3, capsize=2, label=name)
-    ax.axhline(claimed, color="k", ls="--", lw=1.5, label=f"claim ({claimed:g})")
-    ax.axhline(0, color="grey", lw=0.8)
-    ax.set(xlabel="layer", ylabel="exponent b in variance ~ n^b", title=title)
-    ax.legend()
-    return ax
-
-
-def ks_panels(table: pd.DataFrame, max_columns: int = 4) -> plt.Figure:
-    """Small multiples of the scaled KS distance (column ``ks_over_null``: the KS distance to
-    the fitted normal over the 95 % null quantile for the same sample size) against n: one panel
-    per variant, one line per site, median over directions with a band over the quartiles.
-    Above 1 is a rejection at 5 %."""
-    variants = list(dict.fromkeys(table.variant))
-    columns = min(max_columns, len(variants))
-    rows = -(-len(variants) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(3.4 * columns, 3.2 * rows), sharey=True,
-                             squeeze=False)
-    for ax, variant in zip(axes.flat, variants):
-        sns.lineplot(data=table[table.variant == variant], x="n", y="ks_over_null", hue="site",
-                     estimator="median", marker="o", errorbar=("pi", 50), ax=ax)
-        ax.axhline(1.0, color="k", ls="--", lw=1.2)
-        ax.set(xscale="log", xlabel="context length n", ylabel="KS / null 95 % quantile",
-               title=variant)
-        ax.xaxis.set_minor_formatter(NullFormatter())  # short log ranges: no crowded labels
-        ax.legend(title=None)
-    for ax in axes.flat[len(variants):]:
-        ax.set_visible(False)
-    fig.tight_layout()
-    return fig
+__all__ = ["bias_variance_panels", "ceiling_curves", "entropy_profile", "exponents_by_layer",
+           "ks_panels", "returns_per_doubling", "seed_estimates", "seed_spread", "snr_by_context",
+           "snr_panels", "t1_effective_context", "t1_exponents", "t1_headline",
+           "t1_position_loss", "t1_students", "t1_variance_against_neff", "t1_variance_grid",
+           "t4_capabilities", "t4_seed_thresholds", "variance_curves", "verdict_panels",
+           "verdict_shares"]
 
 
 # ---- How far to trust the verdicts
@@ -102,116 +57,6 @@ def verdict_panels(chain, axes) -> None:
             ax.axvline(v.bound, color="k", ls="--", lw=1)
         ax.set_yticks([])
         ax.set_title(f"{v.claim}\n{v.word}", fontsize=8, color=colour if v.word != "undetermined" else "k")
-
-
-# ---- Theorem 1
-
-def t1_variance_grid(curves: pd.DataFrame, variants=None) -> plt.Figure:
-    """Variance against n, one column per variant (``variants``: their order; default as in
-    ``curves``) and one row per output kind (attention, block), one line per layer."""
-    variants = list(dict.fromkeys(curves.variant)) if variants is None else list(variants)
-    fig, axes = plt.subplots(2, len(variants), figsize=(3.2 * len(variants), 6.5), squeeze=False)
-    for col, name in enumerate(variants):
-        for row, kind in enumerate(("attention", "block")):
-            part = curves[(curves.variant == name) & (curves.kind == kind)]
-            variance_curves(part, axes[row, col], title=f"{name}\n{kind} output",
-                            legend=(row, col) == (0, len(variants) - 1))
-    fig.tight_layout()
-    return fig
-
-
-def t1_exponents(fits: pd.DataFrame, margin: float, claimed: float = -1.0) -> plt.Figure:
-    """Per-layer variance exponents with their intervals, attention (left) and block (right)
-    outputs, one series per variant; the band is the claim's margin."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    for ax, kind in zip(axes, ("attention", "block")):
-        ax.axhspan(claimed - margin, claimed + margin, color="0.85", zorder=0)
-        exponents_by_layer(fits[fits.kind == kind], ax, title=f"{kind} output", claimed=claimed)
-    fig.tight_layout()
-    return fig
-
-
-def t1_headline(subsets: pd.DataFrame, summary: pd.DataFrame, margin: float,
-                claimed: float = -1.0) -> plt.Figure:
-    """Left: the median exponent over layers with its interval for every variant and output
-    kind (``summary``).  Right: the headline on all windows and on disjoint subsets of them
-    (``subsets``), each with its own interval.  Grey band: the claim within its margin."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharex=True,
-                             gridspec_kw=dict(width_ratios=[1.4, 1]))
-    rows = summary.assign(label=summary.variant + ", " + summary.kind,
-                          exponent=summary.median_exponent)
-    panels = ((axes[0], rows, "median over layers, every variant"),
-              (axes[1], subsets, "headline on disjoint window subsets"))
-    for ax, table, title in panels:
-        y = np.arange(len(table))[::-1]
-        ax.axvspan(claimed - margin, claimed + margin, color="0.85", zorder=0)
-        ax.axvline(claimed, color="k", ls="--", lw=1)
-        ax.axvline(0, color="grey", lw=0.8)
-        if len(table):
-            ax.errorbar(table.exponent, y, xerr=[table.exponent - table.ci_low,
-                                                 table.ci_high - table.exponent], fmt="o", capsize=3)
-        else:
-            ax.text(0.5, 0.5, "not measured in this run", ha="center", transform=ax.transAxes)
-        ax.set_yticks(y, table.label if len(table) else [])
-        ax.xaxis.set_major_locator(MaxNLocator(5))
-        ax.set(xlabel="exponent b in variance ~ n^b", title=title)
-    fig.tight_layout()
-    return fig
-
-
-def t1_effective_context(neff: pd.DataFrame, lengths, sink_variant: str) -> plt.Figure:
-    """Left: n_eff against n (median over layers, band over 80 % of layers) per variant, with
-    n_eff = n dashed.  Right: attention on the first token per layer of ``sink_variant``."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    sns.lineplot(data=neff, x="n", y="n_eff", hue="variant", estimator="median",
-                 errorbar=("pi", 80), marker="o", ax=axes[0])
-    axes[0].plot(lengths, lengths, "k--", lw=1, label="n_eff = n")
-    axes[0].set(xscale="log", yscale="log", ylabel="n_eff", title="effective context")
-    axes[0].legend()
-    sns.lineplot(data=neff[neff.variant == sink_variant], x="n", y="sink_mass", hue="layer",
-                 palette="viridis", ax=axes[1], legend=False)
-    axes[1].set(xscale="log", title="trained model: first-token attention",
-                ylabel="attention weight on position 0")
-    fig.tight_layout()
-    return fig
-
-
-def t1_variance_against_neff(curves: pd.DataFrame) -> plt.Figure:
-    """Attention-output variance against the effective context, one line per layer."""
-    fig, ax = plt.subplots(figsize=(6, 4))
-    variance_curves(curves[curves.kind == "attention"], ax, x="n_eff",
-                    title="trained model, attention output")
-    return fig
-
-
-def t1_position_loss(curve: pd.DataFrame, title: str) -> plt.Figure:
-    """Mean next-token loss against context length with the fitted offset power law."""
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(curve.context, curve.loss, ".", ms=3, label="measured")
-    ax.plot(curve.context, curve.fitted, "r-", label=r"$L_\infty + A\,t^{-\alpha}$")
-    ax.set(xscale="log", xlabel="tokens of context t", ylabel="next-token loss (nats)", title=title)
-    ax.legend()
-    return fig
-
-
-def t1_students(medians: pd.DataFrame, margin: float, claimed: float = -1.0) -> plt.Figure:
-    """Median exponent over layers (with its interval) against student size P, per output
-    kind; a note in the panel when the students were not measured."""
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.axhspan(claimed - margin, claimed + margin, color="0.85", zorder=0)
-    ax.axhline(claimed, color="k", ls="--", lw=1)
-    if len(medians):
-        for kind, part in medians.groupby("kind", sort=False):
-            part = part.sort_values("P")
-            ax.errorbar(part.P, part.exponent, yerr=[part.exponent - part.ci_low,
-                                                     part.ci_high - part.exponent],
-                        fmt="o-", capsize=3, label=kind)
-        ax.legend()
-    else:
-        ax.text(0.5, 0.5, "students not measured in this run", ha="center", transform=ax.transAxes)
-    ax.set(xscale="log", xlabel="non-embedding parameters P",
-           ylabel="median variance exponent over layers", title="students, own language")
-    return fig
 
 
 # ---- Theorem 2
@@ -442,5 +287,30 @@ def t4_seed_thresholds(per_seed: pd.DataFrame, pooled: pd.DataFrame) -> plt.Figu
         axes[0, 0].set_axis_off()
     else:
         axes[0, -1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def ceiling_curves(laws: dict, run: dict, stock: dict) -> plt.Figure:
+    """The reducible loss L* - E left at the compute optimum of each published law against
+    training compute, with the largest published run and, on each curve, where the optimal
+    token count reaches the stock of public text (its 90 % interval as a bar)."""
+    from .ceiling import compute_for_tokens, compute_optimal
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    C = np.logspace(20, 30, 81)
+    for (name, law), colour in zip(laws.items(), sns.color_palette("colorblind")):
+        ax.plot(C, [compute_optimal(law, c).above_floor for c in C], color=colour, label=name)
+        at = [compute_for_tokens(law, stock[q]) for q in ("tokens", "ci_low", "ci_high")]
+        y = compute_optimal(law, at[0]).above_floor
+        ax.errorbar([at[0]], [y], xerr=[[at[0] - at[1]], [at[2] - at[0]]], fmt="o",
+                    color=colour, capsize=3)
+    ax.axvline(run["flop"], color="0.4", linestyle="--", linewidth=1)
+    ax.text(run["flop"], ax.get_ylim()[1], f" {run['name']}", va="top", ha="left", fontsize=9,
+            color="0.3")
+    ax.set(xscale="log", yscale="log", xlabel="training compute C (FLOP)",
+           ylabel="loss above the fitted floor, L* - E (nats)")
+    ax.legend(frameon=False, title="published law (dots: optimal tokens reach the text stock)",
+              title_fontsize=8, fontsize=9)
     fig.tight_layout()
     return fig
