@@ -51,6 +51,14 @@ def overview_table(by_chapter: dict[str, tuple[Verdict, ...]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def paper_claims(by_chapter: dict[str, tuple[Verdict, ...]]) -> list[Verdict]:
+    """The verdicts on the paper's own claims (``rules.ROLES``), in book order: what the
+    landing page counts and draws."""
+    roles = {c.notebook: c.roles for c in chapters()}
+    return [v for name, verdicts in by_chapter.items() for v in verdicts
+            if role_of(roles[name], v.key) == PAPER]
+
+
 def effect_text(v: Verdict) -> str:
     """A verdict's effect with its interval, as the tables print it; an estimate outside its own
     interval is never printed as if the interval held it, and a missing effect gives the

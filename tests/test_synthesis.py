@@ -53,7 +53,10 @@ def test_the_answer_counts_only_the_papers_claims(tmp_path, monkeypatch):
         "theorem2_bias_variance": {"capacity": SUPPORTED, "coupling": SUPPORTED},
         "theorem3_snr": {"data": OPEN, "data_appendix": BROKEN},
         "theorem4_emergence": {"threshold_copy": OPEN, "metric": SUPPORTED}})
-    table = synthesis.overview_table(synthesis.chapter_verdicts("smoke", folder=tmp_path))
+    by_chapter = synthesis.chapter_verdicts("smoke", folder=tmp_path)
+    table = synthesis.overview_table(by_chapter)
+    assert [v.key for v in synthesis.paper_claims(by_chapter)] == ["rate", "capacity", "data",
+                                                                   "threshold_copy"]
     roles = dict(zip(table.claim, table.role))
     assert roles["claim control"] == roles["claim twin"] == verdicts.CONTROL
     assert roles["claim coupling"] == roles["claim metric"] == verdicts.CHECK

@@ -17,8 +17,8 @@ __all__ = ["bias_variance_panels", "ceiling_curves", "entropy_profile", "exponen
            "ks_panels", "returns_per_doubling", "seed_estimates", "seed_spread", "snr_by_context",
            "snr_panels", "t1_effective_context", "t1_exponents", "t1_headline",
            "t1_position_loss", "t1_students", "t1_variance_against_neff", "t1_variance_grid",
-           "t4_capabilities", "t4_seed_thresholds", "variance_curves", "verdict_panels",
-           "verdict_shares"]
+           "t4_capabilities", "t4_seed_thresholds", "variance_curves", "verdict_figure",
+           "verdict_panels", "verdict_shares"]
 
 
 # ---- How far to trust the verdicts
@@ -55,8 +55,21 @@ def verdict_panels(chain, axes) -> None:
             ax.axvspan(v.bound - v.margin, v.bound + v.margin, color="grey", alpha=0.2)
         if np.isfinite(v.bound):
             ax.axvline(v.bound, color="k", ls="--", lw=1)
+        if not np.isfinite(v.effect):  # nothing to draw: say why instead of an empty panel
+            ax.text(0.5, 0.5, f"no effect measured: {v.reason or v.to_decide}", fontsize=8,
+                    ha="center", va="center", transform=ax.transAxes, wrap=True)
+            ax.set_xticks([])
         ax.set_yticks([])
         ax.set_title(f"{v.claim}\n{v.word}", fontsize=8, color=colour if v.word != "undetermined" else "k")
+
+
+def verdict_figure(verdicts) -> plt.Figure:
+    """One row per verdict (:func:`verdict_panels`): the effect with its interval against what
+    its rule compares it with, each on its own scale."""
+    fig, axes = plt.subplots(len(verdicts), 1, figsize=(7, 1.25 * len(verdicts)), squeeze=False)
+    verdict_panels(verdicts, axes)
+    fig.tight_layout()
+    return fig
 
 
 # ---- Theorem 2
