@@ -78,6 +78,24 @@ def params_text(notebook: str) -> str:
     return "\n".join(lines)
 
 
+def default_output(notebook: str, profile: str, parameters: dict) -> Path:
+    """``runs/NOTEBOOK-PROFILE[-NAME=VALUE...].ipynb``, named after the values given, so that
+    runs with other values never overwrite each other (a value that is not a short plain word,
+    a list say, is named by a hash of it)."""
+    import hashlib
+    import re
+
+    parts = []
+    for name, value in parameters.items():
+        if name == "profile":
+            continue
+        text = str(value)
+        if not re.fullmatch(r"[\w.+-]{1,24}", text):
+            text = hashlib.sha256(repr(value).encode()).hexdigest()[:8]
+        parts.append(f"{name}={text}")
+    return REPO / "runs" / ("-".join([notebook, profile, *parts]) + ".ipynb")
+
+
 def run(notebook: str, profile: str, assignments: list[str], out: Path | None,
         timeout: int = 1800) -> int:
     parameters = {"profile": profile}
@@ -88,7 +106,7 @@ def run(notebook: str, profile: str, assignments: list[str], out: Path | None,
         raise UsageError(f"`run` needs the book's sources: run it from a checkout ({NOTEBOOK_DIR} "
                          "is missing).")
     validate(notebook, parameters)  # raises ParameterError before anything runs
-    target = (out or REPO / "runs" / f"{notebook}-{profile}.ipynb").resolve()
+    target = (out or default_output(notebook, profile, parameters)).resolve()
     print(f"running {notebook} with {parameters} ...", flush=True)
     report = execute_notebook(NOTEBOOK_DIR / f"{notebook}.md", target, parameters,
                               cwd=NOTEBOOK_DIR, timeout=timeout, progress=True)
@@ -110,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
                        help="a parameter value (YAML), e.g. -p max_length=64 "
                             "-p 'sizes=[[1, 16, 2], [2, 64, 4]]'")
     p_run.add_argument("-o", "--out", type=Path, default=None,
-                       help="executed notebook (default runs/NOTEBOOK-PROFILE.ipynb)")
+                       help="executed notebook (default runs/NOTEBOOK-PROFILE.ipynb, followed "
+                            "by -NAME=VALUE for each -p given)")
     p_run.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
     p_build = commands.add_parser("build", help="execute every notebook and build the site; "
                                   "other options go to scripts/build_book.py (--only, --no-site, ...)")

@@ -52,6 +52,17 @@ def test_run_converts_and_executes_in_one_step(tmp_path, cache_folder):
     assert "seed = 3" in injected[0].source
 
 
+def test_runs_with_other_values_are_written_to_other_files():
+    def name(**parameters):
+        return cli.default_output("theorem2_bias_variance", "cpu", {"profile": "cpu", **parameters}).name
+
+    assert name() == "theorem2_bias_variance-cpu.ipynb"
+    assert name(seed=1) == "theorem2_bias_variance-cpu-seed=1.ipynb" != name(seed=2)
+    one, two = name(sizes=[[1, 8, 2]]), name(sizes=[[1, 16, 2]])
+    assert one != two and one.startswith("theorem2_bias_variance-cpu-sizes=")
+    assert "/" not in name(corpus="/home/me/text.txt")
+
+
 def test_build_passes_its_other_options_to_the_build_script(monkeypatch):
     calls = []
     monkeypatch.setattr(cli.subprocess, "call", lambda cmd: calls.append(cmd) or 0)
