@@ -1,6 +1,7 @@
 """Every page of the smoke-built book in a real browser (Debian's headless Chromium): math
 typeset, images load, internal links resolve, no tracebacks or unrendered glue, every figure
-numbered with a caption and alt text; a screenshot of each page is kept in $BROWSER_ARTIFACTS
+numbered with a caption and alt text, no TeX left as text, no True/False in a table, no warning
+in a cell's output; a screenshot of each page is kept in $BROWSER_ARTIFACTS
 (default: the test's scratch folder)."""
 
 import functools
@@ -85,6 +86,7 @@ def test_every_page_renders_in_a_browser(served, tmp_path):
         if "Traceback (most recent call last)" in dom or "{glue:" in dom:
             problems.append(f"{page}: a traceback or unrendered glue")
         problems += [f"{page}: {p}" for p in _figure_problems(dom)]
+        problems += [f"{page}: {p}" for p in _text_problems(static)]
         for attr, target in re.findall(r'\b(src|href)="([^"#]+)', static):
             if urllib.parse.urlparse(target).scheme or target.startswith("mailto:"):
                 continue  # external: never fetched (the tests run offline)
@@ -92,6 +94,24 @@ def test_every_page_renders_in_a_browser(served, tmp_path):
                 problems.append(f"{page}: broken {attr} {target}")
     assert not problems, "\n".join(problems[:40])
     assert len(list(shots.glob("*.png"))) == len(pages)
+
+
+def _text_problems(html: str) -> list[str]:
+    """Stumbles in what a reader sees: TeX left as text outside the math (a glued value with
+    math in it), Python's True/False in a table cell, and warnings printed by a cell."""
+    problems = []
+    body = re.sub(r"<(script|style|pre|code)\b.*?</\1>", " ", html, flags=re.S)
+    body = re.sub(r'<span class="math[^"]*">.*?</span>|<div class="math[^"]*">.*?</div>', " ",
+                  body, flags=re.S)
+    text = re.sub(r"<[^>]+>", " ", body)
+    for tex in re.findall(r"\$[^$\n]{0,40}[\\^_{][^$\n]{0,40}\$|\\(?:frac|mathrm|lVert|sqrt)\b", text):
+        problems.append(f"TeX as text: {tex.strip()[:60]!r}")
+    for cell in re.findall(r"<td[^>]*>\s*(True|False)\s*</td>", html):
+        problems.append(f"a table cell reads {cell}")
+    outputs = re.findall(r'<div class="cell_output[^"]*">(.*?)</div>\s*</div>', html, re.S)
+    for warning in re.findall(r"\b(\w*Warning): ", " ".join(outputs)):
+        problems.append(f"a {warning} in a cell's output")
+    return problems
 
 
 def _figure_problems(html: str) -> list[str]:

@@ -112,7 +112,7 @@ def test_context_bins_where_every_window_is_labelled_resample_the_same_windows()
 
 def test_false_verdict_rates_of_the_worlds_stay_below_five_percent():
     table = worlds.measure(t3_snr.worlds(CPU), n_sets=200, seed=0)
-    assert len(table) == 13
+    assert len(table) == 15  # with two worlds of the data rule as the real runs can be
     assert set(table.rule) == {"data", "data_proof", "data_appendix", "size", "context"}
     assert (table.false_rate <= 0.05).all(), table
     holds = table[table.world == "holds"].set_index("rule")

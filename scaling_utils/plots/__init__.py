@@ -308,7 +308,7 @@ def ceiling_curves(laws: dict, run: dict, stock: dict) -> plt.Figure:
     """The reducible loss L* - E left at the compute optimum of each published law against
     training compute, with the largest published run and, on each curve, where the optimal
     token count reaches the stock of public text (its 90 % interval as a bar)."""
-    from .ceiling import compute_for_tokens, compute_optimal
+    from ..ceiling import compute_for_tokens, compute_optimal
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     C = np.logspace(20, 30, 81)

@@ -15,7 +15,7 @@ from ...worlds import FAILS, HOLDS, World, mix_shared
 from .estimators import context_bins, run_cells, snr_exponent
 from .rules import D_READINGS, SNR_CLAIM_MARGIN, decide_context, decide_data, decide_size
 
-WORLDS_VERSION = 2
+WORLDS_VERSION = 3
 
 # What the simulated grids are made of, measured once on the cpu grid (profile seed 0, training
 # seeds 0-2, by :func:`noise_sizes`): the spread of a run's log SNR between the seeds of one
@@ -64,14 +64,22 @@ def _estimates(log_point: np.ndarray, log_reps: np.ndarray) -> list[SNRResult]:
 
 
 def simulate_grid(values: Mapping, rng: np.random.Generator, d_exponent: float = 1.0,
-                  p_exponent: float = 0.2, noise: float = 1.0):
+                  p_exponent: float = 0.2, noise: float = 1.0, seed_slope: float = 0.0,
+                  d_spread: float = 0.0):
     """Per-run SNR estimates (with aligned sequence replicates) for the profile's grid under
-    log SNR = c + d_exponent log D + p_exponent log P + run noise (``noise`` x LOG_SNR_RUN_SD)."""
+    log SNR = c + d log D + p_exponent log P + run noise (``noise`` x LOG_SNR_RUN_SD), where
+    the exponent d of a data set is drawn uniformly from ``d_exponent`` ± ``d_spread`` and each
+    training seed adds its own slope in log D, normal with SD ``seed_slope`` (runs of one seed
+    that differ systematically from the others')."""
     P = np.array([student_parameters(s) for s in values["sizes"]], float)
     D = np.array(values["D"], float)
     n_seeds, n_boot = values["n_seeds"], values["n_boot"]
     P, D = (np.repeat(a.ravel(), n_seeds) for a in np.meshgrid(P, D, indexing="ij"))
-    truth = (WORLD_LOG_SNR + d_exponent * np.log(D / D.min()) + p_exponent * np.log(P / P.min())
+    d = d_exponent + d_spread * rng.uniform(-1, 1) if d_spread else d_exponent
+    own_slope = (seed_slope * rng.standard_normal(n_seeds)[np.arange(len(P)) % n_seeds]
+                 if seed_slope else 0.0)  # drawn only when asked: other worlds keep their draws
+    truth = (WORLD_LOG_SNR + (d + own_slope) * np.log(D / D.min())
+             + p_exponent * np.log(P / P.min())
              + noise * LOG_SNR_RUN_SD * rng.standard_normal(len(P)))
 
     def sequence_error(size):  # the same sequences for every run: a shared part (drawn first)
@@ -127,6 +135,12 @@ def worlds(values: Mapping) -> list[World]:
         _world(values, "data", "fails", FAILS, f"SNR ~ D^{1 - 1.5 * m:g}", d_exponent=1 - 1.5 * m),
         _world(values, "data", "underpowered", HOLDS, "SNR ~ D^0.95, 10x the run noise",
                d_exponent=0.95, noise=10.0),
+        # as the real runs can be: exponents anywhere in the band, and seeds whose runs differ
+        # systematically (each seed its own slope in log D, SD half the margin)
+        _world(values, "data", "band-wide", HOLDS,
+               f"SNR ~ D^k, k uniform in 1 ± {m:g}", d_spread=m),
+        _world(values, "data", "seeds differ", HOLDS,
+               f"SNR ~ D, each seed's slope off by SD {m / 2:g}", seed_slope=m / 2),
         *(_world(values, key, name, truth, f"SNR ~ D^{d:g}", d_exponent=d)
           for key, k in D_READINGS.items() if key != "data"
           for name, truth, d in (("holds", HOLDS, k), ("fails", FAILS, k - 1.5 * m))),
