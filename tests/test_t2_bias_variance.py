@@ -287,3 +287,13 @@ def test_the_returns_reading_names_every_line_whose_returns_grow():
     reading = returns_reading(returns, "D")
     assert reading == "they diminish along 1 of 2 lines and grow along 1: P = 100 (0.050 to 0.090)"
     assert returns_reading(returns[returns.P == 10], "D").startswith("they diminish along every")
+
+
+def test_the_coupling_reading_says_whether_the_data_detect_a_coupling_and_whether_it_is_small():
+    from scaling_utils.chapters.t2_bias_variance.text import coupling_reading
+    detected = coupling_reading(verdicts.near("coupling", "c", 0.045, 0.030, 0.059, 0.0, 0.1, "x"))
+    assert detected.startswith("The interval excludes 0") and "inside ±0.1" in detected
+    unseen = coupling_reading(verdicts.near("coupling", "c", 0.01, -0.02, 0.04, 0.0, 0.1, "x"))
+    assert unseen.startswith("The interval contains 0") and "approximation" in unseen
+    large = coupling_reading(verdicts.near("coupling", "c", 0.2, 0.12, 0.3, 0.0, 0.1, "x"))
+    assert "beyond ±0.1" in large

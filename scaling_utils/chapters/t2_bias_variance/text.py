@@ -82,8 +82,28 @@ def glued_texts(result) -> dict:
             else "stays above that bound",
             "executor": f"`{result.executor}`", "schedule": f"`{result.schedule}`",
             "schedule_reading": schedule_reading(schedule_numbers(result.schedule_check)),
+            "coupling_reading": coupling_reading(result.verdict("coupling")),
             "returns_d_reading": returns_reading(result.returns_d, "D"),
             "returns_p_reading": returns_reading(result.returns_p, "P")}
+
+
+def coupling_reading(v) -> str:
+    """What the interval of gamma says beside the verdict: whether it excludes 0 (a coupling
+    the data detect, however small) and whether it lies inside the margin (small enough to
+    count as additive)."""
+    if not np.isfinite(v.effect):
+        return "No coupling could be read from these runs."
+    detected = v.ci_low > 0 or v.ci_high < 0
+    inside = -COUPLING_MARGIN < v.ci_low and v.ci_high < COUPLING_MARGIN
+    first = ("The interval excludes 0: the data term does depend on model size, as the paper's "
+             "V(P, D) allows" if detected else
+             "The interval contains 0: the data do not detect a coupling")
+    second = (f"; it lies inside ±{COUPLING_MARGIN:g}, a factor of at most "
+              f"{10 ** COUPLING_MARGIN:.2f} per decade of P, so the additive form holds as an "
+              "approximation, which is what the verdict below reads." if inside else
+              f"; it reaches beyond ±{COUPLING_MARGIN:g}, so the additive form is not shown to "
+              "hold even as an approximation.")
+    return first + second
 
 
 def returns_reading(returns, along: str) -> str:
