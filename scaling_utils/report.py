@@ -55,8 +55,11 @@ def glue_result(result, show: bool = False) -> None:
 
 def significant(value, digits: int = 3) -> str:
     """A number as a reader wants it in a table: ``digits`` significant figures, thousands
-    separated above 1,000, no trailing zeros; text stays as it is."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+    separated above 1,000, no trailing zeros; yes or no for a truth value (never Python's
+    True/False); text stays as it is."""
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if not isinstance(value, numbers.Real):
         return str(value)
     if not np.isfinite(value):
         return "–" if np.isnan(value) else str(value)

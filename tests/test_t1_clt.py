@@ -294,3 +294,18 @@ def test_gaussianity_tests_each_cell_against_the_null_of_its_sample_size(tiny_ca
     cell = table.query("variant == 'trained' and n == 16")
     np.testing.assert_array_equal(cell.ks_pvalue, direct.ks_pvalue)
     np.testing.assert_array_equal(cell.ad, direct.ad)
+
+
+def test_every_verdict_says_where_it_was_measured():
+    from dataclasses import replace
+
+    from scaling_utils import verdicts
+    from scaling_utils.chapters.t1_clt.rules import measured_on
+    verdict = verdicts.near("rate", "The variance falls as 1/n.", -0.9, -1.0, -0.8, -1.0, 0.05, "x")
+    worded = measured_on(verdict, 32, 256, "SmolLM2-135M", "wikipedia")
+    assert worded.claim == ("The variance falls as 1/n; measured for n = 32 to 256 in "
+                            "SmolLM2-135M on wikipedia.")
+    assert worded.word == verdict.word and worded.rule == verdict.rule
+    twin = measured_on(replace(verdict, key="twin"), 32, 256, "m", "c")
+    assert "random-initialised twin of m on i.i.d. tokens" in twin.claim
+    assert measured_on(verdict, float("nan"), float("nan"), "m", "c").claim.endswith("in m on c.")

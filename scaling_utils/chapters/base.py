@@ -35,8 +35,10 @@ class ChapterResult:
         return {f"{self.PREFIX}_{key}": value for key, value in self._numbers().items()}
 
     def texts(self) -> dict:
-        """Every Markdown text the prose glues, keys prefixed: the verdicts first."""
+        """Every Markdown text the prose glues, keys prefixed: the verdicts (``verdict_<key>``)
+        and their claims as worded by the study (``claim_<key>``) first."""
         verdicts = {f"verdict_{v.key}": v.markdown() for v in self.verdicts}
+        verdicts.update({f"claim_{v.key}": v.claim for v in self.verdicts})
         return {f"{self.PREFIX}_{key}": text for key, text in {**verdicts, **self._texts()}.items()}
 
     def summary(self) -> dict:

@@ -76,11 +76,16 @@ def snr(features, labels, groups=None, n_boot: int = 200, seed: int = 0, ci: flo
         within = np.where(keep, q - between, 0.0)
         trace = np.where(keep, within / np.maximum(n_safe - 1, 1), 0.0)
         m = (n * keep).sum(1)
+        m = np.where(m > 0, m, np.nan)  # no class kept: every ratio below is missing
         total = (s * keep[..., None]).sum(1)
         ssb = between.sum(1) - (total * total).sum(1) / m
         signal = (ssb - (keep * (1 - n / m[:, None]) * trace).sum(1)) / m
         noise = (n * trace).sum(1) / m
-        return np.stack([signal / noise, signal, noise], 1)
+        # a resample with no class of min_per_class samples has no noise to divide by: its SNR
+        # is missing (NaN), never an infinity that would swamp the replicates' mean
+        ratio = np.divide(signal, noise, out=np.full_like(signal, np.nan),
+                          where=np.nan_to_num(noise) > 0)
+        return np.stack([ratio, signal, noise], 1)
 
     point = estimate(np.ones((1, n_groups)))[0]
     if int((counts.sum(0) >= min_per_class).sum()) < 2:

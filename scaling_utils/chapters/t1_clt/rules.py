@@ -121,6 +121,19 @@ def decide_twin(median: Mapping | None) -> Verdict:
                    "run with `random_twin_control=True` (`-p random_twin_control=true`).")
 
 
+def measured_on(verdict: Verdict, n_low: float, n_high: float, model: str, corpus: str) -> Verdict:
+    """The verdict with its claim worded for where it was measured: the range of context lengths
+    fitted, the model and the text (a limit theorem is neither refuted nor confirmed beyond
+    them)."""
+    on = {"control": "in a simulated attention layer",
+          "twin": f"in the random-initialised twin of {model} on i.i.d. tokens"
+          }.get(verdict.key, f"in {model} on {corpus}")
+    if not (np.isfinite(n_low) and np.isfinite(n_high)):
+        return replace(verdict, claim=f"{verdict.claim.rstrip('.')}; {on}.")
+    return replace(verdict, claim=f"{verdict.claim.rstrip('.')}; measured for n = {n_low:.0f} to "
+                                  f"{n_high:.0f} {on}.")
+
+
 DECIDE = {"rate": decide_rate, "last_token": decide_last_token, "residual": decide_residual,
           "control": decide_control, "twin": decide_twin}
 

@@ -15,7 +15,8 @@ from .estimators import (FIXED, IID_CONTROL, LAST_TOKEN, TWIN, PositionLoss, Pre
                          effective_context_table, gaussianity, length_grid, position_loss,
                          precision_check, student_fits, summarise_fits, tested_sites,
                          variance_scaling, window_subsets)
-from .rules import decide_control, decide_last_token, decide_rate, decide_residual, decide_twin
+from .rules import (decide_control, decide_last_token, decide_rate, decide_residual, decide_twin,
+                    measured_on)
 from .worlds import rule_error_rates
 
 CLT_VERSION = 2  # bump when a change here changes the stored captures or tables
@@ -183,11 +184,17 @@ def _analyse(rates, cfg, captures: dict, lengths, check, students, **about) -> T
         rows = medians.query("variant == @variant and kind == @kind")
         return None if rows.empty else rows.iloc[0].to_dict()
 
-    verdicts = (decide_rate(median_of(FIXED, "attention")),
-                decide_last_token(median_of(LAST_TOKEN, "attention")),
-                decide_residual(median_of(FIXED, "block")),
-                decide_control(median_of(IID_CONTROL, "attention")),
-                decide_twin(median_of(TWIN, "attention")))
+    fitted = curves[curves.n >= cfg.fit_from].groupby("variant").n.agg(["min", "max"])
+
+    def worded(verdict, variant):  # the claim with the n range, model and text it was read on
+        low, high = fitted.loc[variant] if variant in fitted.index else (np.nan, np.nan)
+        return measured_on(verdict, low, high, about["model"], about["corpus"])
+
+    verdicts = (worded(decide_rate(median_of(FIXED, "attention")), FIXED),
+                worded(decide_last_token(median_of(LAST_TOKEN, "attention")), LAST_TOKEN),
+                worded(decide_residual(median_of(FIXED, "block")), FIXED),
+                worded(decide_control(median_of(IID_CONTROL, "attention")), IID_CONTROL),
+                worded(decide_twin(median_of(TWIN, "attention")), TWIN))
     trained = captures[LAST_TOKEN]
     by_neff = variance_scaling(trained, against="n_eff", **fit)
     context, student_medians = students if students is not None else (None, None)
