@@ -289,7 +289,8 @@ def benchmark_report(path):
     except ValueError as err:  # a file from an older version: say so, keep the page
         return str(err)
     if found is None:
-        return f"No benchmark results at {path}: run `make benchmark`, then rebuild."
+        return ("This build ran no benchmarks: `make benchmark` measures them (a few minutes), "
+                "and the next build shows them here.")
     table, machine = found
     return table, "measured on " + ", ".join(f"{k}: {v}" for k, v in machine.items())
 

@@ -104,7 +104,7 @@ def _text_problems(html: str) -> list[str]:
     body = re.sub(r'<span class="math[^"]*">.*?</span>|<div class="math[^"]*">.*?</div>', " ",
                   body, flags=re.S)
     text = re.sub(r"<[^>]+>", " ", body)
-    for tex in re.findall(r"\$[^$\n]{0,40}[\\^_{][^$\n]{0,40}\$|\\(?:frac|mathrm|lVert|sqrt)\b", text):
+    for tex in re.findall(r"\$[^$\s][^$\n]{0,40}\$|\\(?:frac|mathrm|lVert|sqrt|ge|le)\b", text):
         problems.append(f"TeX as text: {tex.strip()[:60]!r}")
     for cell in re.findall(r"<td[^>]*>\s*(True|False)\s*</td>", html):
         problems.append(f"a table cell reads {cell}")

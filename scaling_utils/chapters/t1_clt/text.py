@@ -132,6 +132,6 @@ def students_text(fit_from: int, context: int | None, medians: pd.DataFrame) -> 
     attention = medians.query("kind == 'attention'")
     within = sum(covers_claim(lo, hi) for lo, hi in zip(attention.ci_low, attention.ci_high))
     return (f"Across {medians.variant.nunique()} students ({', '.join(medians.variant.unique())}; "
-            f"context {context}, fits from $n \\ge$ {fit_from}), the median attention "
+            f"context {context}, fits from n = {fit_from} on), the median attention "
             f"exponents run from {attention.exponent.min():.2f} to {attention.exponent.max():.2f}, "
-            f"and for {within} of them the interval lies within {CLAIM_MARGIN:g} of $-1$.")
+            f"and for {within} of them the interval lies within {CLAIM_MARGIN:g} of −1.")
