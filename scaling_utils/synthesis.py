@@ -3,6 +3,7 @@ chapters stored (``report.load_result``) and compute every sentence they state f
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import pandas as pd
@@ -159,6 +160,11 @@ def _seeds_reading(cfg, verdicts, columns: dict, commits: dict, missing: list) -
     text = (f"At profile {_seeds(found)} the rules give the same verdict as at seed {cfg.seed} "
             f"for {len(same)} of {len(verdicts)} verdicts"
             + (f"; they differ for {_listed(differ)}" if differ else "") + ".")
+    outside = _outside_other_intervals(columns)
+    if outside:
+        text += (" Estimates outside another seed's interval (the intervals then miss a source "
+                 "of variance between seeds, or the seeds differ by chance): "
+                 + "; ".join(outside) + ".")
     stale = [s for s in found if commits[s] != commits[cfg.seed]]
     if stale:
         text += (f" The results at {_seeds(stale)} were written by another commit "
@@ -167,6 +173,22 @@ def _seeds_reading(cfg, verdicts, columns: dict, commits: dict, missing: list) -
     if missing:
         text += f" Profile {_seeds(missing)}: not stored; {sweep}."
     return text
+
+
+def _outside_other_intervals(columns: dict) -> list[str]:
+    """Each verdict's estimate at one seed that lies outside its interval at another seed."""
+    found = []
+    for seed, verdicts in columns.items():
+        for v in verdicts:
+            for other, others in columns.items():
+                w = {x.key: x for x in others}.get(v.key)
+                if other == seed or w is None or not all(
+                        math.isfinite(x) for x in (v.effect, w.ci_low, w.ci_high)):
+                    continue
+                if not w.ci_low <= v.effect <= w.ci_high:
+                    found.append(f"`{v.key}` at seed {seed} ({v.effect:.3g}) outside seed "
+                                 f"{other}'s [{w.ci_low:.3g}, {w.ci_high:.3g}]")
+    return found
 
 
 def chain(by_chapter: dict[str, tuple[Verdict, ...]]) -> list[Verdict]:

@@ -115,5 +115,9 @@ def test_a_chapter_sets_its_verdicts_beside_those_stored_at_other_seeds(tmp_path
     assert one.table["seed 1"].tolist()[0].startswith("contradicted: -1")
     assert "same verdict as at seed 0 for 1 of 2 verdicts; they differ for `size`" in one.reading
     assert "Profile seed 2: not stored" in one.reading and "--grid seed=2" in one.reading
+    # seed 1's data estimate (-1) lies inside seed 0's interval and vice versa; its size
+    # estimate (0) lies outside seed 0's [0.5, 1.5], and seed 0's (1) inside seed 1's [-1, 1]
+    assert "`size` at seed 1 (0) outside seed 0's [0.5, 1.5]" in one.reading
+    assert "`data` at seed" not in one.reading and "`size` at seed 0" not in one.reading
     # a page at seed 1 looks at seeds 0 and 2
     assert synthesis.seed_comparison(at_one, page, folder=tmp_path).missing == (0, 2)
