@@ -35,3 +35,16 @@ def test_pytorch_is_the_cpu_build_without_an_nvidia_gpu():
     assert torch.version.cuda is None, (
         f"torch {torch.__version__} is a CUDA build on a machine without an NVIDIA GPU: "
         "reinstall it from https://download.pytorch.org/whl/cpu (`make setup` does)")
+
+
+def test_a_plain_install_carries_every_subpackage():
+    # Colab installs the package from git, not editable: every subpackage must be in it
+    import tomllib
+
+    from setuptools import find_packages
+    REPO = REQUIREMENTS.parent
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    found = set(find_packages(str(REPO), include=config["packages"]["find"]["include"]))
+    on_disk = {".".join(p.parent.relative_to(REPO).parts)
+               for p in (REPO / "scaling_utils").rglob("__init__.py")}
+    assert on_disk <= found and "scaling_utils.chapters.t1_clt" in found
