@@ -60,13 +60,23 @@ def verdict_panels(chain, axes) -> None:
                     ha="center", va="center", transform=ax.transAxes, wrap=True)
             ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_title(f"{v.claim}\n{v.word}", fontsize=8, color=colour if v.word != "undetermined" else "k")
+        ax.set_title("\n".join([*_wrapped(v.claim), v.word]), fontsize=8,
+                     color=colour if v.word != "undetermined" else "k")
+
+
+def _wrapped(text: str, width: int = 100) -> list[str]:
+    """A panel title's lines: long claims wrap instead of widening the figure."""
+    import textwrap
+
+    return textwrap.wrap(text, width) or [""]
 
 
 def verdict_figure(verdicts) -> plt.Figure:
     """One row per verdict (:func:`verdict_panels`): the effect with its interval against what
     its rule compares it with, each on its own scale."""
-    fig, axes = plt.subplots(len(verdicts), 1, figsize=(7, 1.25 * len(verdicts)), squeeze=False)
+    lines = sum(len(_wrapped(v.claim)) for v in verdicts)  # title lines take room too
+    fig, axes = plt.subplots(len(verdicts), 1, figsize=(7, 1.1 * len(verdicts) + 0.15 * lines),
+                             squeeze=False)
     verdict_panels(verdicts, axes)
     fig.tight_layout()
     return fig
