@@ -70,8 +70,11 @@ def significant(value, digits: int = 3) -> str:
 
 
 def show_table(table, digits: int = 3):
-    """A table for the page: index hidden, every number with ``digits`` significant figures."""
-    return table.style.hide(axis="index").format(lambda v: significant(v, digits))
+    """A table for the page: index hidden, every number with ``digits`` significant figures,
+    headers in words (``gain_per_doubling`` reads "gain per doubling"; the data keep their
+    names)."""
+    return (table.style.hide(axis="index").format(lambda v: significant(v, digits))
+            .format_index(lambda c: c.replace("_", " ") if isinstance(c, str) else c, axis=1))
 
 
 class SummaryMissingError(FileNotFoundError):

@@ -108,3 +108,13 @@ def test_pages_read_the_seed_they_are_asked_for_and_say_what_they_read(tmp_path,
         provenance(["theorem1_clt"], "smoke", 2, folder=tmp_path)
     assert len(provenance(["theorem2_bias_variance", "theorem3_snr"], "smoke", folder=tmp_path,
                           allow_mixed=True)) == 2
+
+
+def test_tables_on_the_page_have_headers_in_words_and_yes_or_no():
+    import pandas as pd
+
+    from scaling_utils.report import show_table
+    html = show_table(pd.DataFrame({"gain_per_doubling": [0.0123456], "converged": [True],
+                                    "P": [1048]})).to_html()
+    assert "gain per doubling" in html and "gain_per_doubling" not in html
+    assert ">yes<" in html and "True" not in html and "1,048" in html and "0.0123" in html
