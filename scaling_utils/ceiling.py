@@ -39,13 +39,18 @@ class ComputeOptimal:
         return self.loss - self.floor
 
 
+def _allocation_constant(law: Mapping) -> float:
+    """G = (alpha A / (beta B))^(1 / (alpha + beta)), the prefactor of N*(C)."""
+    alpha, beta = float(law["alpha"]), float(law["beta"])
+    return (alpha * float(law["A"]) / (beta * float(law["B"]))) ** (1 / (alpha + beta))
+
+
 def compute_optimal(law: Mapping, C: float) -> ComputeOptimal:
     """The compute-optimal point of ``law`` (E, A, B, alpha, beta) at compute ``C`` = 6 N D."""
     E, A, B, alpha, beta = (float(law[k]) for k in ("E", "A", "B", "alpha", "beta"))
     if C <= 0:
         raise ValueError(f"compute must be positive, got {C!r} FLOP")
-    G = (alpha * A / (beta * B)) ** (1 / (alpha + beta))
-    N = G * (C / 6) ** (beta / (alpha + beta))
+    N = _allocation_constant(law) * (C / 6) ** (beta / (alpha + beta))
     D = C / (6 * N)
     return ComputeOptimal(C, N, D, E + A / N ** alpha + B / D ** beta, E)
 
@@ -69,8 +74,7 @@ def compute_to_halve(law: Mapping) -> float:
 def compute_for_tokens(law: Mapping, D: float) -> float:
     """The compute whose optimal allocation trains on ``D`` tokens (inverse of D*(C))."""
     alpha, beta = float(law["alpha"]), float(law["beta"])
-    G = (alpha * float(law["A"]) / (beta * float(law["B"]))) ** (1 / (alpha + beta))
-    return 6 * (D * G) ** ((alpha + beta) / alpha)
+    return 6 * (D * _allocation_constant(law)) ** ((alpha + beta) / alpha)
 
 
 def data_to_multiply_snr(exponent: float, factor: float = 2.0) -> float:
@@ -203,8 +207,9 @@ class CeilingResult:
     def returns_reading(self) -> str:
         """Whether the loss gained per doubling of D falls or grows over the grid at the
         largest size (first doubling to last)."""
-        n = self.numbers()
-        if n["t0c_returns_last"] < n["t0c_returns_first"]:
+        gains = self.returns_d[self.returns_d.P == self.returns_d.P.max()].sort_values(
+            "D_from").gain_per_doubling
+        if gains.iloc[-1] < gains.iloc[0]:
             return "falls, as diminishing returns would have it"
         return ("grows: runs this small and short sit on the early, steep part of their curves, "
                 "before a power law's diminishing returns set in")
