@@ -129,6 +129,32 @@ def test_measure_run_scores_exact_match_through_the_margin_and_reads_each_site()
     assert not np.allclose(tables["final"].snr, tables["last_mlp_input"].snr)
     with pytest.raises(ValueError, match="snr_site"):
         t4_emergence.measure_run(run, suite, 32, "embeddings", "cpu")
+    # the noise sweep: without noise it reproduces the last checkpoint's exact match and SNR;
+    # the noise power then grows as (1 + multiple): the SNR falls as SNR / (1 + multiple)
+    with runs.torch_threads(1):
+        sweep = t4_emergence.noise_sweep(run, suite, 32, "cpu")
+    last = table[table.checkpoint == 1].set_index("task")
+    clean = sweep[sweep.multiple == 0].set_index("task")
+    assert np.allclose(clean.exact, last.exact.loc[clean.index])
+    assert np.allclose(clean.snr, last.snr.loc[clean.index], rtol=1e-5)
+    assert sweep.groupby("task").size().eq(len(t4_emergence.NOISE_MULTIPLES)).all()
+    deepest = sweep[sweep.multiple == max(t4_emergence.NOISE_MULTIPLES)].set_index("task")
+    growth = deepest.noise_power / clean.noise_power / (1 + max(t4_emergence.NOISE_MULTIPLES))
+    # the added power is a mean of at least 32 x 16 squared normals: SE sqrt(2 / 512) = 6 %
+    assert growth.between(0.8, 1.2).all(), growth
+
+
+def test_readout_from_before_the_last_mlp_is_the_rest_of_the_forward_pass():
+    import torch
+
+    from scaling_utils import train
+    from scaling_utils.chapters.t4_emergence.study import _forward, _last_mlp_readout
+    model = train.build_student(train.StudentSpec(2, 16, 2), 12, 16, seed=0).eval()
+    tokens = np.random.default_rng(0).integers(0, 12, (4, 16))
+    hidden, logits = _forward(model, tokens, "last_mlp_input")
+    with torch.inference_mode():
+        again = _last_mlp_readout(model)(torch.as_tensor(hidden, dtype=torch.float32))
+    assert np.allclose(again.double().numpy(), logits, atol=1e-5)
 
 
 def _synthetic_table(seed=0):
@@ -153,13 +179,51 @@ def _synthetic_table(seed=0):
     return pd.concat(rows, ignore_index=True)
 
 
+def _synthetic_sweep(table, shift=0.0, seed=0):
+    """Noise sweeps at the final checkpoint of every run of ``table``: success switches off
+    at the SNR where it switched on along training, times exp(``shift``)."""
+    rng = np.random.default_rng(seed)
+    final = table[table.checkpoint == table.checkpoint.max()]
+    rows = []
+    for row in final.itertuples():
+        snr = row.snr / (1 + np.array(t4_emergence.NOISE_MULTIPLES))
+        q = special.expit(6 * (np.log(snr) - shift)) if row.task != "recall" else 0.05
+        rows.append(pd.DataFrame(dict(
+            task=row.task, size=row.size, P=row.P, seed=row.seed, run=row.run,
+            checkpoint=row.checkpoint, multiple=t4_emergence.NOISE_MULTIPLES, snr=snr,
+            exact=rng.binomial(64, row.chance + (1 - row.chance) * q) / 64, chance=row.chance,
+            n=64)))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_mechanism_rule_reads_one_threshold_a_shifted_one_and_unlearned_tasks():
+    table = _synthetic_table()
+    same = {t: t4_emergence.mechanism_evidence(table[table.task == t],
+                                               (s := _synthetic_sweep(table))[s.task == t])
+            for t in ("copy", "recall")}
+    assert t4_emergence.decide_mechanism(same["copy"]).word == verdicts.SUPPORTED
+    assert same["copy"].runs == 6 and abs(same["copy"].effect) < 0.3
+    assert same["recall"].runs == 0 and same["recall"].per_run.empty
+    assert t4_emergence.decide_mechanism(same["recall"]).word == verdicts.UNDETERMINED
+    sweep = _synthetic_sweep(table, shift=np.log(9.0))
+    shifted = t4_emergence.mechanism_evidence(table[table.task == "copy"],
+                                              sweep[sweep.task == "copy"])
+    assert t4_emergence.decide_mechanism(shifted).word == verdicts.CONTRADICTED
+    assert shifted.effect == pytest.approx(np.log(9.0), abs=0.3)
+    # read at another site, the sweep (made before the last MLP) is not the same quantity
+    assert t4_emergence.decide_mechanism(same["copy"], "final").word == verdicts.UNDETERMINED
+
+
 def test_result_stores_every_threshold_and_the_verdicts(tmp_path):
     from scaling_utils.report import load_result, load_summary, save_summary
 
     suite = TaskSuite(8, 3, 3, 5)
-    result = t4_emergence.analyse(_synthetic_table(), suite, n_boot=40, seed=0)
-    assert [v.key for v in result.verdicts] == ["threshold_copy", "threshold_recall",
-                                                "threshold_modular", "collapse", "metric"]
+    table = _synthetic_table()
+    result = t4_emergence.analyse(table, _synthetic_sweep(table), suite, n_boot=40, seed=0)
+    assert [v.key for v in result.verdicts] == [
+        "threshold_copy", "threshold_recall", "threshold_modular", "collapse", "metric",
+        "mechanism_copy", "mechanism_recall", "mechanism_modular"]
+    assert set(result.mechanism.task) == {"copy", "modular"}
     cfg = resolve_parameters("theorem4_emergence", {"profile": "smoke"})
     save_summary(cfg, result, folder=tmp_path)
     summary = load_summary("theorem4_emergence", "smoke", folder=tmp_path)
@@ -170,7 +234,8 @@ def test_result_stores_every_threshold_and_the_verdicts(tmp_path):
     assert summary["verdicts"] == verdicts.words(result.verdicts)
     back = load_result("theorem4_emergence", "smoke", folder=tmp_path)
     assert [v.markdown() for v in back.verdicts] == [v.markdown() for v in result.verdicts]
-    assert back.table.equals(result.table)
+    assert back.table.equals(result.table) and back.mechanism.equals(result.mechanism)
+    assert np.isfinite(summary["mechanism_copy"]) and np.isnan(summary["mechanism_recall"])
     assert result.numbers()["t4_seeds_inside_copy"] <= 3
 
 
@@ -183,8 +248,9 @@ def test_every_rule_has_worlds_that_hold_fail_and_cannot_tell():
     found = {}
     for world in t4_emergence.worlds(profile_values("theorem4_emergence", "cpu")):
         found.setdefault(world.rule, set()).add((world.truth, world.name))
-    assert set(found) == {"threshold_copy", "threshold_recall", "threshold_modular", "collapse",
-                          "metric"}
+    tasks = ("copy", "recall", "modular")
+    assert set(found) == {*(f"threshold_{t}" for t in tasks), "collapse", "metric",
+                          *(f"mechanism_{t}" for t in tasks)}
     for rule, kinds in found.items():
         truths = {t for t, _ in kinds}
         assert truths == {HOLDS, FAILS}, rule

@@ -17,7 +17,7 @@ __all__ = ["bias_variance_panels", "ceiling_curves", "entropy_profile", "exponen
            "ks_panels", "returns_per_doubling", "seed_estimates", "seed_spread", "snr_by_context",
            "snr_panels", "t1_effective_context", "t1_exponents", "t1_headline",
            "t1_position_loss", "t1_students", "t1_variance_against_neff", "t1_variance_grid",
-           "t4_capabilities", "t4_seed_thresholds", "variance_curves", "verdict_figure",
+           "t4_capabilities", "t4_mechanism", "t4_seed_thresholds", "variance_curves", "verdict_figure",
            "verdict_panels", "verdict_shares"]
 
 
@@ -310,6 +310,40 @@ def t4_seed_thresholds(per_seed: pd.DataFrame, pooled: pd.DataFrame) -> plt.Figu
         axes[0, 0].set_axis_off()
     else:
         axes[0, -1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def t4_mechanism(table: pd.DataFrame, sweep: pd.DataFrame, per_run: pd.DataFrame) -> plt.Figure:
+    """Per task that some run learned: exact match against SNR along training (solid) and
+    under noise added at the final weights (dashed), one colour per run that learned it, with
+    each run's two fitted thresholds as a circle (training) and a cross (noise)."""
+    tasks = list(dict.fromkeys(per_run.task)) if len(per_run) else []
+    fig, axes = plt.subplots(1, max(1, len(tasks)), figsize=(4.6 * max(1, len(tasks)), 3.4),
+                             squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        runs = per_run[per_run.task == task]
+        chance = float(table[table.task == task].chance.iloc[0])
+        for i, row in enumerate(runs.itertuples()):
+            colour = f"C{i % 10}"
+            for part, style in ((table, "-"), (sweep, "--")):
+                rows = part[(part.task == task) & (part.run == row.run) & (part.snr > 0)]
+                rows = rows.sort_values("snr")
+                ax.plot(rows.snr, rows.exact, style, color=colour, lw=1,
+                        label=row.run if style == "-" else None)
+            level = chance + (1 - chance) / 2
+            ax.plot([row.theta_training], [level], "o", mfc="none", color=colour, ms=6)
+            ax.plot([row.theta_noise], [level], "x", color=colour, ms=6)
+        ax.axhline(chance, color="grey", ls=":", lw=1)
+        ax.set(xscale="log", ylim=(-0.03, 1.03), xlabel="SNR before the last MLP",
+               ylabel="exact match", title=f"{task}: training (solid), noise (dashed)")
+    if not tasks:
+        axes[0, 0].text(0.5, 0.5, "no task learned: no noise sweep to read", ha="center",
+                        transform=axes[0, 0].transAxes)
+        axes[0, 0].set_axis_off()
+    else:
+        axes[0, -1].legend(title="run", fontsize="x-small", loc="upper left",
+                           bbox_to_anchor=(1.02, 1))
     fig.tight_layout()
     return fig
 

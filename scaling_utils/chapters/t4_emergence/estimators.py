@@ -14,7 +14,7 @@ from scipy import special
 from ...estimators.intervals import jackknife_interval, mean_t_interval
 from ...estimators.thresholds import (LOGIT_WIDTH, LogisticFits, ThresholdFit, binomial_deviance,
                                       fit_logistic, fit_threshold)
-from .rules import CANDIDATES, CI_LEVEL, LEARNED_LEVEL, MARGIN_CONTROL, SMOOTH_SLOPE
+from .rules import CANDIDATES, CI_LEVEL, LEARNED_LEVEL, MARGIN_CONTROL, MIN_RUNS, SMOOTH_SLOPE
 
 # The estimator on outcomes with a known answer: success a logistic in ln x with theta = 2 and
 # k = 4, at KNOWN_POINTS values of x from 0.1 to 10, KNOWN_TRIALS attempts each.
@@ -315,6 +315,81 @@ def crossing_resources(table: pd.DataFrame, metric: str = "exact", level: float 
     out["flops_cross"] = 6 * out.P * out.D_cross
     return out
 
+
+MECHANISM_COLUMNS = ["run", "size", "seed", "theta_training", "theta_noise", "log_ratio", "used",
+                     "why_not"]
+
+
+@dataclass(frozen=True)
+class MechanismEvidence:
+    """Per run that learned a task: the threshold in SNR of one logistic fitted along training
+    (``theta_training``) and of one fitted to the noise sweep at the final weights
+    (``theta_noise``), and ln of their ratio; over the runs whose two thresholds both lie
+    inside their measured SNR (``used``), the mean ln ratio with its t interval over runs."""
+
+    task: str
+    per_run: pd.DataFrame
+    effect: float
+    ci_low: float
+    ci_high: float
+    runs: int
+
+
+def run_thresholds(part: pd.DataFrame) -> pd.DataFrame:
+    """One logistic in ln SNR per run (all runs in one batched fit): ln theta, slope, and
+    whether a rising switch lies inside the run's measured SNR, from rows with columns run, snr,
+    exact, n, chance (rows with a non-positive or missing SNR are left out)."""
+    x = part.snr.to_numpy(float)
+    keep = np.isfinite(x) & (x > 0)
+    names, run_of = np.unique(part.run.to_numpy(str)[keep], return_inverse=True)
+    if not len(names):
+        return pd.DataFrame(columns=["run", "log_theta", "slope", "inside"])
+    order = np.argsort(run_of, kind="stable")
+    counts = np.bincount(run_of)
+    at = (run_of[order], np.arange(len(order)) - np.repeat(np.cumsum(counts) - counts, counts))
+    log_x, hits, trials = (np.zeros((len(names), counts.max())) for _ in range(3))
+    log_x[at] = np.log(x[keep][order])
+    trials[at] = part.n.to_numpy(float)[keep][order]
+    hits[at] = part.exact.to_numpy(float)[keep][order] * trials[at]
+    fits = fit_logistic(log_x, hits, trials, float(part.chance.iloc[0]))
+    low = np.where(trials > 0, log_x, np.inf).min(1)
+    high = np.where(trials > 0, log_x, -np.inf).max(1)
+    inside = (fits.log_theta >= low) & (fits.log_theta <= high) & (fits.slope > 0)
+    return pd.DataFrame(dict(run=names, log_theta=fits.log_theta, slope=fits.slope,
+                             inside=inside))
+
+
+def mechanism_evidence(trajectory: pd.DataFrame, sweep: pd.DataFrame) -> MechanismEvidence:
+    """The mechanism rule's evidence for one task: ``trajectory`` its rows along training
+    (run, checkpoint, snr, exact, n, chance), ``sweep`` its noise-sweep rows at the final
+    weights (run, snr, exact, n, chance).  A run enters when its final checkpoint reaches
+    :data:`LEARNED_LEVEL` and both fits put a rising switch inside their measured SNR."""
+    task = str(trajectory.task.iloc[0]) if "task" in trajectory and len(trajectory) else ""
+    run = trajectory.run.to_numpy(str)
+    last = trajectory.checkpoint.to_numpy() == trajectory.groupby(run).checkpoint.transform("max").to_numpy()
+    final = trajectory[last].assign(run=run[last]).drop_duplicates("run").set_index("run")
+    learned = final.index[final.exact.to_numpy(float) >= LEARNED_LEVEL]
+    along = run_thresholds(trajectory[np.isin(run, learned)]).set_index("run").reindex(learned)
+    noised = run_thresholds(sweep[np.isin(sweep.run.to_numpy(str), learned)]
+                            ).set_index("run").reindex(learned)
+    why = np.select([along.log_theta.isna().to_numpy(), noised.log_theta.isna().to_numpy(),
+                     ~along.inside.fillna(False).to_numpy(bool),
+                     ~noised.inside.fillna(False).to_numpy(bool)],
+                    ["no SNR along training", "no noise sweep",
+                     "the switch along training lies outside its checkpoints",
+                     "the noise does not switch it off inside the sweep"], "")
+    final = final.loc[learned]
+    per_run = pd.DataFrame(dict(
+        run=np.asarray(learned, str),
+        size=final["size"].to_numpy(str) if "size" in final else "",
+        seed=final.seed.to_numpy() if "seed" in final else np.nan,
+        theta_training=np.exp(along.log_theta.to_numpy(float)),
+        theta_noise=np.exp(noised.log_theta.to_numpy(float)),
+        log_ratio=(noised.log_theta - along.log_theta).to_numpy(float),
+        used=why == "", why_not=why), columns=MECHANISM_COLUMNS)
+    used = per_run.log_ratio.to_numpy(float)[why == ""]
+    effect, lo, hi = mean_t_interval(used) if len(used) >= MIN_RUNS else (np.nan,) * 3
+    return MechanismEvidence(task, per_run, effect, lo, hi, len(used))
 
 
 def known_threshold_demo(n_boot: int, seed: int) -> ThresholdFit:

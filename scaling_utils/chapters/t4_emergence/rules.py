@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ...verdicts import (CHECK, CONTRADICTED, PAPER, SUPPORTED, UNDETERMINED, Verdict, above,
-                         below, unavailable)
+                         below, near, unavailable)
 
 if TYPE_CHECKING:
-    from .estimators import CollapseEvidence, MetricEvidence, ThresholdEvidence
+    from .estimators import (CollapseEvidence, MechanismEvidence, MetricEvidence,
+                             ThresholdEvidence)
 
 LEARNED_LEVEL = 0.5  # a task "switches on" when some run's exact match reaches 50 %
 # The smooth alternative: a logistic in ln SNR with |k| <= 1, i.e. at most as steep as the
@@ -25,6 +27,11 @@ ABRUPT_WIDTH = float(np.log(9.0))
 # The free logistic must beat the smooth one by at least this held-out deviance per point (one
 # unit: the expected deviance of a point under the right binomial model).
 THRESHOLD_DEVIANCE_MARGIN = 1.0
+# The mechanism, success = f_C(S + N): noise of known size added where the SNR is read, the
+# weights fixed, must switch a task off at the SNR where training switched it on. Two thresholds
+# count as one when they differ by less than a factor of 3 (ln 3: half the abrupt width ln 9, so
+# less than half a switch apart). Fixed before any noise sweep was run.
+MECHANISM_MARGIN = ABRUPT_WIDTH / 2
 COLLAPSE_MARGIN = 0.0  # SNR must predict held-out runs better than the best alternative
 MIN_RUNS = 3  # an interval over runs needs at least this many runs
 CI_LEVEL = 0.95
@@ -40,15 +47,20 @@ CLAIMS = {
     "threshold": "{task} switches on abruptly at a threshold in SNR",
     "collapse": "one curve in SNR serves every run better than D, D x P or loss",
     "metric": "the switch survives a continuous metric (answer log-probability)",
+    "mechanism": "noise added at fixed weights switches {task} off at the SNR where training "
+                 "switched it on",
 }
 # Thresholds in SNR and one curve in SNR for every run are the paper's claims; whether a switch
 # survives a continuous metric is the book's check (the "mirage" question).
-ROLES = {"threshold": PAPER, "collapse": PAPER, "metric": CHECK}
+# The mechanism is the theorem's own statement, success a function of the representation's SNR.
+ROLES = {"threshold": PAPER, "collapse": PAPER, "metric": CHECK, "mechanism": PAPER}
 TO_DECIDE = {
     "threshold": "more runs (seeds) or more checkpoints around the switch, so that the held-out "
                  "gain and the width are resolved",
     "collapse": "more runs (seeds), or sizes that separate SNR from D and D x P",
     "metric": "more runs that learn the multi-token task, or checkpoints closer together",
+    "mechanism": "more runs (seeds) that learn the task with the switch between checkpoints, "
+                 "or checkpoints closer together around the switch",
 }
 NOT_EVIDENCE = " Not evidence when the SNR is read at the readout."
 MEASURE_BEFORE_MLP = "measure the SNR before the last MLP (snr_site=last_mlp_input)"
@@ -72,6 +84,14 @@ METRIC_RULE = (
     f"switches on, lies below ln 9 = {ABRUPT_WIDTH:.2f} (the switch is still abrupt), "
     "contradicted if it lies above, undetermined otherwise or with fewer than "
     f"{MIN_RUNS} such runs. A width below the checkpoint spacing counts as the spacing.")
+
+MECHANISM_RULE = (
+    "per run that learned the task, ln theta of a logistic fitted to success against SNR under "
+    "noise added before the last MLP at the final weights, minus ln theta of the same fit "
+    "along training; supported if the 95 % t interval over runs of the mean difference lies "
+    f"inside 0 ± ln 3 = {MECHANISM_MARGIN:.2f} (one threshold within a factor of 3), "
+    "contradicted if it lies wholly outside, undetermined otherwise or with fewer than "
+    f"{MIN_RUNS} runs whose two thresholds both lie inside their measured SNR.")
 
 
 def tied_by_construction(snr_site: str) -> bool:
@@ -146,3 +166,20 @@ def decide_metric(evidence: MetricEvidence) -> Verdict:
               to_decide, what="the width")
     return Verdict(v.key, v.claim, v.word, v.effect, v.ci_low, v.ci_high, METRIC_RULE, v.to_decide,
                    v.reason)
+
+
+def decide_mechanism(evidence: MechanismEvidence, site: str = "last_mlp_input") -> Verdict:
+    """``mechanism_<task>``: at fixed weights, added noise switches the task off at the SNR
+    where training switched it on (success depends on the SNR alone)."""
+    key = f"mechanism_{evidence.task}"
+    claim = CLAIMS["mechanism"].format(task=evidence.task)
+    more = TO_DECIDE["mechanism"]
+    if site != "last_mlp_input":
+        return unavailable(key, claim, "noise is added only where the SNR is read before the "
+                           "last MLP", MEASURE_BEFORE_MLP, MECHANISM_RULE)
+    if evidence.runs < MIN_RUNS:
+        return unavailable(key, claim, f"{evidence.runs} runs learned {evidence.task} with both "
+                           "thresholds inside their measured SNR", more, MECHANISM_RULE)
+    return replace(near(key, claim, evidence.effect, evidence.ci_low, evidence.ci_high, 0.0,
+                        MECHANISM_MARGIN, more, what="the mean difference in ln theta"),
+                   rule=MECHANISM_RULE)

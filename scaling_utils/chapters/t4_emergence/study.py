@@ -21,10 +21,12 @@ from ...tasks import TaskSuite
 from ...train import EVAL_SEED_OFFSET, StudentGrid, TrainConfig, TrainResult, load_student
 from ..base import ChapterResult
 from . import text
-from .estimators import (METRIC_COLUMNS, CollapseEvidence, MetricEvidence, collapse_evidence,
-                         collapse_table, crossing_resources, known_threshold_demo,
-                         metric_evidence, seed_thresholds, threshold_evidence, threshold_table)
-from .rules import decide_collapse, decide_metric, decide_threshold, tied_by_construction
+from .estimators import (MECHANISM_COLUMNS, METRIC_COLUMNS, CollapseEvidence, MechanismEvidence,
+                         MetricEvidence, collapse_evidence, collapse_table, crossing_resources,
+                         known_threshold_demo, mechanism_evidence, metric_evidence,
+                         seed_thresholds, threshold_evidence, threshold_table)
+from .rules import (decide_collapse, decide_mechanism, decide_metric, decide_threshold,
+                    tied_by_construction)
 
 EMERGENCE_VERSION = 2  # bump when a change here changes the capability tables
 # Where the SNR is read (the residual stream of the last block): before its MLP (the default,
@@ -36,6 +38,12 @@ SNR_SITES = ("last_mlp_input", "last_block_input", "final")
 EXAMPLE_SEED_OFFSET = 20_000
 EXAMPLE_SEED_RANGE = 1_000_000
 EVAL_SEQUENCES = 256  # held-out task sequences each run's loss (a collapse candidate) is read on
+# The noise sweep: isotropic Gaussian noise added before the last MLP at the final weights, its
+# variance per dimension these multiples of the representation's within-class variance per
+# dimension, so that the SNR falls to about SNR / (1 + multiple): from the trained SNR down by a
+# factor of about 4000, far past any threshold the runs cross along training.
+NOISE_MULTIPLES = (0.0,) + tuple(2.0 ** np.arange(-3, 13))
+SWEEP_VERSION = 1  # bump when a change here changes the noise sweeps
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,6 +66,8 @@ class Theorem4Result(ChapterResult):
     crossings: pd.DataFrame
     known: ThresholdFit
     level: float  # the success level that counts as crossed
+    sweep: pd.DataFrame  # success and SNR under added noise at each run's final weights
+    mechanism_evidence: dict  # task -> MechanismEvidence
 
     @property
     def by_construction(self) -> bool:
@@ -78,6 +88,17 @@ class Theorem4Result(ChapterResult):
     def collapse_wins(self) -> dict:
         """The share of bootstrap resamples of runs in which each candidate predicts best."""
         return dict(self.collapse_evidence.wins)
+
+    @property
+    def mechanism(self) -> pd.DataFrame:
+        """Per task and run that learned it: the threshold in SNR along training and under
+        noise at the final weights, their ln ratio, and whether the run enters the rule."""
+        frames = [e.per_run.assign(task=t) for t, e in self.mechanism_evidence.items()
+                  if len(e.per_run)]
+        if not frames:
+            return pd.DataFrame(columns=["task", *MECHANISM_COLUMNS])
+        out = pd.concat(frames, ignore_index=True)
+        return out[["task", *MECHANISM_COLUMNS]]
 
     @property
     def metric(self) -> pd.DataFrame:
@@ -132,6 +153,14 @@ def _forward(model, tokens: np.ndarray, site: str) -> tuple[np.ndarray, np.ndarr
     return hidden.double().cpu().numpy(), logits.double().cpu().numpy()
 
 
+def _margin(logits: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Per instance, the smallest over answer tokens of the right logit minus the best other
+    (exact match, teacher forced, is margin > 0)."""
+    right = np.take_along_axis(logits, truth[..., None], -1)[..., 0]
+    others = np.where(np.eye(logits.shape[-1], dtype=bool)[truth], -np.inf, logits).max(-1)
+    return (right - others).min(1)
+
+
 def measure_run(result: TrainResult, suite: TaskSuite, n_examples: int,
                 site: str = "last_mlp_input", device=None) -> pd.DataFrame:
     """Every task at every kept checkpoint of one run: exact match (all answer tokens right,
@@ -155,9 +184,7 @@ def measure_run(result: TrainResult, suite: TaskSuite, n_examples: int,
             cols = np.arange(ex.answer_start - 1, ex.answer_start + ex.answer_length - 1)
             z, truth = logits[block][:, cols], ex.answers
             log_p = z - special.logsumexp(z, -1, keepdims=True)
-            right = np.take_along_axis(z, truth[..., None], -1)[..., 0]
-            others = np.where(np.eye(z.shape[-1], dtype=bool)[truth], -np.inf, z).max(-1)
-            margin = (right - others).min(1)
+            margin = _margin(z, truth)
             logprob = np.take_along_axis(log_p, truth[..., None], -1)[..., 0].mean(1)
             try:
                 ratio = snr(hidden[block][:, cols].reshape(-1, hidden.shape[-1]), truth.ravel(),
@@ -176,6 +203,63 @@ def measure_run(result: TrainResult, suite: TaskSuite, n_examples: int,
     return pd.DataFrame(rows)
 
 
+def _last_mlp_readout(model):
+    """The rest of the forward pass from the residual stream before the last MLP: h + MLP(norm
+    h), the final norm, the output head (position by position, so a perturbation of h at one
+    position changes only that position's logits)."""
+    layer = model.base_model.layers[-1]
+    head, norm = model.get_output_embeddings(), model.base_model.norm
+
+    def readout(h: torch.Tensor) -> torch.Tensor:
+        return head(norm(h + layer.mlp(layer.post_attention_layernorm(h))))
+    return readout
+
+
+
+
+def noise_sweep(result: TrainResult, suite: TaskSuite, n_examples: int, device=None) -> pd.DataFrame:
+    """Success against SNR at the final weights: the representation before the last MLP at each
+    task's answer positions, plus isotropic Gaussian noise of variance ``multiple`` x its
+    within-class variance per dimension (:data:`NOISE_MULTIPLES`), read out by the rest of the
+    network; one row per task and multiple with the SNR of the noised representation (labels:
+    the answer tokens; its signal and noise power beside it) and the exact match it gives.  Theorem 4 says success is f_C(S + N): if
+    so, the noise switches a task off at the SNR where training switched it on."""
+    c = result.config
+    size = f"{c.spec.n_layers}x{c.spec.d_model}"
+    last = len(result.curve_tokens) - 1
+    model = load_student(result, device, checkpoint=last)
+    examples = [suite.examples(task, n_examples, _example_seed(c)) for task in suite.tasks]
+    hidden, _ = _forward(model, np.concatenate([ex.tokens for ex in examples]), "last_mlp_input")
+    readout = _last_mlp_readout(model)
+    rng = np.random.default_rng(_example_seed(c) + 1)
+    rows = []
+    for j, ex in enumerate(examples):
+        cols = np.arange(ex.answer_start - 1, ex.answer_start + ex.answer_length - 1)
+        h = hidden[j * n_examples:(j + 1) * n_examples][:, cols]  # n x L x width
+        truth, sequence = ex.answers.ravel(), np.repeat(np.arange(n_examples), len(cols))
+
+        def measured(x):  # SNR, signal and noise power of x at the answer positions
+            try:
+                m = snr(x.reshape(-1, x.shape[-1]), truth, sequence, n_boot=0)
+                return m.snr, m.signal_power, m.noise_power
+            except ValueError:
+                return np.nan, np.nan, np.nan
+        within = measured(h)[2] / h.shape[-1]  # the estimator's noise power, per dimension
+        for multiple in NOISE_MULTIPLES:
+            noised = h + np.sqrt(multiple * within) * rng.standard_normal(h.shape)
+            with torch.inference_mode():
+                z = readout(torch.as_tensor(noised, dtype=torch.float32,
+                                            device=next(model.parameters()).device))
+            ratio, signal, noise = measured(noised)
+            rows.append(dict(task=ex.task, size=size, P=result.n_parameters, seed=c.seed,
+                             run=f"{size} s{c.seed}", checkpoint=last, multiple=float(multiple),
+                             snr=float(ratio), signal_power=float(signal),
+                             noise_power=float(noise),
+                             exact=float((_margin(z.double().cpu().numpy(), ex.answers) > 0).mean()),
+                             chance=suite.chance(ex.task), n=n_examples))
+    return pd.DataFrame(rows)
+
+
 def _measured_run(config: TrainConfig, suite: TaskSuite, eval_tokens: np.ndarray,
                   n_examples: int, site: str, device, cache: str) -> pd.DataFrame:
     """One job of the grid: train (or read back) one run, then measure it (cached by the run's
@@ -188,15 +272,20 @@ def _measured_run(config: TrainConfig, suite: TaskSuite, eval_tokens: np.ndarray
     key = {"run": asdict(config), "suite": suite.digest(), "n_examples": n_examples, "site": site,
            "device": kind, "threads": torch.get_num_threads() if kind == "cpu" else None,
            "version": EMERGENCE_VERSION}
-    return cached("capabilities", key,
-                  lambda: measure_run(result, suite, n_examples, site, device), folder=cache)
+    capabilities = cached("capabilities", key,
+                          lambda: measure_run(result, suite, n_examples, site, device), folder=cache)
+    sweep_key = {k: v for k, v in key.items() if k not in ("site", "version")}
+    sweep = cached("noise_sweeps", {**sweep_key, "version": SWEEP_VERSION},
+                   lambda: noise_sweep(result, suite, n_examples, device), folder=cache)
+    return capabilities, sweep
 
 
 def capability_table(configs: Sequence[TrainConfig], suite: TaskSuite, eval_tokens: np.ndarray,
                      n_examples: int, site: str = "last_mlp_input", device=None,
-                     executor=None) -> pd.DataFrame:
-    """Train and measure every run (spread over ``executor``; see :mod:`.executor`), one row
-    per task, run and checkpoint (see :func:`measure_run`)."""
+                     executor=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train and measure every run (spread over ``executor``; see :mod:`.executor`): one row
+    per task, run and checkpoint (see :func:`measure_run`), and the noise sweeps at the final
+    weights (see :func:`noise_sweep`)."""
     from ...cache import cache_dir
     from ...executor import open_executor, run_jobs
 
@@ -211,7 +300,8 @@ def capability_table(configs: Sequence[TrainConfig], suite: TaskSuite, eval_toke
     else:
         frames = run_jobs(job, [configs[i] for i in order], executor)
     frames = [frames[order.index(i)] for i in range(len(configs))]
-    return pd.concat(frames, ignore_index=True)
+    return (pd.concat([f[0] for f in frames], ignore_index=True),
+            pd.concat([f[1] for f in frames], ignore_index=True))
 
 
 
@@ -225,15 +315,16 @@ def study(cfg) -> Theorem4Result:
     configs = StudentGrid.from_values(dict(cfg.values, context=suite.context), suite.n_symbols,
                                       n_evals=cfg.n_checkpoints, eval_spacing="log",
                                       keep_checkpoints=True).configs()
-    table = capability_table(configs, suite, eval_tokens, cfg.n_examples, cfg.snr_site,
-                             cfg.device, cfg.executor)
-    return analyse(table, suite, cfg.n_boot, cfg.seed, cfg.snr_site, cfg.level,
+    table, sweep = capability_table(configs, suite, eval_tokens, cfg.n_examples, cfg.snr_site,
+                                    cfg.device, cfg.executor)
+    return analyse(table, sweep, suite, cfg.n_boot, cfg.seed, cfg.snr_site, cfg.level,
                    profile=cfg.profile)
 
 
-def analyse(table: pd.DataFrame, suite: TaskSuite, n_boot: int, seed: int,
+def analyse(table: pd.DataFrame, sweep: pd.DataFrame, suite: TaskSuite, n_boot: int, seed: int,
             snr_site: str = "last_mlp_input", level: float = 0.5, profile: str = "") -> Theorem4Result:
-    """The chapter's estimates and verdicts from a capability table (see :func:`study`)."""
+    """The chapter's estimates and verdicts from a capability table and the noise sweeps (see
+    :func:`study`)."""
     by_construction = tied_by_construction(snr_site)
     thresholds = threshold_table(table, "snr", "exact", n_boot, seed, groups=("run",))
     per_seed = seed_thresholds(table, n_boot, seed)
@@ -244,10 +335,14 @@ def analyse(table: pd.DataFrame, suite: TaskSuite, n_boot: int, seed: int,
                                   np.nan, 0))
     crossings = crossing_resources(table, "exact", level)
     evidence = {t: threshold_evidence(table[table.task == t]) for t in suite.tasks}
+    mechanism = {t: mechanism_evidence(table[table.task == t], sweep[sweep.task == t])
+                 for t in suite.tasks}
     verdicts = tuple([decide_threshold(evidence[t], by_construction) for t in suite.tasks]
-                     + [decide_collapse(collapse, by_construction), decide_metric(metric)])
+                     + [decide_collapse(collapse, by_construction), decide_metric(metric)]
+                     + [decide_mechanism(mechanism[t], snr_site) for t in suite.tasks])
     return Theorem4Result(profile=profile, snr_site=snr_site, table=table, thresholds=thresholds,
                           seed_thresholds=per_seed, collapse_evidence=collapse,
-                          metric_evidence=metric, crossings=crossings,
+                          metric_evidence=metric, crossings=crossings, sweep=sweep,
+                          mechanism_evidence=mechanism,
                           known=known_threshold_demo(n_boot, seed), level=level,
                           verdicts=verdicts)

@@ -8,8 +8,8 @@ import pandas as pd
 
 from ...verdicts import CONTRADICTED, SUPPORTED, UNDETERMINED
 from .estimators import KNOWN_POINTS, KNOWN_SLOPE, KNOWN_THETA, KNOWN_TRIALS
-from .rules import (ABRUPT_WIDTH, CANDIDATES, LEARNED_LEVEL, SMOOTH_SLOPE,
-                    THRESHOLD_DEVIANCE_MARGIN)
+from .rules import (ABRUPT_WIDTH, CANDIDATES, LEARNED_LEVEL, MECHANISM_MARGIN, MIN_RUNS,
+                    SMOOTH_SLOPE, THRESHOLD_DEVIANCE_MARGIN)
 
 # The summary keeps every theta (with its interval) and these counts and effects.
 SUMMARY_KEYS = ("thresholds_found", "tasks", "collapse_snr_best", "collapse_tasks", "width_ratio",
@@ -35,6 +35,28 @@ def reasons(result) -> dict:
                    "match at an SNR inside the measured range")
             out.update({f"theta_{task}{suffix}": why for suffix in ("", "_low", "_high")})
             out[f"seeds_inside_{task}"] = why
+        evidence = result.mechanism_evidence.get(task)
+        if evidence is not None and evidence.runs < MIN_RUNS:
+            why = (f"no mechanism estimate for {task}: {evidence.runs} runs learned it with both "
+                   f"thresholds inside their measured SNR (at least {MIN_RUNS} needed)")
+            out.update({f"mechanism_{task}{s}": why for s in ("", "_low", "_high", "_factor")})
+    return out
+
+
+def _mechanism(result) -> dict:
+    """Per task: the mean ln ratio of the thresholds under noise and along training, its
+    interval, the same as a factor (exp), and how many runs were swept and used."""
+    out = {}
+    for task, e in result.mechanism_evidence.items():
+        out.update({f"mechanism_{task}": e.effect, f"mechanism_{task}_low": e.ci_low,
+                    f"mechanism_{task}_high": e.ci_high,
+                    f"mechanism_{task}_factor": float(np.exp(e.effect)),
+                    f"mechanism_runs_{task}": e.runs,
+                    f"mechanism_learned_{task}": len(e.per_run)})
+    out["mechanism_margin"] = float(np.exp(MECHANISM_MARGIN))
+    sweep = result.sweep
+    out["noise_levels"] = int(sweep.multiple.nunique()) if len(sweep) else 0
+    out["noise_largest"] = float(sweep.multiple.max()) if len(sweep) else np.nan
     return out
 
 
@@ -60,6 +82,7 @@ def numbers(result) -> dict:
     collapse, ctable = result.collapse_evidence, result.collapse
     metric, crossings, known = result.metric_evidence, result.crossings, result.known
     out = _thresholds(result)
+    out.update(_mechanism(result))
     final = table[table.checkpoint == table.checkpoint.max()].groupby("task").exact.max()
     out.update({f"final_{t}": float(final.get(t, np.nan)) for t in tasks})
     found = [t for t in tasks if np.isfinite(out[f"theta_{t}"])]
@@ -95,4 +118,5 @@ def numbers(result) -> dict:
 def summary(numbers: dict) -> dict:
     """The stored headline numbers: theta with its interval for every task (NaN, with a reason,
     where none was fitted) and the counts the pages that relate the theorems read."""
-    return {k: v for k, v in numbers.items() if k.startswith("theta_") or k in SUMMARY_KEYS}
+    return {k: v for k, v in numbers.items()
+            if k.startswith(("theta_", "mechanism_")) or k in SUMMARY_KEYS}

@@ -15,10 +15,11 @@ from ...tasks import TaskSuite
 from ...train import student_parameters
 from ...verdicts import Verdict
 from ...worlds import FAILS, HOLDS, World
-from .estimators import collapse_evidence, metric_evidence, threshold_evidence
-from .rules import decide_collapse, decide_metric, decide_threshold
+from .estimators import (collapse_evidence, mechanism_evidence, metric_evidence,
+                         threshold_evidence)
+from .rules import decide_collapse, decide_mechanism, decide_metric, decide_threshold
 
-WORLDS_VERSION = 2  # bump when a change here changes the simulated worlds
+WORLDS_VERSION = 3  # bump when a change here changes the simulated worlds
 
 # Between-run noise of the sizes measured on the cpu profile's nine runs (seeds 0-2, three
 # sizes, 1.5 M tokens): one logistic in ln SNR per run puts the copy and addition switches at
@@ -32,6 +33,12 @@ WORLD_LOGPROB_NOISE = 0.02
 WORLD_WIDTH_SPREAD = 0.22
 # The worlds where one threshold does serve every run use a third of the measured spread.
 WORLD_SHARED_SPREAD = 0.3
+# The mechanism worlds: the noise sweep's levels (ln SNR from the trained value down by ln 4000,
+# as NOISE_MULTIPLES give), and how far a run's threshold under noise scatters around its own
+# threshold along training when one threshold serves both (sd in ln; a guess, not measured).
+WORLD_SWEEP_LEVELS = 17
+WORLD_SWEEP_DEPTH = float(np.log(4000.0))
+WORLD_MECHANISM_JITTER = 0.3
 
 
 def world_runs(values: Mapping) -> tuple[int, int, int, list]:
@@ -61,6 +68,29 @@ def simulate_threshold(task: str, chance: float, slope: float, spread: float, ru
                               snr=np.exp(ln_snr).ravel(), exact=rng.binomial(n, p).ravel() / n,
                               n=n, chance=chance))
     return decide_threshold(threshold_evidence(frame))
+
+
+def simulate_mechanism(task: str, chance: float, shift: float, runs: int, checkpoints: int,
+                       n: int, seed: int) -> Verdict:
+    """Runs that switch on along training as in :func:`simulate_threshold` (width 0.55 in
+    ln SNR, thresholds spread by WORLD_SHARED_SPREAD between runs), then a noise sweep at the
+    final weights that switches each run off at its own threshold times exp(``shift``) (and a
+    run jitter of WORLD_MECHANISM_JITTER in ln); judged by the chapter's mechanism rule."""
+    rng = np.random.default_rng(seed)
+    ln_snr = np.linspace(-4.0, 4.0, checkpoints)[None, :] + \
+        WORLD_SNR_SPREAD * rng.standard_normal((runs, 1))
+    ln_theta = 0.5 + WORLD_SHARED_SPREAD * rng.standard_normal((runs, 1))
+    ln_noised = ln_snr[:, -1:] - np.linspace(0.0, WORLD_SWEEP_DEPTH, WORLD_SWEEP_LEVELS)[None, :]
+    ln_off = ln_theta + shift + WORLD_MECHANISM_JITTER * rng.standard_normal((runs, 1))
+
+    def frame(ln_x, ln_t, steps):
+        p = chance + (1 - chance) * special.expit(8.0 * (ln_x - ln_t))
+        return pd.DataFrame(dict(task=task, run=np.repeat(np.arange(runs), steps).astype(str),
+                                 checkpoint=np.tile(np.arange(steps), runs),
+                                 snr=np.exp(ln_x).ravel(), exact=rng.binomial(n, p).ravel() / n,
+                                 n=n, chance=chance))
+    return decide_mechanism(mechanism_evidence(frame(ln_snr, ln_theta, checkpoints),
+                                               frame(ln_noised, ln_off, WORLD_SWEEP_LEVELS)))
 
 
 def simulate_collapse(driver: str, values: Mapping, runs: int, checkpoints: int, n: int,
@@ -139,6 +169,21 @@ def worlds(values: Mapping) -> list:
                   partial(sim, 8.0, WORLD_THETA_SPREAD, runs, checkpoints, n)),
             World(f"threshold_{task}", "underpowered", HOLDS, "width 1.5 in ln SNR, but 3 runs "
                   "of 16 instances", partial(sim, 3.0, WORLD_SHARED_SPREAD, 3, checkpoints, 16)),
+        ]
+    for task in suite.tasks:
+        sim = partial(simulate_mechanism, task, suite.chance(task))
+        out += [
+            World(f"mechanism_{task}", "holds", HOLDS, "noise switches every run off at its "
+                  f"training threshold (run jitter {WORLD_MECHANISM_JITTER:g} in ln)",
+                  partial(sim, 0.0, runs, checkpoints, n)),
+            World(f"mechanism_{task}", "fails", FAILS, "noise switches every run off at 9 "
+                  "times its training threshold", partial(sim, float(np.log(9.0)), runs,
+                                                        checkpoints, n)),
+            World(f"mechanism_{task}", "fails: just outside", FAILS, "noise switches every run "
+                  "off at 4 times its training threshold (the band is a factor of 3)",
+                  partial(sim, float(np.log(4.0)), runs, checkpoints, n)),
+            World(f"mechanism_{task}", "underpowered", HOLDS, "one threshold, but 3 runs of 16 "
+                  "instances", partial(sim, 0.0, 3, checkpoints, 16)),
         ]
     out += [
         World("collapse", "holds", HOLDS, "success is a logistic in ln SNR; SNR grows with D, "
