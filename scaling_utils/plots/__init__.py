@@ -316,24 +316,24 @@ def t4_seed_thresholds(per_seed: pd.DataFrame, pooled: pd.DataFrame) -> plt.Figu
 
 def t4_mechanism(table: pd.DataFrame, sweep: pd.DataFrame, per_run: pd.DataFrame) -> plt.Figure:
     """Per task that some run learned: exact match against SNR along training (solid) and
-    under noise added at the final weights (dashed), one colour per run that learned it, with
-    each run's two fitted thresholds as a circle (training) and a cross (noise)."""
+    under noise added at the final weights (dashed), one line per run that learned it coloured
+    by model size, with each run's two fitted thresholds as a circle (training) and a cross
+    (noise) at half-way between chance and 1."""
     tasks = list(dict.fromkeys(per_run.task)) if len(per_run) else []
+    sizes = list(dict.fromkeys(table["size"]))
+    colour = dict(zip(sizes, sns.color_palette(n_colors=len(sizes))))
     fig, axes = plt.subplots(1, max(1, len(tasks)), figsize=(4.6 * max(1, len(tasks)), 3.4),
                              squeeze=False)
     for ax, task in zip(axes[0], tasks):
-        runs = per_run[per_run.task == task]
         chance = float(table[table.task == task].chance.iloc[0])
-        for i, row in enumerate(runs.itertuples()):
-            colour = f"C{i % 10}"
+        level = chance + (1 - chance) / 2
+        for row in per_run[per_run.task == task].itertuples():
             for part, style in ((table, "-"), (sweep, "--")):
                 rows = part[(part.task == task) & (part.run == row.run) & (part.snr > 0)]
                 rows = rows.sort_values("snr")
-                ax.plot(rows.snr, rows.exact, style, color=colour, lw=1,
-                        label=row.run if style == "-" else None)
-            level = chance + (1 - chance) / 2
-            ax.plot([row.theta_training], [level], "o", mfc="none", color=colour, ms=6)
-            ax.plot([row.theta_noise], [level], "x", color=colour, ms=6)
+                ax.plot(rows.snr, rows.exact, style, color=colour[row.size], lw=1)
+            ax.plot([row.theta_training], [level], "o", mfc="none", color=colour[row.size], ms=6)
+            ax.plot([row.theta_noise], [level], "x", color=colour[row.size], ms=6)
         ax.axhline(chance, color="grey", ls=":", lw=1)
         ax.set(xscale="log", ylim=(-0.03, 1.03), xlabel="SNR before the last MLP",
                ylabel="exact match", title=f"{task}: training (solid), noise (dashed)")
@@ -342,7 +342,10 @@ def t4_mechanism(table: pd.DataFrame, sweep: pd.DataFrame, per_run: pd.DataFrame
                         transform=axes[0, 0].transAxes)
         axes[0, 0].set_axis_off()
     else:
-        axes[0, -1].legend(title="run", fontsize="x-small", loc="upper left",
+        handles = [plt.Line2D([], [], color=colour[s], label=s) for s in sizes]
+        handles += [plt.Line2D([], [], color="k", ls=ls, marker=m, mfc="none", label=label)
+                    for ls, m, label in (("-", "o", "training, theta"), ("--", "x", "noise, theta"))]
+        axes[0, -1].legend(handles=handles, fontsize="x-small", loc="upper left",
                            bbox_to_anchor=(1.02, 1))
     fig.tight_layout()
     return fig

@@ -67,7 +67,7 @@ class Theorem4Result(ChapterResult):
     known: ThresholdFit
     level: float  # the success level that counts as crossed
     sweep: pd.DataFrame  # success and SNR under added noise at each run's final weights
-    mechanism_evidence: dict  # task -> MechanismEvidence
+    mechanism_evidence: dict[str, MechanismEvidence]  # per task
 
     @property
     def by_construction(self) -> bool:
@@ -110,6 +110,9 @@ class Theorem4Result(ChapterResult):
 
     def reasons(self) -> dict:
         return text.reasons(self)
+
+    def _texts(self) -> dict:
+        return {f"mechanism_reading_{t}": text.mechanism_reading(self, t) for t in self.tasks}
 
     def summary(self) -> dict:
         """The headline numbers stored with the chapter's summary: theta with its interval for

@@ -53,7 +53,13 @@ def _mechanism(result) -> dict:
                     f"mechanism_{task}_factor": float(np.exp(e.effect)),
                     f"mechanism_runs_{task}": e.runs,
                     f"mechanism_learned_{task}": len(e.per_run)})
+        used = e.per_run[e.per_run.used]
+        for column in ("theta_training", "theta_noise"):  # the spread of the runs' thresholds
+            values = used[column].to_numpy(float)
+            out[f"mechanism_{task}_{column}_low"] = float(values.min()) if len(values) else np.nan
+            out[f"mechanism_{task}_{column}_high"] = float(values.max()) if len(values) else np.nan
     out["mechanism_margin"] = float(np.exp(MECHANISM_MARGIN))
+    out["mechanism_band"] = MECHANISM_MARGIN
     sweep = result.sweep
     out["noise_levels"] = int(sweep.multiple.nunique()) if len(sweep) else 0
     out["noise_largest"] = float(sweep.multiple.max()) if len(sweep) else np.nan
@@ -106,13 +112,32 @@ def numbers(result) -> dict:
         cells=len(crossings), level=result.level, abrupt_width=ABRUPT_WIDTH,
         smooth_slope=SMOOTH_SLOPE, deviance_margin=THRESHOLD_DEVIANCE_MARGIN,
         learned_level=LEARNED_LEVEL,
-        supported=sum(v.word == SUPPORTED for v in verdicts),
+        n_verdicts=len(verdicts), supported=sum(v.word == SUPPORTED for v in verdicts),
         contradicted=sum(v.word == CONTRADICTED for v in verdicts),
         undetermined=sum(v.word == UNDETERMINED for v in verdicts))
     out.update(known_theta=known.theta, known_low=known.ci_low, known_high=known.ci_high,
                known_true=KNOWN_THETA, known_k=KNOWN_SLOPE, known_points=KNOWN_POINTS,
                known_trials=KNOWN_TRIALS)
     return out
+
+
+def mechanism_reading(result, task: str = "copy") -> str:
+    """What the runs' thresholds under noise and along training say side by side: how far
+    each set spreads between runs (largest over smallest), and on which side noise falls."""
+    evidence = result.mechanism_evidence.get(task)
+    if evidence is None or evidence.runs < MIN_RUNS:
+        return (f"Too few runs learned {task} with both thresholds measured to compare them "
+                f"(at least {MIN_RUNS} are needed).")
+    used = evidence.per_run[evidence.per_run.used]
+    spread = {c: float(used[c].max() / used[c].min()) for c in ("theta_training", "theta_noise")}
+    lower = int((used.log_ratio < 0).sum())
+    tighter = ("closer together under noise than along training"
+               if spread["theta_noise"] < spread["theta_training"] else
+               "further apart under noise than along training")
+    return (f"The runs' thresholds lie {tighter} (they span a factor of "
+            f"{spread['theta_noise']:.1f} under noise, {spread['theta_training']:.1f} along "
+            f"training), and in {lower} of {len(used)} runs the noise switches {task} off at a "
+            "lower SNR than the one at which training switched it on.")
 
 
 def summary(numbers: dict) -> dict:
