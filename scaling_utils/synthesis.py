@@ -13,10 +13,12 @@ from .verdicts import (CONTRADICTED, FAILED_INTERVAL, PAPER, READING, SUPPORTED,
                        Verdict, role_of, weakest_link)
 
 # The paper's argument (its Appendix E.4) in order: noise falls with context, so the SNR grows
-# (with context, with data, with size), so capabilities switch on at thresholds; meanwhile the
-# loss approaches its floor.  Each link is the chapter's verdict keys starting with the name.
+# (with context, with data, with size), so capabilities switch on at thresholds (abruptly, at
+# one threshold per capability, because success is a function of the SNR); meanwhile the loss
+# approaches its floor.  Each link is the chapter's verdict keys starting with the name.
 CHAIN = (("theorem1_clt", "rate"), ("theorem3_snr", "context"), ("theorem3_snr", "data"),
-         ("theorem3_snr", "size"), ("theorem4_emergence", "threshold"),
+         ("theorem3_snr", "size"), ("theorem4_emergence", "abrupt"),
+         ("theorem4_emergence", "shared"), ("theorem4_emergence", "mechanism"),
          ("theorem4_emergence", "collapse"), ("theorem2_bias_variance", "capacity"),
          ("theorem2_bias_variance", "coupling"), ("theorem2_bias_variance", "entropy"))
 

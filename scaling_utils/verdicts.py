@@ -34,8 +34,8 @@ ROLES = (PAPER, CHECK, CONTROL, READING)
 
 
 def role_of(roles: dict, key: str) -> str:
-    """The role of verdict ``key`` in a chapter's ``ROLES`` (a key like ``threshold_copy`` takes
-    the role of its family, ``threshold``, unless it has its own)."""
+    """The role of verdict ``key`` in a chapter's ``ROLES`` (a key like ``abrupt_copy`` takes
+    the role of its family, ``abrupt``, unless it has its own)."""
     role = roles.get(key, roles.get(key.split("_")[0]))
     if role not in ROLES:
         raise KeyError(f"verdict {key!r} has no role in {sorted(roles)}; give it one of {ROLES} "

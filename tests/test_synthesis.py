@@ -33,14 +33,14 @@ def test_overview_and_chain_read_every_stored_verdict(tmp_path, monkeypatch):
         "theorem1_clt": {"rate": SUPPORTED, "control": SUPPORTED},
         "theorem2_bias_variance": {"capacity": BROKEN, "coupling": OPEN, "entropy": OPEN},
         "theorem3_snr": {"data": OPEN, "data_proof": BROKEN, "size": SUPPORTED},
-        "theorem4_emergence": {"threshold_copy": SUPPORTED, "collapse": BROKEN}})
+        "theorem4_emergence": {"abrupt_copy": SUPPORTED, "collapse": BROKEN}})
     by_chapter = synthesis.chapter_verdicts("smoke", folder=tmp_path)
     table = synthesis.overview_table(by_chapter)
     assert len(table) == 10 and set(table.verdict) == {"supported", "undetermined", "contradicted"}
     assert table.loc[table.verdict == "undetermined", "what would decide it"].eq("more data").all()
     cfg = resolve_parameters("integration", {"profile": "smoke"})
     result = synthesis.study(cfg, folder=tmp_path)
-    assert [v.key for v in result.chain] == ["rate", "data", "size", "threshold_copy", "collapse",
+    assert [v.key for v in result.chain] == ["rate", "data", "size", "abrupt_copy", "collapse",
                                              "capacity", "coupling", "entropy"]
     assert result.weakest.key == "collapse"  # the first contradicted link in the paper's order
     assert "collapse" in synthesis.weakest_sentence(result.weakest)
@@ -52,15 +52,15 @@ def test_the_answer_counts_only_the_papers_claims(tmp_path, monkeypatch):
         "theorem1_clt": {"rate": BROKEN, "control": SUPPORTED, "twin": SUPPORTED},
         "theorem2_bias_variance": {"capacity": SUPPORTED, "coupling": SUPPORTED},
         "theorem3_snr": {"data": OPEN, "data_appendix": BROKEN},
-        "theorem4_emergence": {"threshold_copy": OPEN, "metric": SUPPORTED}})
+        "theorem4_emergence": {"shared_copy": OPEN, "metric": SUPPORTED}})
     by_chapter = synthesis.chapter_verdicts("smoke", folder=tmp_path)
     table = synthesis.overview_table(by_chapter)
     assert [v.key for v in synthesis.paper_claims(by_chapter)] == ["rate", "capacity", "data",
-                                                                   "threshold_copy"]
+                                                                   "shared_copy"]
     roles = dict(zip(table.claim, table.role))
     assert roles["claim control"] == roles["claim twin"] == verdicts.CONTROL
     assert roles["claim coupling"] == roles["claim metric"] == verdicts.CHECK
-    assert roles["claim threshold_copy"] == verdicts.PAPER  # the family's role
+    assert roles["claim shared_copy"] == verdicts.PAPER  # the family's role
     assert roles["claim data_appendix"] == verdicts.READING  # its own role, not the family's
     answer = synthesis.at_a_glance(table)
     assert "**Supported: 1 of 4.** Thm 2: claim capacity" in answer
@@ -77,7 +77,8 @@ def test_every_verdict_key_of_every_chapter_has_a_role():
     keys = {"theorem1_clt": ["rate", "last_token", "residual", "control", "twin"],
             "theorem2_bias_variance": ["capacity", "coupling", "entropy"],
             "theorem3_snr": ["data", "data_proof", "data_appendix", "size", "context"],
-            "theorem4_emergence": ["threshold_copy", "threshold_modular", "collapse", "metric"]}
+            "theorem4_emergence": ["abrupt_copy", "shared_modular", "collapse", "metric",
+                                   "mechanism_copy"]}
     for entry in chapters():
         for key in keys[entry.notebook]:
             assert verdicts.role_of(entry.roles, key) in verdicts.ROLES

@@ -62,11 +62,12 @@ def test_heldout_deviance_equals_refitting_without_each_run():
     assert list(points) == [14] * 4
 
 
-def test_threshold_rule_reads_abrupt_smooth_and_unlearned_tasks():
-    decide, evidence = t4_emergence.decide_threshold, t4_emergence.threshold_evidence
-    abrupt = decide(evidence(_threshold_frame(8.0, 0.3)))
+def test_abrupt_rule_reads_each_runs_own_switch_and_unlearned_tasks():
+    decide, evidence = t4_emergence.decide_abrupt, t4_emergence.switch_evidence
+    # abrupt in every run, thresholds scattered: each run's own width is what is read
+    abrupt = decide(evidence(_threshold_frame(8.0, 1.5, seed=3)))
     smooth = decide(evidence(_threshold_frame(1.0, 0.3)))
-    assert abrupt.word == verdicts.SUPPORTED and abrupt.key == "threshold_copy"
+    assert abrupt.word == verdicts.SUPPORTED and abrupt.key == "abrupt_copy"
     assert abrupt.ci_high < t4_emergence.ABRUPT_WIDTH
     assert smooth.word == verdicts.CONTRADICTED and smooth.ci_low > t4_emergence.ABRUPT_WIDTH
     never = _threshold_frame(8.0, 0.3).assign(exact=0.01)
@@ -76,12 +77,30 @@ def test_threshold_rule_reads_abrupt_smooth_and_unlearned_tasks():
     assert tied.word == verdicts.UNDETERMINED and "Not evidence" in tied.rule
 
 
-def test_threshold_width_interval_contains_the_spread_between_runs():
-    # every run switches abruptly, but at thresholds scattered by 1.5 in ln SNR: the pooled
-    # curve is wide, and the rule must not call it abrupt
-    scattered = t4_emergence.threshold_evidence(_threshold_frame(8.0, 1.5, seed=3))
-    assert scattered.width_ci_high > t4_emergence.ABRUPT_WIDTH
-    assert t4_emergence.decide_threshold(scattered).word != verdicts.SUPPORTED
+def test_abrupt_rule_does_not_call_a_switch_smooth_that_the_checkpoints_cannot_resolve():
+    # every run steps between two checkpoints 2.5 apart in ln SNR (more than ln 9): floored at
+    # that gap the widths lie above ln 9, but as fitted they are steps, so no contradiction
+    ln_snr = np.arange(-5.0, 5.1, 2.5)
+    rows = [pd.DataFrame(dict(task="copy", run=f"r{r}", snr=np.exp(ln_snr + 0.1 * r),
+                              exact=(ln_snr + 0.1 * r > 0.2).astype(float), n=256, chance=0.0))
+            for r in range(5)]
+    evidence = t4_emergence.switch_evidence(pd.concat(rows, ignore_index=True))
+    assert evidence.runs == 5 and np.allclose(evidence.per_run.resolution, 2.5)
+    assert evidence.width_ci_low > t4_emergence.ABRUPT_WIDTH
+    assert t4_emergence.decide_abrupt(evidence).word == verdicts.UNDETERMINED
+
+
+def test_shared_rule_tells_one_threshold_from_scattered_ones():
+    one = t4_emergence.switch_evidence(_threshold_frame(8.0, 0.1, runs=9, seed=2))
+    assert t4_emergence.decide_shared(one).word == verdicts.SUPPORTED
+    # thresholds scattered by sd 1.0 in ln between 12 runs, 60 data sets: the chi-square
+    # interval covers 1.0 in about 95 % of them (binomial SE 2.8 %: at least 85 %), and the
+    # rule never says one threshold serves them all
+    scattered = [t4_emergence.switch_evidence(_threshold_frame(8.0, 1.0, runs=12, seed=s))
+                 for s in range(60)]
+    assert np.mean([e.spread_ci_low <= 1.0 <= e.spread_ci_high for e in scattered]) >= 0.85
+    words = [t4_emergence.decide_shared(e).word for e in scattered]
+    assert verdicts.SUPPORTED not in words and verdicts.CONTRADICTED in words
 
 
 def test_collapse_rule_prefers_the_variable_that_drives_success():
@@ -220,9 +239,10 @@ def test_result_stores_every_threshold_and_the_verdicts(tmp_path):
     suite = TaskSuite(8, 3, 3, 5)
     table = _synthetic_table()
     result = t4_emergence.analyse(table, _synthetic_sweep(table), suite, n_boot=40, seed=0)
+    tasks = ("copy", "recall", "modular")
     assert [v.key for v in result.verdicts] == [
-        "threshold_copy", "threshold_recall", "threshold_modular", "collapse", "metric",
-        "mechanism_copy", "mechanism_recall", "mechanism_modular"]
+        *(f"abrupt_{t}" for t in tasks), *(f"shared_{t}" for t in tasks), "collapse", "metric",
+        *(f"mechanism_{t}" for t in tasks)]
     assert set(result.mechanism.task) == {"copy", "modular"}
     cfg = resolve_parameters("theorem4_emergence", {"profile": "smoke"})
     save_summary(cfg, result, folder=tmp_path)
@@ -249,8 +269,8 @@ def test_every_rule_has_worlds_that_hold_fail_and_cannot_tell():
     for world in t4_emergence.worlds(profile_values("theorem4_emergence", "cpu")):
         found.setdefault(world.rule, set()).add((world.truth, world.name))
     tasks = ("copy", "recall", "modular")
-    assert set(found) == {*(f"threshold_{t}" for t in tasks), "collapse", "metric",
-                          *(f"mechanism_{t}" for t in tasks)}
+    assert set(found) == {*(f"abrupt_{t}" for t in tasks), *(f"shared_{t}" for t in tasks),
+                          "collapse", "metric", *(f"mechanism_{t}" for t in tasks)}
     for rule, kinds in found.items():
         truths = {t for t, _ in kinds}
         assert truths == {HOLDS, FAILS}, rule

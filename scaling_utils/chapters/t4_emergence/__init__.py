@@ -2,8 +2,9 @@
 passes a capability-specific threshold theta_C.  The chapter trains small students on three
 tasks with exact success metrics (copy, recall, modular addition), several seeds per size, reads
 every capability and the SNR at checkpoints along training, adds noise of known size where the
-SNR is read at each run's final weights, and decides four kinds of claims:
-``threshold_<task>`` (success is an abrupt logistic in ln SNR), ``collapse`` (one curve in SNR
+SNR is read at each run's final weights, and decides five kinds of claims:
+``abrupt_<task>`` (each run's success is an abrupt logistic in ln SNR), ``shared_<task>``
+(the runs switch at one threshold), ``collapse`` (one curve in SNR
 predicts held-out runs better than one in D, D x P or the loss), ``metric`` (the multi-token
 copy switch survives a continuous metric) and ``mechanism_<task>`` (at fixed weights, noise
 switches the task off at the SNR where training switched it on: success depends on the SNR
@@ -15,7 +16,8 @@ alone).  Every interval is over training runs.
   :func:`capability_table`);
 - ``estimators.py``: held-out deviance leaving one run out, each rule's evidence, pooled and
   per-seed thresholds, the collapse table, crossing resources, the known-threshold check;
-- ``rules.py``: :func:`decide_threshold`, :func:`decide_collapse`, :func:`decide_metric`,
+- ``rules.py``: :func:`decide_abrupt`, :func:`decide_shared`, :func:`decide_collapse`,
+  :func:`decide_metric`,
   :func:`decide_mechanism`, their
   bounds, ``CLAIMS`` and ``TO_DECIDE``;
 - ``worlds.py``: simulated runs for the rules' false-verdict rates (:func:`worlds`);
@@ -24,17 +26,17 @@ alone).  Every interval is over training runs.
 
 from __future__ import annotations
 
-from .estimators import (CollapseEvidence, MechanismEvidence, MetricEvidence, ThresholdEvidence,
+from .estimators import (CollapseEvidence, MechanismEvidence, MetricEvidence, SwitchEvidence,
                          collapse_evidence, collapse_table, crossing_resources, heldout_deviance,
                          known_threshold_demo, mechanism_evidence, metric_evidence,
-                         run_thresholds, seed_thresholds, threshold_evidence, threshold_table)
+                         run_thresholds, seed_thresholds, switch_evidence, threshold_table)
 from .rules import (ABRUPT_WIDTH, CANDIDATES, CLAIMS, LEARNED_LEVEL, MARGIN_CONTROL,
-                    MECHANISM_MARGIN, TO_DECIDE, decide_collapse, decide_mechanism, decide_metric,
-                    decide_threshold)
+                    MECHANISM_MARGIN, SHARED_SPREAD, TO_DECIDE, decide_abrupt, decide_collapse,
+                    decide_mechanism, decide_metric, decide_shared)
 from .study import (NOISE_MULTIPLES, SNR_SITES, Theorem4Result, analyse, capability_table,
                     measure_run, noise_sweep, study)
 from .worlds import (WORLDS_VERSION, simulate_collapse, simulate_mechanism, simulate_metric,
-                     simulate_threshold, world_runs, worlds)
+                     simulate_switch, world_runs, worlds)
 
 NOTEBOOK = "theorem4_emergence"
 SHORT = "Thm 4"
@@ -44,16 +46,16 @@ __all__ = [
     # the registry's names and the study
     "NOTEBOOK", "SHORT", "TITLE", "study", "analyse", "Theorem4Result", "worlds", "WORLDS_VERSION",
     # the rules
-    "decide_threshold", "decide_collapse", "decide_metric", "decide_mechanism", "CLAIMS",
+    "decide_abrupt", "decide_shared", "decide_collapse", "decide_metric", "decide_mechanism", "CLAIMS",
     "TO_DECIDE", "ABRUPT_WIDTH", "CANDIDATES", "LEARNED_LEVEL", "MARGIN_CONTROL",
-    "MECHANISM_MARGIN",
+    "MECHANISM_MARGIN", "SHARED_SPREAD",
     # measuring the runs, and the estimators
     "SNR_SITES", "NOISE_MULTIPLES", "capability_table", "measure_run", "noise_sweep",
-    "CollapseEvidence", "MechanismEvidence", "MetricEvidence", "ThresholdEvidence",
+    "CollapseEvidence", "MechanismEvidence", "MetricEvidence", "SwitchEvidence",
     "collapse_evidence", "collapse_table", "crossing_resources", "heldout_deviance",
     "known_threshold_demo", "mechanism_evidence", "metric_evidence", "run_thresholds",
-    "seed_thresholds", "threshold_evidence", "threshold_table",
+    "seed_thresholds", "switch_evidence", "threshold_table",
     # the simulated worlds
-    "simulate_collapse", "simulate_mechanism", "simulate_metric", "simulate_threshold",
+    "simulate_collapse", "simulate_mechanism", "simulate_metric", "simulate_switch",
     "world_runs",
 ]

@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from ...estimators.intervals import jackknife_interval, mean_t_interval
+from ...estimators.intervals import mean_t_interval
 from ...estimators.thresholds import (LOGIT_WIDTH, LogisticFits, ThresholdFit, binomial_deviance,
                                       fit_logistic, fit_threshold)
-from .rules import CANDIDATES, CI_LEVEL, LEARNED_LEVEL, MARGIN_CONTROL, MIN_RUNS, SMOOTH_SLOPE
+from .rules import CANDIDATES, CI_LEVEL, LEARNED_LEVEL, MARGIN_CONTROL, MIN_RUNS
 
 # The estimator on outcomes with a known answer: success a logistic in ln x with theta = 2 and
 # k = 4, at KNOWN_POINTS values of x from 0.1 to 10, KNOWN_TRIALS attempts each.
@@ -60,57 +60,83 @@ def heldout_deviance(log_x, hits, trials, run_of, chance=0.0, max_slope=None):
             folds.slope.reshape(variants, len(runs)), whole)
 
 
+SWITCH_COLUMNS = ["run", "theta", "width", "resolution", "width_resolved", "used"]
+
+
 @dataclass(frozen=True)
-class ThresholdEvidence:
-    """What the threshold rule reads for one task: whether it was learned (exact match reached
-    :data:`LEARNED_LEVEL` in some run) and its pooled theta lies inside the measured SNR, the
-    held-out deviance per point that the free logistic gains over the smooth one (mean over
-    runs, t interval over runs), and the 10-90 % width in ln SNR (jackknife over runs:
-    bias-corrected estimate and t interval)."""
+class SwitchEvidence:
+    """What the abruptness and shared-threshold rules read for one task: one logistic in ln SNR
+    per run along training (``per_run``: theta, the 10-90 % width 2 ln 9 / k, the resolution,
+    i.e. the gap in ln SNR between the measured points either side of theta, and the width
+    floored at it), over the runs that learned the task with a rising switch inside their SNR:
+    the geometric mean width with t intervals over runs (floored, and as fitted), and the
+    spread (sd) of ln theta between runs beyond what the resolution alone gives, with a
+    chi-square interval."""
 
     task: str
     learned: bool
-    in_range: bool
+    per_run: pd.DataFrame
     runs: int
-    gain: float
-    gain_ci_low: float
-    gain_ci_high: float
-    width: float
+    width: float  # geometric mean over runs of the width floored at the resolution
     width_ci_low: float
     width_ci_high: float
+    fitted_width_ci_low: float  # the same interval for the widths as fitted (not floored)
+    spread: float
+    spread_ci_low: float
+    spread_ci_high: float
 
 
-def threshold_evidence(part: pd.DataFrame, variable: str = "snr") -> ThresholdEvidence:
-    """The threshold rule's evidence for one task's rows (columns run, ``variable``, exact, n,
-    chance).  Every fit is maximum likelihood over the pooled runs; the held-out deviance and
-    the jackknife both leave one whole run out."""
-    task = str(part.task.iloc[0]) if "task" in part else ""
-    log_x, hits, trials, run_of = _rows(part, variable)
-    runs = len(np.unique(run_of))
-    learned = bool(len(hits) and (hits / trials).max() >= LEARNED_LEVEL)
+def _resolution(log_x: np.ndarray, log_theta: float) -> float:
+    """The gap between the measured ln x values on either side of ln theta (the widest a
+    switch between them can be told apart from a step)."""
+    values = np.unique(log_x)
+    i = int(np.searchsorted(values, log_theta))
+    return float(values[i] - values[i - 1]) if 0 < i < len(values) else np.nan
+
+
+def switch_evidence(part: pd.DataFrame) -> SwitchEvidence:
+    """The evidence of the abruptness and shared-threshold rules from one task's rows along
+    training (run, snr, exact, n, chance): per-run fits (:func:`run_thresholds`) of the runs
+    whose exact match reaches :data:`LEARNED_LEVEL`."""
+    from scipy import stats as sps
+
+    task = str(part.task.iloc[0]) if "task" in part and len(part) else ""
+    best = part.groupby(part.run.to_numpy(str)).exact.max()
+    learned_runs = best.index[best >= LEARNED_LEVEL]
     nan = np.nan
-    if runs < 2 or len(np.unique(log_x)) < 3:
-        return ThresholdEvidence(task, learned, False, runs, nan, nan, nan, nan, nan, nan)
-    chance = float(part.chance.iloc[0])
-    deviance, points, slopes, whole = heldout_deviance(log_x, hits, trials, run_of, chance,
-                                                       max_slope=[np.inf, SMOOTH_SLOPE])
-    in_range = bool(log_x.min() <= whole.log_theta[0] <= log_x.max())
-    gain = mean_t_interval((deviance[1] - deviance[0]) / points)
-    # jackknife over runs on ln width: the pooled fit is biased towards abrupt when runs
-    # switch at different SNR, so the interval is centred on the bias-corrected estimate
-    log_widths = np.log(np.abs(LOGIT_WIDTH / slopes[0]))
-    centre = runs * np.log(whole.width[0]) - (runs - 1) * log_widths.mean()
-    low, high = jackknife_interval(centre, log_widths, CI_LEVEL)
-    return ThresholdEvidence(task, learned, in_range, runs, *gain, float(np.exp(centre)),
-                             float(np.exp(low)), float(np.exp(high)))
+    fits = run_thresholds(part[np.isin(part.run.to_numpy(str), learned_runs)])
+    rows = []
+    for fit in fits.itertuples():
+        rows_x = part[part.run.to_numpy(str) == fit.run].snr.to_numpy(float)
+        log_x = np.log(rows_x[np.isfinite(rows_x) & (rows_x > 0)])
+        width = float(LOGIT_WIDTH / abs(fit.slope)) if fit.slope else nan
+        resolution = _resolution(log_x, fit.log_theta) if fit.inside else nan
+        rows.append(dict(run=fit.run, theta=float(np.exp(fit.log_theta)), width=width,
+                         resolution=resolution, width_resolved=max(width, resolution),
+                         used=bool(fit.inside and np.isfinite(resolution))))
+    per_run = pd.DataFrame(rows, columns=SWITCH_COLUMNS)
+    used = per_run[per_run.used]
+    runs = len(used)
+    if runs < 2:
+        return SwitchEvidence(task, bool(len(learned_runs)), per_run, runs, *(nan,) * 7)
+    mean, lo, hi = mean_t_interval(np.log(used.width_resolved.to_numpy(float)), CI_LEVEL)
+    _, fit_lo, _ = mean_t_interval(np.log(used.width.to_numpy(float)), CI_LEVEL)
+    log_theta = np.log(used.theta.to_numpy(float))
+    variance, df = float(np.var(log_theta, ddof=1)), runs - 1
+    within = float(np.mean(used.resolution.to_numpy(float) ** 2) / 12)  # uniform in its gap
+    bounds = (df * variance / sps.chi2.ppf((1 + CI_LEVEL) / 2, df),
+              df * variance / sps.chi2.ppf((1 - CI_LEVEL) / 2, df))
+    spread = [float(np.sqrt(max(v - within, 0.0))) for v in (variance, *bounds)]
+    return SwitchEvidence(task, True, per_run, runs, float(np.exp(mean)), float(np.exp(lo)),
+                          float(np.exp(hi)), float(np.exp(fit_lo)), *spread)
 
 
 def threshold_table(table: pd.DataFrame, variable: str = "snr", metric: str = "exact",
                     n_boot: int = 200, seed: int = 0, groups: Sequence[str] | None = ("run",)) -> pd.DataFrame:
     """One logistic threshold fit of ``metric`` against ``variable`` per task, pooling runs
     (theta with a bootstrap CI that resamples whole runs when ``groups`` names them, width in
-    ln units, whether theta lies inside the data), beside the threshold rule's evidence (for
-    exact match).  Token-level metrics count answer tokens as trials; rows with a non-positive
+    ln units, whether theta lies inside the data, whether some run learned it).  Token-level
+    metrics count answer tokens as trials; rows with a non-positive
     variable are dropped."""
     rows = []
     for task, part in table.groupby("task", sort=False):
@@ -126,12 +152,7 @@ def threshold_table(table: pd.DataFrame, variable: str = "snr", metric: str = "e
         row = dict(task=task, variable=variable, metric=metric, theta=fit.theta,
                    ci_low=fit.ci_low, ci_high=fit.ci_high, width=fit.width,
                    in_range=fit.in_range, max_success=float(part[metric].max()),
-                   runs=part.run.nunique())
-        if metric == "exact":
-            ev = threshold_evidence(part, variable)
-            row.update(learned=ev.learned, width_jackknife=ev.width,
-                       width_ci_low=ev.width_ci_low, width_ci_high=ev.width_ci_high, gain=ev.gain,
-                       gain_ci_low=ev.gain_ci_low, gain_ci_high=ev.gain_ci_high)
+                   runs=part.run.nunique(), learned=float(part[metric].max()) >= LEARNED_LEVEL)
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -21,12 +21,12 @@ from ...tasks import TaskSuite
 from ...train import EVAL_SEED_OFFSET, StudentGrid, TrainConfig, TrainResult, load_student
 from ..base import ChapterResult
 from . import text
-from .estimators import (MECHANISM_COLUMNS, METRIC_COLUMNS, CollapseEvidence, MechanismEvidence,
-                         MetricEvidence, collapse_evidence, collapse_table, crossing_resources,
+from .estimators import (MECHANISM_COLUMNS, METRIC_COLUMNS, SWITCH_COLUMNS, CollapseEvidence,
+                         MechanismEvidence, MetricEvidence, SwitchEvidence, collapse_evidence, collapse_table, crossing_resources,
                          known_threshold_demo, mechanism_evidence, metric_evidence,
-                         seed_thresholds, threshold_evidence, threshold_table)
-from .rules import (decide_collapse, decide_mechanism, decide_metric, decide_threshold,
-                    tied_by_construction)
+                         seed_thresholds, switch_evidence, threshold_table)
+from .rules import (decide_abrupt, decide_collapse, decide_mechanism, decide_metric,
+                    decide_shared, tied_by_construction)
 
 EMERGENCE_VERSION = 2  # bump when a change here changes the capability tables
 # Where the SNR is read (the residual stream of the last block): before its MLP (the default,
@@ -68,6 +68,7 @@ class Theorem4Result(ChapterResult):
     level: float  # the success level that counts as crossed
     sweep: pd.DataFrame  # success and SNR under added noise at each run's final weights
     mechanism_evidence: dict[str, MechanismEvidence]  # per task
+    switch_evidence: dict[str, SwitchEvidence]  # per task: each run's own switch along training
 
     @property
     def by_construction(self) -> bool:
@@ -88,6 +89,17 @@ class Theorem4Result(ChapterResult):
     def collapse_wins(self) -> dict:
         """The share of bootstrap resamples of runs in which each candidate predicts best."""
         return dict(self.collapse_evidence.wins)
+
+    @property
+    def switches(self) -> pd.DataFrame:
+        """Per task and run that learned it: its own switch along training (theta, width, the
+        checkpoints' resolution in ln SNR, the width floored at it) and whether it enters the
+        abruptness and shared-threshold rules."""
+        frames = [e.per_run.assign(task=t) for t, e in self.switch_evidence.items()
+                  if len(e.per_run)]
+        if not frames:
+            return pd.DataFrame(columns=["task", *SWITCH_COLUMNS])
+        return pd.concat(frames, ignore_index=True)[["task", *SWITCH_COLUMNS]]
 
     @property
     def mechanism(self) -> pd.DataFrame:
@@ -337,15 +349,17 @@ def analyse(table: pd.DataFrame, sweep: pd.DataFrame, suite: TaskSuite, n_boot: 
               else MetricEvidence("copy", pd.DataFrame(columns=METRIC_COLUMNS), np.nan, np.nan,
                                   np.nan, 0))
     crossings = crossing_resources(table, "exact", level)
-    evidence = {t: threshold_evidence(table[table.task == t]) for t in suite.tasks}
+    switches = {t: switch_evidence(table[table.task == t]) for t in suite.tasks}
     mechanism = {t: mechanism_evidence(table[table.task == t], sweep[sweep.task == t])
                  for t in suite.tasks}
-    verdicts = tuple([decide_threshold(evidence[t], by_construction) for t in suite.tasks]
+    verdicts = tuple([decide(switches[t], by_construction) for decide in (decide_abrupt,
+                                                                           decide_shared)
+                      for t in suite.tasks]
                      + [decide_collapse(collapse, by_construction), decide_metric(metric)]
                      + [decide_mechanism(mechanism[t], snr_site) for t in suite.tasks])
     return Theorem4Result(profile=profile, snr_site=snr_site, table=table, thresholds=thresholds,
                           seed_thresholds=per_seed, collapse_evidence=collapse,
                           metric_evidence=metric, crossings=crossings, sweep=sweep,
-                          mechanism_evidence=mechanism,
+                          mechanism_evidence=mechanism, switch_evidence=switches,
                           known=known_threshold_demo(n_boot, seed), level=level,
                           verdicts=verdicts)

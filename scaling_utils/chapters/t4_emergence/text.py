@@ -9,7 +9,7 @@ import pandas as pd
 from ...verdicts import CONTRADICTED, SUPPORTED, UNDETERMINED
 from .estimators import KNOWN_POINTS, KNOWN_SLOPE, KNOWN_THETA, KNOWN_TRIALS
 from .rules import (ABRUPT_WIDTH, CANDIDATES, LEARNED_LEVEL, MECHANISM_MARGIN, MIN_RUNS,
-                    SMOOTH_SLOPE, THRESHOLD_DEVIANCE_MARGIN)
+                    SHARED_SPREAD, SMOOTH_SLOPE)
 
 # The summary keeps every theta (with its interval) and these counts and effects.
 SUMMARY_KEYS = ("thresholds_found", "tasks", "collapse_snr_best", "collapse_tasks", "width_ratio",
@@ -36,10 +36,30 @@ def reasons(result) -> dict:
             out.update({f"theta_{task}{suffix}": why for suffix in ("", "_low", "_high")})
             out[f"seeds_inside_{task}"] = why
         evidence = result.mechanism_evidence.get(task)
+        switch = result.switch_evidence.get(task)
+        if switch is not None and switch.runs < 2:
+            why = (f"no switch width or spread for {task}: {switch.runs} runs switched it on "
+                   "inside their measured SNR")
+            out.update({f"{name}_{task}{s}": why for name in ("width", "spread")
+                        for s in ("", "_low", "_high")})
         if evidence is not None and evidence.runs < MIN_RUNS:
             why = (f"no mechanism estimate for {task}: {evidence.runs} runs learned it with both "
                    f"thresholds inside their measured SNR (at least {MIN_RUNS} needed)")
             out.update({f"mechanism_{task}{s}": why for s in ("", "_low", "_high", "_factor")})
+    return out
+
+
+def _switches(result) -> dict:
+    """Per task: the runs' own switch widths (geometric mean, interval) and the spread of
+    their thresholds (sd of ln theta beyond the resolution, interval), and how many runs."""
+    out = {}
+    for task, e in result.switch_evidence.items():
+        out.update({f"width_{task}": e.width, f"width_{task}_low": e.width_ci_low,
+                    f"width_{task}_high": e.width_ci_high, f"spread_{task}": e.spread,
+                    f"spread_{task}_low": e.spread_ci_low,
+                    f"spread_{task}_high": e.spread_ci_high, f"switch_runs_{task}": e.runs,
+                    f"unresolved_{task}": int((e.per_run.used & (e.per_run.width
+                                                                < e.per_run.resolution)).sum())})
     return out
 
 
@@ -89,6 +109,7 @@ def numbers(result) -> dict:
     metric, crossings, known = result.metric_evidence, result.crossings, result.known
     out = _thresholds(result)
     out.update(_mechanism(result))
+    out.update(_switches(result))
     final = table[table.checkpoint == table.checkpoint.max()].groupby("task").exact.max()
     out.update({f"final_{t}": float(final.get(t, np.nan)) for t in tasks})
     found = [t for t in tasks if np.isfinite(out[f"theta_{t}"])]
@@ -110,7 +131,8 @@ def numbers(result) -> dict:
                                 for row in metric.per_run.itertuples())),
         crossings=int((crossings.crossed > 0).sum()),
         cells=len(crossings), level=result.level, abrupt_width=ABRUPT_WIDTH,
-        smooth_slope=SMOOTH_SLOPE, deviance_margin=THRESHOLD_DEVIANCE_MARGIN,
+        smooth_slope=SMOOTH_SLOPE, smooth_width=2 * ABRUPT_WIDTH / SMOOTH_SLOPE,
+        shared_spread=SHARED_SPREAD,
         learned_level=LEARNED_LEVEL,
         n_verdicts=len(verdicts), supported=sum(v.word == SUPPORTED for v in verdicts),
         contradicted=sum(v.word == CONTRADICTED for v in verdicts),
@@ -144,4 +166,4 @@ def summary(numbers: dict) -> dict:
     """The stored headline numbers: theta with its interval for every task (NaN, with a reason,
     where none was fitted) and the counts the pages that relate the theorems read."""
     return {k: v for k, v in numbers.items()
-            if k.startswith(("theta_", "mechanism_")) or k in SUMMARY_KEYS}
+            if k.startswith(("theta_", "mechanism_", "width_", "spread_")) or k in SUMMARY_KEYS}

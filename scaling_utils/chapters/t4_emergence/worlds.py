@@ -15,11 +15,10 @@ from ...tasks import TaskSuite
 from ...train import student_parameters
 from ...verdicts import Verdict
 from ...worlds import FAILS, HOLDS, World
-from .estimators import (collapse_evidence, mechanism_evidence, metric_evidence,
-                         threshold_evidence)
-from .rules import decide_collapse, decide_mechanism, decide_metric, decide_threshold
+from .estimators import collapse_evidence, mechanism_evidence, metric_evidence, switch_evidence
+from .rules import decide_abrupt, decide_collapse, decide_mechanism, decide_metric, decide_shared
 
-WORLDS_VERSION = 3  # bump when a change here changes the simulated worlds
+WORLDS_VERSION = 4  # bump when a change here changes the simulated worlds
 
 # Between-run noise of the sizes measured on the cpu profile's nine runs (seeds 0-2, three
 # sizes, 1.5 M tokens): one logistic in ln SNR per run puts the copy and addition switches at
@@ -31,8 +30,10 @@ WORLD_THETA_SPREAD = 1.0
 WORLD_SNR_SPREAD = 0.25
 WORLD_LOGPROB_NOISE = 0.02
 WORLD_WIDTH_SPREAD = 0.22
-# The worlds where one threshold does serve every run use a third of the measured spread.
+# The worlds where the runs' thresholds scatter but a switch is abrupt use a third of the
+# measured spread; those where one threshold serves every run, a sixth.
 WORLD_SHARED_SPREAD = 0.3
+WORLD_ONE_THRESHOLD = 0.15
 # The mechanism worlds: the noise sweep's levels (ln SNR from the trained value down by ln 4000,
 # as NOISE_MULTIPLES give), and how far a run's threshold under noise scatters around its own
 # threshold along training when one threshold serves both (sd in ln; a guess, not measured).
@@ -53,12 +54,12 @@ def _log_d(values: Mapping, checkpoints: int) -> np.ndarray:
     return np.linspace(np.log(first), np.log(max(values["D"], 2 * first)), checkpoints)
 
 
-def simulate_threshold(task: str, chance: float, slope: float, spread: float, runs: int,
-                       checkpoints: int, n: int, seed: int) -> Verdict:
+def simulate_switch(rule: str, task: str, chance: float, slope: float, spread: float, runs: int,
+                    checkpoints: int, n: int, seed: int) -> Verdict:
     """Runs whose ln SNR rises along training (each run offset by WORLD_SNR_SPREAD) and whose
     success is a logistic in ln SNR of ``slope`` around a threshold that differs between runs
-    by ``spread`` (sd of ln theta), with binomial test instances; judged by the chapter's own
-    rule."""
+    by ``spread`` (sd of ln theta), with binomial test instances; judged by the chapter's
+    ``rule`` ("abrupt" or "shared")."""
     rng = np.random.default_rng(seed)
     ln_snr = np.linspace(-4.0, 4.0, checkpoints)[None, :] + \
         WORLD_SNR_SPREAD * rng.standard_normal((runs, 1))
@@ -67,12 +68,13 @@ def simulate_threshold(task: str, chance: float, slope: float, spread: float, ru
     frame = pd.DataFrame(dict(task=task, run=np.repeat(np.arange(runs), checkpoints).astype(str),
                               snr=np.exp(ln_snr).ravel(), exact=rng.binomial(n, p).ravel() / n,
                               n=n, chance=chance))
-    return decide_threshold(threshold_evidence(frame))
+    decide = {"abrupt": decide_abrupt, "shared": decide_shared}[rule]
+    return decide(switch_evidence(frame))
 
 
 def simulate_mechanism(task: str, chance: float, shift: float, runs: int, checkpoints: int,
                        n: int, seed: int) -> Verdict:
-    """Runs that switch on along training as in :func:`simulate_threshold` (width 0.55 in
+    """Runs that switch on along training as in :func:`simulate_switch` (width 0.55 in
     ln SNR, thresholds spread by WORLD_SHARED_SPREAD between runs), then a noise sweep at the
     final weights that switches each run off at its own threshold times exp(``shift``) (and a
     run jitter of WORLD_MECHANISM_JITTER in ln); judged by the chapter's mechanism rule."""
@@ -154,21 +156,28 @@ def worlds(values: Mapping) -> list:
     out = []
     for task in suite.tasks:
         chance = suite.chance(task)
-        sim = partial(simulate_threshold, task, chance)
+        abrupt = partial(simulate_switch, "abrupt", task, chance)
+        shared = partial(simulate_switch, "shared", task, chance)
         out += [
-            World(f"threshold_{task}", "holds", HOLDS, "every run switches with width 0.55 in "
-                  f"ln SNR, thresholds spread by {WORLD_SHARED_SPREAD:g} in ln between runs "
-                  "(pooled width about 1.0)",
-                  partial(sim, 8.0, WORLD_SHARED_SPREAD, runs, checkpoints, n)),
-            World(f"threshold_{task}", "fails: smooth", FAILS, "every run rises with width 3.3 "
+            World(f"abrupt_{task}", "holds", HOLDS, "every run switches with width 0.55 in "
+                  f"ln SNR, thresholds spread by {WORLD_SHARED_SPREAD:g} in ln between runs",
+                  partial(abrupt, 8.0, WORLD_SHARED_SPREAD, runs, checkpoints, n)),
+            World(f"abrupt_{task}", "fails: smooth", FAILS, "every run rises with width 3.3 "
                   "in ln SNR (k = 4/3: steeper than first order, wider than abrupt)",
-                  partial(sim, 4 / 3, WORLD_SHARED_SPREAD, runs, checkpoints, n)),
-            World(f"threshold_{task}", "fails: scattered", FAILS, "every run switches with width "
-                  f"0.55, but at thresholds spread by {WORLD_THETA_SPREAD:g} in ln, as measured "
-                  "(pooled width about 2.5)",
-                  partial(sim, 8.0, WORLD_THETA_SPREAD, runs, checkpoints, n)),
-            World(f"threshold_{task}", "underpowered", HOLDS, "width 1.5 in ln SNR, but 3 runs "
-                  "of 16 instances", partial(sim, 3.0, WORLD_SHARED_SPREAD, 3, checkpoints, 16)),
+                  partial(abrupt, 4 / 3, WORLD_SHARED_SPREAD, runs, checkpoints, n)),
+            World(f"abrupt_{task}", "underpowered", HOLDS, "width 1.5 in ln SNR, but 3 runs "
+                  "of 16 instances", partial(abrupt, 3.0, WORLD_SHARED_SPREAD, 3, checkpoints,
+                                             16)),
+            World(f"shared_{task}", "holds", HOLDS, "every run switches with width 0.55 at "
+                  f"thresholds spread by {WORLD_ONE_THRESHOLD:g} in ln",
+                  partial(shared, 8.0, WORLD_ONE_THRESHOLD, runs, checkpoints, n)),
+            World(f"shared_{task}", "fails: scattered", FAILS, "thresholds spread by "
+                  f"{WORLD_THETA_SPREAD:g} in ln between runs, as measured",
+                  partial(shared, 8.0, WORLD_THETA_SPREAD, runs, checkpoints, n)),
+            World(f"shared_{task}", "fails: just outside", FAILS, "thresholds spread by 0.75 "
+                  "in ln (the bound is 0.55)", partial(shared, 8.0, 0.75, runs, checkpoints, n)),
+            World(f"shared_{task}", "underpowered", HOLDS, "one threshold, but 3 runs of 16 "
+                  "instances", partial(shared, 8.0, WORLD_ONE_THRESHOLD, 3, checkpoints, 16)),
         ]
     for task in suite.tasks:
         sim = partial(simulate_mechanism, task, suite.chance(task))
