@@ -145,6 +145,10 @@ def test_measure_run_scores_exact_match_through_the_margin_and_reads_each_site()
     assert (table.exact <= table.token_accuracy + 1e-12).all()
     single = table[table.answer_tokens == 1]
     assert np.allclose(single.exact, single.token_accuracy)
+    # the in-context-learning score is read on copying only
+    copy = table[table.task == "copy"]
+    assert copy.icl_score.notna().all() and table[table.task != "copy"].icl_score.isna().all()
+    assert copy.icl_norm.between(0, 1).all()
     assert not np.allclose(tables["final"].snr, tables["last_mlp_input"].snr)
     with pytest.raises(ValueError, match="snr_site"):
         t4_emergence.measure_run(run, suite, 32, "embeddings", "cpu")
@@ -193,6 +197,8 @@ def _synthetic_table(seed=0):
                     task=task, size=size, P=p, seed=s, run=f"{size} s{s}", checkpoint=np.arange(10),
                     D=d.astype(int), flops=6 * p * d, loss=2.0 - 0.1 * np.log(d / 1e3), exact=exact,
                     chance=chance, token_accuracy=exact, logprob=-1.0, logprob_norm=q,
+                    icl_norm=q if task == "copy" else np.nan,
+                    icl_score=-2.0 * q if task == "copy" else np.nan,
                     margin=4 * ln_snr, answer_tokens=3 if task == "copy" else 1, n=64,
                     snr=np.exp(ln_snr))))
     return pd.concat(rows, ignore_index=True)
@@ -242,7 +248,7 @@ def test_result_stores_every_threshold_and_the_verdicts(tmp_path):
     tasks = ("copy", "recall", "modular")
     assert [v.key for v in result.verdicts] == [
         *(f"abrupt_{t}" for t in tasks), *(f"shared_{t}" for t in tasks), "collapse", "metric",
-        *(f"mechanism_{t}" for t in tasks)]
+        *(f"mechanism_{t}" for t in tasks), "induction"]
     assert set(result.mechanism.task) == {"copy", "modular"}
     cfg = resolve_parameters("theorem4_emergence", {"profile": "smoke"})
     save_summary(cfg, result, folder=tmp_path)
@@ -270,7 +276,7 @@ def test_every_rule_has_worlds_that_hold_fail_and_cannot_tell():
         found.setdefault(world.rule, set()).add((world.truth, world.name))
     tasks = ("copy", "recall", "modular")
     assert set(found) == {*(f"abrupt_{t}" for t in tasks), *(f"shared_{t}" for t in tasks),
-                          "collapse", "metric", *(f"mechanism_{t}" for t in tasks)}
+                          "collapse", "metric", *(f"mechanism_{t}" for t in tasks), "induction"}
     for rule, kinds in found.items():
         truths = {t for t, _ in kinds}
         assert truths == {HOLDS, FAILS}, rule

@@ -17,7 +17,7 @@ __all__ = ["bias_variance_panels", "ceiling_curves", "entropy_profile", "exponen
            "ks_panels", "returns_per_doubling", "seed_estimates", "seed_spread", "snr_by_context",
            "snr_panels", "t1_effective_context", "t1_exponents", "t1_headline",
            "t1_position_loss", "t1_students", "t1_variance_against_neff", "t1_variance_grid",
-           "t4_capabilities", "t4_mechanism", "t4_seed_thresholds", "variance_curves", "verdict_figure",
+           "t4_capabilities", "t4_icl", "t4_mechanism", "t4_seed_thresholds", "variance_curves", "verdict_figure",
            "verdict_panels", "verdict_shares"]
 
 
@@ -310,6 +310,21 @@ def t4_seed_thresholds(per_seed: pd.DataFrame, pooled: pd.DataFrame) -> plt.Figu
         axes[0, 0].set_axis_off()
     else:
         axes[0, -1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def t4_icl(table: pd.DataFrame) -> plt.Figure:
+    """The copy runs' in-context-learning score (loss on the repeat minus loss on the first
+    occurrence, nats) against training tokens D, one line per run coloured by model size."""
+    part = table[(table.task == "copy") & table.icl_score.notna()]
+    fig, ax = plt.subplots(figsize=(5.6, 3.4))
+    sns.lineplot(data=part, x="D", y="icl_score", hue="size", units="run", estimator=None,
+                 marker="o", markersize=3, lw=1, ax=ax)
+    ax.axhline(0.0, color="grey", ls=":", lw=1)
+    ax.set(xscale="log", xlabel="training tokens D", ylabel="in-context-learning score (nats)",
+           title="copy: loss on the repeat minus loss on the first occurrence")
+    ax.legend(title="size", fontsize="small")
     fig.tight_layout()
     return fig
 

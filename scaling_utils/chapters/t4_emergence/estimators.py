@@ -253,7 +253,7 @@ def collapse_table(evidence: CollapseEvidence) -> pd.DataFrame:
     return per_task[["task", *CANDIDATES, MARGIN_CONTROL]]
 
 
-METRIC_COLUMNS = ["run", "width_exact", "width_logprob", "spacing", "ratio", "switch_inside"]
+METRIC_COLUMNS = ["run", "width_exact", "width_continuous", "spacing", "ratio", "switch_inside"]
 
 
 @dataclass(frozen=True)
@@ -271,11 +271,12 @@ class MetricEvidence:
     runs: int
 
 
-def metric_evidence(part: pd.DataFrame) -> MetricEvidence:
+def metric_evidence(part: pd.DataFrame, column: str = "logprob_norm") -> MetricEvidence:
     """The metric rule's evidence from one multi-token task's rows (columns run, D, exact,
-    logprob_norm, n, chance): one logistic fit in ln D per run and metric (all runs at once),
-    using the runs whose exact match reaches :data:`LEARNED_LEVEL` with its fitted switch
-    inside the measured D."""
+    ``column``: a continuous measure from 0 to 1, by default the normalised answer
+    log-probability; n, chance): one logistic fit in ln D per run and measure (all runs at
+    once), using the runs whose exact match reaches :data:`LEARNED_LEVEL` with its fitted
+    switch inside the measured D."""
     task = str(part.task.iloc[0]) if len(part) else ""
     chance = float(part.chance.iloc[0]) if len(part) else 0.0
     learned = part.groupby("run").exact.max()
@@ -288,9 +289,9 @@ def metric_evidence(part: pd.DataFrame) -> MetricEvidence:
     if len(set(counts)) != 1:
         return MetricEvidence(task, empty, np.nan, np.nan, np.nan, 0)
     grid = {c: part[c].to_numpy(float).reshape(len(names), -1)
-            for c in ("D", "n", "exact", "logprob_norm")}
+            for c in ("D", "n", "exact", column)}
     log_d, trials = np.log(grid["D"]), grid["n"]
-    exact, smooth = grid["exact"] * trials, grid["logprob_norm"] * trials
+    exact, smooth = grid["exact"] * trials, grid[column] * trials
     both = fit_logistic(np.concatenate([log_d, log_d]), np.concatenate([exact, smooth]),
                         np.concatenate([trials, trials]),
                         np.repeat([chance, 0.0], len(names)))
@@ -299,11 +300,11 @@ def metric_evidence(part: pd.DataFrame) -> MetricEvidence:
     spacing = np.median(np.diff(log_d, axis=1), axis=1)
     inside = (on_exact.log_theta >= log_d.min(1)) & (on_exact.log_theta <= log_d.max(1))
     per_run = pd.DataFrame(dict(run=names, width_exact=np.maximum(on_exact.width, spacing),
-                                width_logprob=np.maximum(on_logprob.width, spacing),
+                                width_continuous=np.maximum(on_logprob.width, spacing),
                                 spacing=spacing, switch_inside=inside))
-    per_run["ratio"] = per_run.width_logprob / per_run.width_exact
+    per_run["ratio"] = per_run.width_continuous / per_run.width_exact
     used = per_run[per_run.switch_inside]
-    mean, lo, hi = mean_t_interval(np.log(used.width_logprob.to_numpy(float)))
+    mean, lo, hi = mean_t_interval(np.log(used.width_continuous.to_numpy(float)))
     return MetricEvidence(task, per_run, float(np.exp(mean)), float(np.exp(lo)), float(np.exp(hi)),
                           len(used))
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ...verdicts import (CHECK, CONTRADICTED, PAPER, UNDETERMINED, Verdict, above,
+from ...verdicts import (CHECK, CONTRADICTED, CONTROL, PAPER, UNDETERMINED, Verdict, above,
                          below, near, unavailable)
 
 if TYPE_CHECKING:
@@ -51,12 +51,15 @@ CLAIMS = {
     "metric": "the switch survives a continuous metric (answer log-probability)",
     "mechanism": "noise added at fixed weights switches {task} off at the SNR where training "
                  "switched it on",
+    "induction": "the copy runs' in-context-learning score (induction heads) jumps abruptly in D",
 }
 # Thresholds in SNR and one curve in SNR for every run are the paper's claims; whether a switch
 # survives a continuous metric is the book's check (the "mirage" question).
 # The mechanism is the theorem's own statement, success a function of the representation's SNR.
+# The induction-head transition is known to be abrupt (Olsson et al. 2022): a control the
+# width bound must see, or it has no power.
 ROLES = {"abrupt": PAPER, "shared": PAPER, "collapse": PAPER, "metric": CHECK,
-         "mechanism": PAPER}
+         "mechanism": PAPER, "induction": CONTROL}
 TO_DECIDE = {
     "abrupt": "checkpoints closer together around the switch (a width below the checkpoints' "
               "resolution is not resolved), or more runs (seeds)",
@@ -65,6 +68,7 @@ TO_DECIDE = {
     "metric": "more runs that learn the multi-token task, or checkpoints closer together",
     "mechanism": "more runs (seeds) that learn the task with the switch between checkpoints, "
                  "or checkpoints closer together around the switch",
+    "induction": "more runs that learn to copy, or checkpoints closer together",
 }
 NOT_EVIDENCE = " Not evidence when the SNR is read at the readout."
 MEASURE_BEFORE_MLP = "measure the SNR before the last MLP (snr_site=last_mlp_input)"
@@ -200,3 +204,22 @@ def decide_mechanism(evidence: MechanismEvidence, site: str = "last_mlp_input") 
     return replace(near(key, claim, evidence.effect, evidence.ci_low, evidence.ci_high, 0.0,
                         MECHANISM_MARGIN, more, what="the mean difference in ln theta"),
                    rule=MECHANISM_RULE)
+
+
+INDUCTION_RULE = (
+    "the metric rule's reading with the normalised in-context-learning score -(loss on the "
+    "repeat - loss on the first occurrence) / ln(alphabet) in place of the answer's "
+    f"log-probability: supported if the 95 % interval of its 10-90 % width in ln D lies below "
+    f"ln 9 = {ABRUPT_WIDTH:.2f}, contradicted if above, undetermined otherwise or with fewer "
+    f"than {MIN_RUNS} runs.")
+
+
+def decide_induction(evidence: MetricEvidence) -> Verdict:
+    """``induction`` (a control): the copy runs' in-context-learning score jumps within ln 9
+    in ln D, as induction-head formation is known to."""
+    key, claim, to_decide = "induction", CLAIMS["induction"], TO_DECIDE["induction"]
+    if evidence.runs < MIN_RUNS:
+        return unavailable(key, claim, f"{evidence.runs} runs learned to copy with the switch "
+                           "inside the measured D", to_decide, INDUCTION_RULE)
+    return replace(below(key, claim, evidence.width, evidence.ci_low, evidence.ci_high,
+                         ABRUPT_WIDTH, to_decide, what="the width"), rule=INDUCTION_RULE)

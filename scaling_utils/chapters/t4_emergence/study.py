@@ -25,10 +25,10 @@ from .estimators import (MECHANISM_COLUMNS, METRIC_COLUMNS, SWITCH_COLUMNS, Coll
                          MechanismEvidence, MetricEvidence, SwitchEvidence, collapse_evidence, collapse_table, crossing_resources,
                          known_threshold_demo, mechanism_evidence, metric_evidence,
                          seed_thresholds, switch_evidence, threshold_table)
-from .rules import (decide_abrupt, decide_collapse, decide_mechanism, decide_metric,
-                    decide_shared, tied_by_construction)
+from .rules import (decide_abrupt, decide_collapse, decide_induction, decide_mechanism,
+                    decide_metric, decide_shared, tied_by_construction)
 
-EMERGENCE_VERSION = 2  # bump when a change here changes the capability tables
+EMERGENCE_VERSION = 3  # bump when a change here changes the capability tables
 # Where the SNR is read (the residual stream of the last block): before its MLP (the default,
 # every depth has it), before the whole block, or at the final norm that the output head reads.
 SNR_SITES = ("last_mlp_input", "last_block_input", "final")
@@ -69,6 +69,7 @@ class Theorem4Result(ChapterResult):
     sweep: pd.DataFrame  # success and SNR under added noise at each run's final weights
     mechanism_evidence: dict[str, MechanismEvidence]  # per task
     switch_evidence: dict[str, SwitchEvidence]  # per task: each run's own switch along training
+    induction_evidence: MetricEvidence  # the copy runs' in-context-learning score against D
 
     @property
     def by_construction(self) -> bool:
@@ -181,7 +182,9 @@ def measure_run(result: TrainResult, suite: TaskSuite, n_examples: int,
     """Every task at every kept checkpoint of one run: exact match (all answer tokens right,
     teacher forced, which is greedy decoding's exact match), token accuracy, the mean answer
     log-probability per token and its normalised form 1 - logprob / ln(1/alphabet) (0 = a
-    uniform guess over the alphabet, 1 = certain), the logit margin (per instance, the smallest
+    uniform guess over the alphabet, 1 = certain), for copying the in-context-learning score
+    (loss on the repeat minus loss on the first occurrence) and its normalised form
+    -score / ln(alphabet), the logit margin (per instance, the smallest
     over answer tokens of the right logit minus the best other; exact match means margin > 0),
     and the SNR of the representation at ``site`` with the answer token as the label (one
     forward pass per checkpoint for all tasks)."""
@@ -201,6 +204,7 @@ def measure_run(result: TrainResult, suite: TaskSuite, n_examples: int,
             log_p = z - special.logsumexp(z, -1, keepdims=True)
             margin = _margin(z, truth)
             logprob = np.take_along_axis(log_p, truth[..., None], -1)[..., 0].mean(1)
+            icl = _icl_score(logits[block], ex, logprob) if ex.task == "copy" else np.nan
             try:
                 ratio = snr(hidden[block][:, cols].reshape(-1, hidden.shape[-1]), truth.ravel(),
                             np.repeat(np.arange(n_examples), len(cols)), n_boot=0).snr
@@ -214,8 +218,20 @@ def measure_run(result: TrainResult, suite: TaskSuite, n_examples: int,
                              logprob=float(logprob.mean()),
                              logprob_norm=float(np.clip(1 + logprob.mean() / np.log(suite.alphabet), 0, 1)),
                              margin=float(margin.mean()), answer_tokens=ex.answer_length,
-                             n=n_examples, snr=float(ratio)))
+                             n=n_examples, snr=float(ratio), icl_score=icl,
+                             icl_norm=float(np.clip(-icl / np.log(suite.alphabet), 0, 1))))
     return pd.DataFrame(rows)
+
+
+def _icl_score(logits: np.ndarray, ex, repeat_logprob: np.ndarray) -> float:
+    """The in-context-learning score of a copy instance set (Olsson et al. 2022): the mean loss
+    on the repeated segment minus the mean loss on its first occurrence, which is random (in
+    nats; about -ln(alphabet) once induction heads copy, 0 before)."""
+    m = ex.answer_length
+    z = logits[:, :m]  # positions 0..m-1 predict the first occurrence x_1..x_m
+    log_p = z - special.logsumexp(z, -1, keepdims=True)
+    first = np.take_along_axis(log_p, ex.tokens[:, 1:m + 1, None], -1)[..., 0]
+    return float(first.mean() - repeat_logprob.mean())
 
 
 def _last_mlp_readout(model):
@@ -345,9 +361,10 @@ def analyse(table: pd.DataFrame, sweep: pd.DataFrame, suite: TaskSuite, n_boot: 
     per_seed = seed_thresholds(table, n_boot, seed)
     collapse = collapse_evidence(table, n_boot, seed)
     multi = [t for t in suite.tasks if t == "copy" and suite.copy_length > 1]
-    metric = (metric_evidence(table[table.task == multi[0]]) if multi
-              else MetricEvidence("copy", pd.DataFrame(columns=METRIC_COLUMNS), np.nan, np.nan,
-                                  np.nan, 0))
+    none = MetricEvidence("copy", pd.DataFrame(columns=METRIC_COLUMNS), np.nan, np.nan, np.nan, 0)
+    metric = metric_evidence(table[table.task == multi[0]]) if multi else none
+    induction = (metric_evidence(table[table.task == "copy"], "icl_norm")
+                 if "copy" in suite.tasks and suite.copy_length > 1 else none)
     crossings = crossing_resources(table, "exact", level)
     switches = {t: switch_evidence(table[table.task == t]) for t in suite.tasks}
     mechanism = {t: mechanism_evidence(table[table.task == t], sweep[sweep.task == t])
@@ -356,10 +373,12 @@ def analyse(table: pd.DataFrame, sweep: pd.DataFrame, suite: TaskSuite, n_boot: 
                                                                            decide_shared)
                       for t in suite.tasks]
                      + [decide_collapse(collapse, by_construction), decide_metric(metric)]
-                     + [decide_mechanism(mechanism[t], snr_site) for t in suite.tasks])
+                     + [decide_mechanism(mechanism[t], snr_site) for t in suite.tasks]
+                     + [decide_induction(induction)])
     return Theorem4Result(profile=profile, snr_site=snr_site, table=table, thresholds=thresholds,
                           seed_thresholds=per_seed, collapse_evidence=collapse,
                           metric_evidence=metric, crossings=crossings, sweep=sweep,
                           mechanism_evidence=mechanism, switch_evidence=switches,
+                          induction_evidence=induction,
                           known=known_threshold_demo(n_boot, seed), level=level,
                           verdicts=verdicts)

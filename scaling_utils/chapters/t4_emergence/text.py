@@ -127,6 +127,10 @@ def numbers(result) -> dict:
         width_ratio=(float(np.exp(np.log(metric.per_run.ratio.astype(float)).mean()))
                      if len(metric.per_run) else np.nan),
         metric_runs=metric.runs,
+        induction_width=result.induction_evidence.width,
+        induction_low=result.induction_evidence.ci_low,
+        induction_high=result.induction_evidence.ci_high,
+        induction_runs=result.induction_evidence.runs,
         copy_unresolved=int(sum(row.switch_inside and row.width_exact <= row.spacing + 1e-12
                                 for row in metric.per_run.itertuples())),
         crossings=int((crossings.crossed > 0).sum()),

@@ -16,9 +16,10 @@ from ...train import student_parameters
 from ...verdicts import Verdict
 from ...worlds import FAILS, HOLDS, World
 from .estimators import collapse_evidence, mechanism_evidence, metric_evidence, switch_evidence
-from .rules import decide_abrupt, decide_collapse, decide_mechanism, decide_metric, decide_shared
+from .rules import (decide_abrupt, decide_collapse, decide_induction, decide_mechanism,
+                    decide_metric, decide_shared)
 
-WORLDS_VERSION = 4  # bump when a change here changes the simulated worlds
+WORLDS_VERSION = 5  # bump when a change here changes the simulated worlds
 
 # Between-run noise of the sizes measured on the cpu profile's nine runs (seeds 0-2, three
 # sizes, 1.5 M tokens): one logistic in ln SNR per run puts the copy and addition switches at
@@ -128,10 +129,11 @@ def simulate_collapse(driver: str, values: Mapping, runs: int, checkpoints: int,
 
 
 def simulate_metric(width: float, values: Mapping, runs: int, checkpoints: int, n: int,
-                    seed: int) -> Verdict:
+                    seed: int, rule: str = "metric") -> Verdict:
     """Runs whose exact match switches sharply in ln D (width 0.5) while the normalised answer
     log-probability rises with ``width`` (times a run factor WORLD_WIDTH_SPREAD in ln) around
-    the same D, observed with WORLD_LOGPROB_NOISE; judged by the chapter's metric rule."""
+    the same D, observed with WORLD_LOGPROB_NOISE; judged by the chapter's ``rule`` (the
+    metric rule, or the induction control, which reads the same widths)."""
     rng = np.random.default_rng(seed)
     log_d = _log_d(values, checkpoints)[None, :]
     center = np.median(log_d) + 0.5 * rng.standard_normal((runs, 1))
@@ -143,7 +145,7 @@ def simulate_metric(width: float, values: Mapping, runs: int, checkpoints: int, 
     frame = pd.DataFrame(dict(task="copy", run=np.repeat(np.arange(runs), checkpoints).astype(str),
                               checkpoint=np.tile(np.arange(checkpoints), runs), D=np.exp(np.broadcast_to(log_d, exact.shape)).ravel(),
                               exact=exact.ravel(), logprob_norm=smooth.ravel(), n=n, chance=0.0))
-    return decide_metric(metric_evidence(frame))
+    return {"metric": decide_metric, "induction": decide_induction}[rule](metric_evidence(frame))
 
 
 def worlds(values: Mapping) -> list:
@@ -210,5 +212,12 @@ def worlds(values: Mapping) -> list:
               partial(simulate_metric, 4.4, values, runs, checkpoints, n)),
         World("metric", "underpowered", FAILS, "width 2.6 in ln D, 3 runs",
               partial(simulate_metric, 2.6, values, 3, checkpoints, n)),
+        World("induction", "holds", HOLDS, "the in-context-learning score jumps with width 1.0 "
+              "in ln D", partial(simulate_metric, 1.0, values, runs, checkpoints, n,
+                                 rule="induction")),
+        World("induction", "fails", FAILS, "the score rises with width 4.4 in ln D",
+              partial(simulate_metric, 4.4, values, runs, checkpoints, n, rule="induction")),
+        World("induction", "underpowered", FAILS, "width 2.6 in ln D, 3 runs",
+              partial(simulate_metric, 2.6, values, 3, checkpoints, n, rule="induction")),
     ]
     return out
