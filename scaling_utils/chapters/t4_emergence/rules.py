@@ -113,28 +113,28 @@ def tied_by_construction(snr_site: str) -> bool:
     return snr_site in BY_CONSTRUCTION_SITES
 
 
-def _switch_unavailable(key, claim, evidence: SwitchEvidence, by_construction: bool, rule: str,
-                        to_decide: str) -> Verdict | None:
-    """The undetermined verdict of a switch rule that has nothing to read, or None."""
+def _switch_rule(family: str, evidence: SwitchEvidence, by_construction: bool, rule: str):
+    """Key, claim and what would decide a switch rule (``abrupt`` or ``shared``) for one task,
+    and its undetermined verdict when there is nothing to read (else None)."""
+    key, claim = f"{family}_{evidence.task}", CLAIMS[family].format(task=evidence.task)
+    more, missing = TO_DECIDE[family], None
     if by_construction:
-        return unavailable(key, claim, "the SNR was read at the output head's own input, so "
-                           "success and SNR are tied by construction; not evidence",
-                           MEASURE_BEFORE_MLP, rule + NOT_EVIDENCE)
-    if not evidence.learned:
-        return unavailable(key, claim, f"no run reached {LEARNED_LEVEL:.0%} exact match",
-                           "train longer or larger students, so that success passes "
-                           f"{LEARNED_LEVEL:.0%} inside the measured SNR range", rule)
-    if evidence.runs < MIN_RUNS:
-        return unavailable(key, claim, f"{evidence.runs} runs switched {evidence.task} on with the "
-                           "switch inside their measured SNR", to_decide, rule)
-    return None
+        missing = unavailable(key, claim, "the SNR was read at the output head's own input, so "
+                              "success and SNR are tied by construction; not evidence",
+                              MEASURE_BEFORE_MLP, rule + NOT_EVIDENCE)
+    elif not evidence.learned:
+        missing = unavailable(key, claim, f"no run reached {LEARNED_LEVEL:.0%} exact match",
+                              "train longer or larger students, so that success passes "
+                              f"{LEARNED_LEVEL:.0%} inside the measured SNR range", rule)
+    elif evidence.runs < MIN_RUNS:
+        missing = unavailable(key, claim, f"{evidence.runs} runs switched {evidence.task} on "
+                              "with the switch inside their measured SNR", more, rule)
+    return key, claim, more, missing
 
 
 def decide_abrupt(evidence: SwitchEvidence, by_construction: bool = False) -> Verdict:
     """``abrupt_<task>``: each run's own switch is abrupt (width below ln 9 in ln SNR)."""
-    key, claim = f"abrupt_{evidence.task}", CLAIMS["abrupt"].format(task=evidence.task)
-    more = TO_DECIDE["abrupt"]
-    missing = _switch_unavailable(key, claim, evidence, by_construction, ABRUPT_RULE, more)
+    key, claim, more, missing = _switch_rule("abrupt", evidence, by_construction, ABRUPT_RULE)
     if missing is not None:
         return missing
     v = below(key, claim, evidence.width, evidence.width_ci_low, evidence.width_ci_high,
@@ -149,14 +149,11 @@ def decide_abrupt(evidence: SwitchEvidence, by_construction: bool = False) -> Ve
 
 def decide_shared(evidence: SwitchEvidence, by_construction: bool = False) -> Verdict:
     """``shared_<task>``: the runs switch on at one threshold (sd of ln theta below ln 3 / 2)."""
-    key, claim = f"shared_{evidence.task}", CLAIMS["shared"].format(task=evidence.task)
-    more = TO_DECIDE["shared"]
-    missing = _switch_unavailable(key, claim, evidence, by_construction, SHARED_RULE, more)
-    if missing is not None:
-        return missing
-    return replace(below(key, claim, evidence.spread, evidence.spread_ci_low,
-                         evidence.spread_ci_high, SHARED_SPREAD, more,
-                         what="the spread of ln theta between runs"), rule=SHARED_RULE)
+    key, claim, more, missing = _switch_rule("shared", evidence, by_construction, SHARED_RULE)
+    return missing or replace(below(key, claim, evidence.spread, evidence.spread_ci_low,
+                                    evidence.spread_ci_high, SHARED_SPREAD, more,
+                                    what="the spread of ln theta between runs"),
+                              rule=SHARED_RULE)
 
 
 def decide_collapse(evidence: CollapseEvidence, by_construction: bool = False) -> Verdict:
