@@ -250,6 +250,9 @@ def test_result_stores_every_threshold_and_the_verdicts(tmp_path):
         *(f"abrupt_{t}" for t in tasks), *(f"shared_{t}" for t in tasks), "collapse", "metric",
         *(f"mechanism_{t}" for t in tasks), "induction"]
     assert set(result.mechanism.task) == {"copy", "modular"}
+    # the loss and the logit margin are tied to success: scored in the table, never ranked
+    assert set(result.collapse_wins) == {"SNR", "D", "D x P"}
+    assert {"loss", "logit margin"} <= set(result.collapse.columns)
     cfg = resolve_parameters("theorem4_emergence", {"profile": "smoke"})
     save_summary(cfg, result, folder=tmp_path)
     summary = load_summary("theorem4_emergence", "smoke", folder=tmp_path)
@@ -286,8 +289,11 @@ def test_every_rule_has_worlds_that_hold_fail_and_cannot_tell():
 def test_false_verdict_rates_at_the_cpu_profile_are_at_most_five_percent():
     # 100 sets per world: a rule at its nominal 2.5 % false rate has a standard error of 1.6 %
     # and stays below 5 % (1.6 SE above); a rule at 10 % would exceed it 94 % of the time.
-    table = measure(t4_emergence.worlds(profile_values("theorem4_emergence", "cpu")),
-                                n_sets=100, seed=0)
+    # The per-task worlds differ between tasks only in the chance level: copy's stand for all
+    # here (the trust page measures every task's).
+    worlds = [w for w in t4_emergence.worlds(profile_values("theorem4_emergence", "cpu"))
+              if not w.rule.endswith(("_recall", "_modular"))]
+    table = measure(worlds, n_sets=100, seed=0)
     assert (table.false_rate <= 0.05).all(), table[["rule", "world", "false_rate"]]
     holds = table[(table.world == "holds")]
     assert (holds.supported >= 0.7).all(), holds  # and the rules have power where it holds

@@ -14,7 +14,7 @@ from scipy import special
 from ...estimators.intervals import mean_t_interval
 from ...estimators.thresholds import (LOGIT_WIDTH, LogisticFits, ThresholdFit, binomial_deviance,
                                       fit_logistic, fit_threshold)
-from .rules import CANDIDATES, CI_LEVEL, LEARNED_LEVEL, MARGIN_CONTROL, MIN_RUNS
+from .rules import CANDIDATES, CI_LEVEL, CONTROLS, LEARNED_LEVEL, MARGIN_CONTROL, MIN_RUNS
 
 # The estimator on outcomes with a known answer: success a logistic in ln x with theta = 2 and
 # k = 4, at KNOWN_POINTS values of x from 0.1 to 10, KNOWN_TRIALS attempts each.
@@ -96,33 +96,37 @@ def _resolution(log_x: np.ndarray, log_theta: float) -> float:
 
 def switch_evidence(part: pd.DataFrame) -> SwitchEvidence:
     """The evidence of the abruptness and shared-threshold rules from one task's rows along
-    training (run, snr, exact, n, chance): per-run fits (:func:`run_thresholds`) of the runs
-    whose exact match reaches :data:`LEARNED_LEVEL`."""
+    training (run, snr, exact, n, chance): one logistic per run (all runs in one batched fit)
+    of the runs whose exact match reaches :data:`LEARNED_LEVEL`."""
     from scipy import stats as sps
 
     task = str(part.task.iloc[0]) if "task" in part and len(part) else ""
-    best = part.groupby(part.run.to_numpy(str)).exact.max()
-    learned_runs = best.index[best >= LEARNED_LEVEL]
     nan = np.nan
-    fits = run_thresholds(part[np.isin(part.run.to_numpy(str), learned_runs)])
-    rows = []
-    for fit in fits.itertuples():
-        rows_x = part[part.run.to_numpy(str) == fit.run].snr.to_numpy(float)
-        log_x = np.log(rows_x[np.isfinite(rows_x) & (rows_x > 0)])
-        width = float(LOGIT_WIDTH / abs(fit.slope)) if fit.slope else nan
-        resolution = _resolution(log_x, fit.log_theta) if fit.inside else nan
-        rows.append(dict(run=fit.run, theta=float(np.exp(fit.log_theta)), width=width,
-                         resolution=resolution, width_resolved=max(width, resolution),
-                         used=bool(fit.inside and np.isfinite(resolution))))
-    per_run = pd.DataFrame(rows, columns=SWITCH_COLUMNS)
+    names, log_x, hits, trials = _run_arrays(part)
+    best = np.where(trials > 0, hits / np.where(trials > 0, trials, 1), -np.inf).max(1) \
+        if len(names) else np.zeros(0)
+    learned = best >= LEARNED_LEVEL
+    names, log_x, hits, trials = names[learned], log_x[learned], hits[learned], trials[learned]
+    if len(names):
+        log_theta, slope, inside = _fit_runs(log_x, hits, trials, float(part.chance.iloc[0]))
+    else:
+        log_theta = slope = np.zeros(0)
+        inside = np.zeros(0, bool)
+    resolution = np.array([_resolution(x[t > 0], lt) if ok else nan
+                           for x, t, lt, ok in zip(log_x, trials, log_theta, inside)])
+    with np.errstate(divide="ignore"):
+        width = LOGIT_WIDTH / np.abs(slope)
+    per_run = pd.DataFrame(dict(run=names, theta=np.exp(log_theta), width=width,
+                                resolution=resolution,
+                                width_resolved=np.maximum(width, resolution),
+                                used=inside & np.isfinite(resolution)), columns=SWITCH_COLUMNS)
     used = per_run[per_run.used]
     runs = len(used)
     if runs < 2:
-        return SwitchEvidence(task, bool(len(learned_runs)), per_run, runs, *(nan,) * 7)
+        return SwitchEvidence(task, bool(learned.any()), per_run, runs, *(nan,) * 7)
     mean, lo, hi = mean_t_interval(np.log(used.width_resolved.to_numpy(float)), CI_LEVEL)
     _, fit_lo, _ = mean_t_interval(np.log(used.width.to_numpy(float)), CI_LEVEL)
-    log_theta = np.log(used.theta.to_numpy(float))
-    variance, df = float(np.var(log_theta, ddof=1)), runs - 1
+    variance, df = float(np.var(np.log(used.theta.to_numpy(float)), ddof=1)), runs - 1
     within = float(np.mean(used.resolution.to_numpy(float) ** 2) / 12)  # uniform in its gap
     bounds = (df * variance / sps.chi2.ppf((1 + CI_LEVEL) / 2, df),
               df * variance / sps.chi2.ppf((1 - CI_LEVEL) / 2, df))
@@ -244,13 +248,13 @@ def collapse_evidence(table: pd.DataFrame, n_boot: int = 200, seed: int = 0) -> 
 def collapse_table(evidence: CollapseEvidence) -> pd.DataFrame:
     """Held-out deviance per point of each variable, per task and over all learned tasks."""
     if evidence.deviance.empty:
-        return pd.DataFrame(columns=["task", *CANDIDATES, MARGIN_CONTROL])
+        return pd.DataFrame(columns=["task", *CANDIDATES, *CONTROLS])
     d = evidence.deviance
     sums = d.groupby(["task", "variable"], sort=False)[["deviance", "points"]].sum()
     per_task = (sums.deviance / sums.points).unstack("variable").reset_index()
     overall = d.groupby("variable")[["deviance", "points"]].sum()
     per_task.loc[len(per_task)] = {"task": "all learned", **(overall.deviance / overall.points)}
-    return per_task[["task", *CANDIDATES, MARGIN_CONTROL]]
+    return per_task[["task", *CANDIDATES, *CONTROLS]]
 
 
 METRIC_COLUMNS = ["run", "width_exact", "width_continuous", "spacing", "ratio", "switch_inside"]
@@ -357,15 +361,14 @@ class MechanismEvidence:
     runs: int
 
 
-def run_thresholds(part: pd.DataFrame) -> pd.DataFrame:
-    """One logistic in ln SNR per run (all runs in one batched fit): ln theta, slope, and
-    whether a rising switch lies inside the run's measured SNR, from rows with columns run, snr,
-    exact, n, chance (rows with a non-positive or missing SNR are left out)."""
+def _run_arrays(part: pd.DataFrame):
+    """Run names and (runs x rows) arrays of ln SNR, hits and trials (trials 0: no row), from
+    rows with columns run, snr, exact, n; rows with a non-positive or missing SNR left out."""
     x = part.snr.to_numpy(float)
     keep = np.isfinite(x) & (x > 0)
     names, run_of = np.unique(part.run.to_numpy(str)[keep], return_inverse=True)
     if not len(names):
-        return pd.DataFrame(columns=["run", "log_theta", "slope", "inside"])
+        return names, *(np.zeros((0, 1)) for _ in range(3))
     order = np.argsort(run_of, kind="stable")
     counts = np.bincount(run_of)
     at = (run_of[order], np.arange(len(order)) - np.repeat(np.cumsum(counts) - counts, counts))
@@ -373,12 +376,28 @@ def run_thresholds(part: pd.DataFrame) -> pd.DataFrame:
     log_x[at] = np.log(x[keep][order])
     trials[at] = part.n.to_numpy(float)[keep][order]
     hits[at] = part.exact.to_numpy(float)[keep][order] * trials[at]
-    fits = fit_logistic(log_x, hits, trials, float(part.chance.iloc[0]))
+    return names, log_x, hits, trials
+
+
+def _fit_runs(log_x, hits, trials, chance: float):
+    """One logistic per run (row): ln theta, slope, and whether a rising switch lies inside the
+    run's measured ln x."""
+    fits = fit_logistic(log_x, hits, trials, chance)
     low = np.where(trials > 0, log_x, np.inf).min(1)
     high = np.where(trials > 0, log_x, -np.inf).max(1)
     inside = (fits.log_theta >= low) & (fits.log_theta <= high) & (fits.slope > 0)
-    return pd.DataFrame(dict(run=names, log_theta=fits.log_theta, slope=fits.slope,
-                             inside=inside))
+    return fits.log_theta, fits.slope, inside
+
+
+def run_thresholds(part: pd.DataFrame) -> pd.DataFrame:
+    """One logistic in ln SNR per run (all runs in one batched fit): ln theta, slope, and
+    whether a rising switch lies inside the run's measured SNR, from rows with columns run, snr,
+    exact, n, chance (rows with a non-positive or missing SNR are left out)."""
+    names, log_x, hits, trials = _run_arrays(part)
+    if not len(names):
+        return pd.DataFrame(columns=["run", "log_theta", "slope", "inside"])
+    log_theta, slope, inside = _fit_runs(log_x, hits, trials, float(part.chance.iloc[0]))
+    return pd.DataFrame(dict(run=names, log_theta=log_theta, slope=slope, inside=inside))
 
 
 def mechanism_evidence(trajectory: pd.DataFrame, sweep: pd.DataFrame) -> MechanismEvidence:
@@ -387,27 +406,36 @@ def mechanism_evidence(trajectory: pd.DataFrame, sweep: pd.DataFrame) -> Mechani
     weights (run, snr, exact, n, chance).  A run enters when its final checkpoint reaches
     :data:`LEARNED_LEVEL` and both fits put a rising switch inside their measured SNR."""
     task = str(trajectory.task.iloc[0]) if "task" in trajectory and len(trajectory) else ""
-    run = trajectory.run.to_numpy(str)
-    last = trajectory.checkpoint.to_numpy() == trajectory.groupby(run).checkpoint.transform("max").to_numpy()
-    final = trajectory[last].assign(run=run[last]).drop_duplicates("run").set_index("run")
-    learned = final.index[final.exact.to_numpy(float) >= LEARNED_LEVEL]
-    along = run_thresholds(trajectory[np.isin(run, learned)]).set_index("run").reindex(learned)
-    noised = run_thresholds(sweep[np.isin(sweep.run.to_numpy(str), learned)]
-                            ).set_index("run").reindex(learned)
-    why = np.select([along.log_theta.isna().to_numpy(), noised.log_theta.isna().to_numpy(),
-                     ~along.inside.fillna(False).to_numpy(bool),
-                     ~noised.inside.fillna(False).to_numpy(bool)],
+    final = trajectory.sort_values("checkpoint").drop_duplicates("run", keep="last")
+    final = final.assign(run=final.run.to_numpy(str)).set_index("run").sort_index()
+    learned = final.index[final.exact.to_numpy(float) >= LEARNED_LEVEL].to_numpy(str)
+    chance = float(trajectory.chance.iloc[0]) if len(trajectory) else 0.0
+    parts = [_run_arrays(rows[np.isin(rows.run.to_numpy(str), learned)])
+             for rows in (trajectory, sweep)]
+    width = max(p[1].shape[1] for p in parts)
+    pad = lambda a: np.pad(a, ((0, 0), (0, width - a.shape[1])))  # noqa: E731
+    stacked = [np.concatenate([pad(p[i]) for p in parts]) for i in (1, 2, 3)]
+    log_theta, _, inside = _fit_runs(*stacked, chance) if len(stacked[0]) else \
+        (np.zeros(0), None, np.zeros(0, bool))
+    fitted, offset = [], 0
+    for names, *_ in parts:  # ln theta and inside of each fit, aligned with ``learned``
+        where = {name: offset + i for i, name in enumerate(names)}
+        pick = np.array([where.get(r, -1) for r in learned], int)
+        has = pick >= 0
+        fitted.append((np.where(has, log_theta[np.maximum(pick, 0)] if len(log_theta) else np.nan,
+                                np.nan),
+                       has & (inside[np.maximum(pick, 0)] if len(inside) else False), has))
+        offset += len(names)
+    (along, along_in, along_has), (noised, noised_in, noised_has) = fitted
+    why = np.select([~along_has, ~noised_has, ~along_in, ~noised_in],
                     ["no SNR along training", "no noise sweep",
                      "the switch along training lies outside its checkpoints",
                      "the noise does not switch it off inside the sweep"], "")
     final = final.loc[learned]
     per_run = pd.DataFrame(dict(
-        run=np.asarray(learned, str),
-        size=final["size"].to_numpy(str) if "size" in final else "",
+        run=learned, size=final["size"].to_numpy(str) if "size" in final else "",
         seed=final.seed.to_numpy() if "seed" in final else np.nan,
-        theta_training=np.exp(along.log_theta.to_numpy(float)),
-        theta_noise=np.exp(noised.log_theta.to_numpy(float)),
-        log_ratio=(noised.log_theta - along.log_theta).to_numpy(float),
+        theta_training=np.exp(along), theta_noise=np.exp(noised), log_ratio=noised - along,
         used=why == "", why_not=why), columns=MECHANISM_COLUMNS)
     used = per_run.log_ratio.to_numpy(float)[why == ""]
     effect, lo, hi = mean_t_interval(used) if len(used) >= MIN_RUNS else (np.nan,) * 3

@@ -19,7 +19,7 @@ from .estimators import collapse_evidence, mechanism_evidence, metric_evidence, 
 from .rules import (decide_abrupt, decide_collapse, decide_induction, decide_mechanism,
                     decide_metric, decide_shared)
 
-WORLDS_VERSION = 5  # bump when a change here changes the simulated worlds
+WORLDS_VERSION = 6  # bump when a change here changes the simulated worlds
 
 # Between-run noise of the sizes measured on the cpu profile's nine runs (seeds 0-2, three
 # sizes, 1.5 M tokens): one logistic in ln SNR per run puts the copy and addition switches at
