@@ -361,18 +361,20 @@ class MechanismEvidence:
     runs: int
 
 
-def _run_arrays(part: pd.DataFrame):
-    """Run names and (runs x rows) arrays of ln SNR, hits and trials (trials 0: no row), from
-    rows with columns run, snr, exact, n; rows with a non-positive or missing SNR left out."""
-    x = part.snr.to_numpy(float)
+def _run_arrays(part: pd.DataFrame, names=None):
+    """Run names (``names``, default every run in ``part``) and (runs x rows) arrays of ln SNR,
+    hits and trials (trials 0: no row), from rows with columns run, snr, exact, n; rows with a
+    non-positive or missing SNR left out."""
+    x, runs = part.snr.to_numpy(float), part.run.to_numpy(str)
     keep = np.isfinite(x) & (x > 0)
-    names, run_of = np.unique(part.run.to_numpy(str)[keep], return_inverse=True)
-    if not len(names):
-        return names, *(np.zeros((0, 1)) for _ in range(3))
+    names = np.unique(runs[keep]) if names is None else np.asarray(names, str)
+    index = {name: i for i, name in enumerate(names)}
+    keep &= np.isin(runs, names)
+    run_of = np.array([index[r] for r in runs[keep]], int)
     order = np.argsort(run_of, kind="stable")
-    counts = np.bincount(run_of)
+    counts = np.bincount(run_of, minlength=len(names))
     at = (run_of[order], np.arange(len(order)) - np.repeat(np.cumsum(counts) - counts, counts))
-    log_x, hits, trials = (np.zeros((len(names), counts.max())) for _ in range(3))
+    log_x, hits, trials = (np.zeros((len(names), max(counts.max(initial=0), 1))) for _ in range(3))
     log_x[at] = np.log(x[keep][order])
     trials[at] = part.n.to_numpy(float)[keep][order]
     hits[at] = part.exact.to_numpy(float)[keep][order] * trials[at]
@@ -410,23 +412,14 @@ def mechanism_evidence(trajectory: pd.DataFrame, sweep: pd.DataFrame) -> Mechani
     final = final.assign(run=final.run.to_numpy(str)).set_index("run").sort_index()
     learned = final.index[final.exact.to_numpy(float) >= LEARNED_LEVEL].to_numpy(str)
     chance = float(trajectory.chance.iloc[0]) if len(trajectory) else 0.0
-    parts = [_run_arrays(rows[np.isin(rows.run.to_numpy(str), learned)])
-             for rows in (trajectory, sweep)]
-    width = max(p[1].shape[1] for p in parts)
-    pad = lambda a: np.pad(a, ((0, 0), (0, width - a.shape[1])))  # noqa: E731
-    stacked = [np.concatenate([pad(p[i]) for p in parts]) for i in (1, 2, 3)]
-    log_theta, _, inside = _fit_runs(*stacked, chance) if len(stacked[0]) else \
-        (np.zeros(0), None, np.zeros(0, bool))
-    fitted, offset = [], 0
-    for names, *_ in parts:  # ln theta and inside of each fit, aligned with ``learned``
-        where = {name: offset + i for i, name in enumerate(names)}
-        pick = np.array([where.get(r, -1) for r in learned], int)
-        has = pick >= 0
-        fitted.append((np.where(has, log_theta[np.maximum(pick, 0)] if len(log_theta) else np.nan,
-                                np.nan),
-                       has & (inside[np.maximum(pick, 0)] if len(inside) else False), has))
-        offset += len(names)
-    (along, along_in, along_has), (noised, noised_in, noised_has) = fitted
+    parts = [_run_arrays(rows, learned)[1:] for rows in (trajectory, sweep)]
+    width = max(p[0].shape[1] for p in parts)
+    stacked = [np.concatenate([np.pad(p[i], ((0, 0), (0, width - p[i].shape[1]))) for p in parts])
+               for i in range(3)]
+    log_theta, _, inside = _fit_runs(*stacked, chance)
+    along, noised = np.split(log_theta, 2)
+    along_in, noised_in = np.split(inside, 2)
+    along_has, noised_has = (p[2].sum(1) > 0 for p in parts)
     why = np.select([~along_has, ~noised_has, ~along_in, ~noised_in],
                     ["no SNR along training", "no noise sweep",
                      "the switch along training lies outside its checkpoints",
