@@ -77,6 +77,22 @@ def test_verdict_panels_draw_an_interval_that_misses_its_point():
     plt.close(fig)
 
 
+def test_verdict_figure_lists_the_claims_with_no_effect_below_the_panels():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from scaling_utils import plots, verdicts
+    measured = verdicts.above("size", "grows with P", 0.03, 0.02, 0.04, 0.0, "more sizes")
+    missing = [verdicts.unavailable(f"k{i}", f"claim {i}", "no run learned it", "train longer")
+               for i in range(2)]
+    fig = plots.verdict_figure([missing[0], measured, missing[1]])
+    panel, listing = fig.axes
+    assert panel.get_title().startswith("grows with P") and len(panel.lines) >= 2
+    text = listing.texts[0].get_text()
+    assert "claim 0: no run learned it" in text and "claim 1" in text
+    plt.close(fig)
+
+
 def test_too_few_replicates_give_no_verdict_and_say_so():
     few = verdicts.MIN_REPLICATES - 1
     v = verdicts.above("k", "grows", 0.5, 0.2, 0.9, 0.0, "more seeds", replicates=few)

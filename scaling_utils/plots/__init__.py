@@ -72,12 +72,25 @@ def _wrapped(text: str, width: int = 100) -> list[str]:
 
 
 def verdict_figure(verdicts) -> plt.Figure:
-    """One row per verdict (:func:`verdict_panels`): the effect with its interval against what
-    its rule compares it with, each on its own scale."""
-    lines = sum(len(_wrapped(v.claim)) for v in verdicts)  # title lines take room too
-    fig, axes = plt.subplots(len(verdicts), 1, figsize=(7, 1.1 * len(verdicts) + 0.15 * lines),
-                             squeeze=False)
-    verdict_panels(verdicts, axes)
+    """One row per verdict with an effect (:func:`verdict_panels`): the effect with its interval
+    against what its rule compares it with, each on its own scale; the verdicts with no effect
+    measured share one last panel that lists them with the reason."""
+    measured = [v for v in verdicts if np.isfinite(v.effect)]
+    missing = [v for v in verdicts if not np.isfinite(v.effect)]
+    listed = [("- " if i == 0 else "  ") + line for v in missing
+              for i, line in enumerate(_wrapped(f"{v.claim}: {v.reason or v.to_decide}", 108))]
+    # inches per row: a panel and its title lines, and the list's lines
+    heights = [1.1 + 0.15 * len(_wrapped(v.claim)) for v in measured]
+    heights += [0.6 + 0.25 * len(listed)] if missing else []
+    fig, axes = plt.subplots(len(heights), 1, squeeze=False, figsize=(7, sum(heights)),
+                             gridspec_kw={"height_ratios": heights})
+    verdict_panels(measured, axes[:len(measured)])
+    if missing:
+        ax = axes[-1, 0]
+        ax.set_axis_off()
+        ax.set_title(f"undetermined, no effect measured ({len(missing)})", fontsize=8)
+        ax.text(0, 1, "\n".join(listed), fontsize=7, va="top", ha="left",
+                transform=ax.transAxes)
     fig.tight_layout()
     return fig
 
