@@ -96,9 +96,19 @@ def test_every_page_renders_in_a_browser(served, tmp_path):
     assert len(list(shots.glob("*.png"))) == len(pages)
 
 
+def test_text_problems_finds_what_a_reader_should_never_see():
+    clean = '<p>The width is <span class="math">\\(\\ln 9\\)</span>, 2.20.</p>'
+    assert _text_problems(clean) == []
+    shown = "<p>For copying, <span>&lt;IPython.core.display.Markdown object&gt;</span></p>"
+    assert _text_problems(shown) == [
+        "a Python object printed as text: &lt;IPython.core.display.Markdown object&gt;"]
+    assert _text_problems("<p>falls as $n^{-0.9}$ here</p>")[0].startswith("TeX as text")
+
+
 def _text_problems(html: str) -> list[str]:
     """Stumbles in what a reader sees: TeX left as text outside the math (a glued value with
-    math in it), Python's True/False in a table cell, and warnings printed by a cell."""
+    math in it), Python's True/False in a table cell, warnings printed by a cell, and a glued
+    object printed as its Python repr (Markdown glued into ``{glue:text}``, not ``{glue:md}``)."""
     problems = []
     body = re.sub(r"<(script|style|pre|code)\b.*?</\1>", " ", html, flags=re.S)
     body = re.sub(r'<span class="math[^"]*">.*?</span>|<div class="math[^"]*">.*?</div>', " ",
@@ -111,6 +121,8 @@ def _text_problems(html: str) -> list[str]:
     outputs = re.findall(r'<div class="cell_output[^"]*">(.*?)</div>\s*</div>', html, re.S)
     for warning in re.findall(r"\b(\w*Warning): ", " ".join(outputs)):
         problems.append(f"a {warning} in a cell's output")
+    for shown in re.findall(r"&lt;[\w.]+ object(?: at 0x[0-9a-f]+)?&gt;", text):
+        problems.append(f"a Python object printed as text: {shown}")
     return problems
 
 

@@ -26,7 +26,7 @@ ABRUPT_WIDTH = float(np.log(9.0))
 # One threshold shared by every run: the runs' ln theta scatter (sd, beyond what the
 # checkpoints' resolution gives) by less than ln 3 / 2, so that 95 % of runs switch within a
 # factor of 3 of the common theta (half a switch's width either side). Written after seed 0's
-# per-run thresholds had been seen (in the noise-sweep table); seeds 3 and 4 confirm it.
+# per-run thresholds had been seen (in the noise-sweep table); to be read at seeds it never ran on.
 SHARED_SPREAD = ABRUPT_WIDTH / 4
 # The mechanism, success = f_C(S + N): noise of known size added where the SNR is read, the
 # weights fixed, must switch a task off at the SNR where training switched it on. Two thresholds
@@ -177,8 +177,10 @@ def decide_collapse(evidence: CollapseEvidence, by_construction: bool = False) -
     if evidence.runs < MIN_RUNS:
         return unavailable(key, claim, f"{evidence.runs} runs give no interval over runs",
                            f"at least {MIN_RUNS} training runs", COLLAPSE_RULE)
-    return above(key, claim, evidence.effect, evidence.ci_low, evidence.ci_high, COLLAPSE_MARGIN,
-                 to_decide, what=f"the advantage of SNR over {evidence.best_alternative}")
+    return replace(above(key, claim, evidence.effect, evidence.ci_low, evidence.ci_high,
+                         COLLAPSE_MARGIN, to_decide,
+                         what=f"the advantage of SNR over {evidence.best_alternative}"),
+                   rule=COLLAPSE_RULE)
 
 
 def decide_metric(evidence: MetricEvidence) -> Verdict:

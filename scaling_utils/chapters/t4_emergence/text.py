@@ -160,10 +160,15 @@ def mechanism_reading(result, task: str = "copy") -> str:
     tighter = ("closer together under noise than along training"
                if spread["theta_noise"] < spread["theta_training"] else
                "further apart under noise than along training")
+    side = ("lies wholly below 0: the noise switches it off at a systematically lower SNR"
+            if evidence.ci_high < 0 else
+            "lies wholly above 0: the noise switches it off at a systematically higher SNR"
+            if evidence.ci_low > 0 else "contains 0")
     return (f"The runs' thresholds lie {tighter} (they span a factor of "
             f"{spread['theta_noise']:.1f} under noise, {spread['theta_training']:.1f} along "
             f"training), and in {lower} of {len(used)} runs the noise switches {task} off at a "
-            "lower SNR than the one at which training switched it on.")
+            "lower SNR than the one at which training switched it on. The interval of the mean "
+            f"ln ratio {side}.")
 
 
 def summary(numbers: dict) -> dict:
