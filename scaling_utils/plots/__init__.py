@@ -17,7 +17,8 @@ __all__ = ["bias_variance_panels", "ceiling_curves", "entropy_profile", "exponen
            "ks_panels", "returns_per_doubling", "seed_estimates", "seed_spread", "snr_by_context",
            "snr_panels", "t1_effective_context", "t1_exponents", "t1_headline",
            "t1_position_loss", "t1_students", "t1_variance_against_neff", "t1_variance_grid",
-           "t4_capabilities", "t4_icl", "t4_mechanism", "t4_seed_thresholds", "variance_curves", "verdict_figure",
+           "t4_capabilities", "t4_icl", "t4_mechanism", "t4_seed_thresholds", "variance_curves",
+           "verdict_figure",
            "verdict_panels", "verdict_shares"]
 
 
@@ -372,7 +373,8 @@ def t4_mechanism(table: pd.DataFrame, sweep: pd.DataFrame, per_run: pd.DataFrame
     else:
         handles = [plt.Line2D([], [], color=colour[s], label=s) for s in sizes]
         handles += [plt.Line2D([], [], color="k", ls=ls, marker=m, mfc="none", label=label)
-                    for ls, m, label in (("-", "o", "training, theta"), ("--", "x", "noise, theta"))]
+                    for ls, m, label in (("-", "o", "training, theta"),
+                                         ("--", "x", "noise, theta"))]
         axes[0, -1].legend(handles=handles, fontsize="x-small", loc="upper left",
                            bbox_to_anchor=(1.02, 1))
     fig.tight_layout()

@@ -29,10 +29,10 @@ from __future__ import annotations
 from .estimators import (CollapseEvidence, MechanismEvidence, MetricEvidence, SwitchEvidence,
                          collapse_evidence, collapse_table, crossing_resources, heldout_deviance,
                          known_threshold_demo, mechanism_evidence, metric_evidence,
-                         run_thresholds, seed_thresholds, switch_evidence, threshold_table)
+                         seed_thresholds, switch_evidence, threshold_table)
 from .rules import (ABRUPT_WIDTH, CANDIDATES, CLAIMS, LEARNED_LEVEL, MARGIN_CONTROL,
                     MECHANISM_MARGIN, SHARED_SPREAD, TO_DECIDE, decide_abrupt, decide_collapse,
-                    decide_mechanism, decide_metric, decide_shared)
+                    decide_induction, decide_mechanism, decide_metric, decide_shared)
 from .study import (NOISE_MULTIPLES, SNR_SITES, Theorem4Result, analyse, capability_table,
                     measure_run, noise_sweep, study)
 from .worlds import (WORLDS_VERSION, simulate_collapse, simulate_mechanism, simulate_metric,
@@ -46,14 +46,14 @@ __all__ = [
     # the registry's names and the study
     "NOTEBOOK", "SHORT", "TITLE", "study", "analyse", "Theorem4Result", "worlds", "WORLDS_VERSION",
     # the rules
-    "decide_abrupt", "decide_shared", "decide_collapse", "decide_metric", "decide_mechanism", "CLAIMS",
-    "TO_DECIDE", "ABRUPT_WIDTH", "CANDIDATES", "LEARNED_LEVEL", "MARGIN_CONTROL",
-    "MECHANISM_MARGIN", "SHARED_SPREAD",
+    "decide_abrupt", "decide_shared", "decide_collapse", "decide_induction", "decide_metric",
+    "decide_mechanism", "CLAIMS", "TO_DECIDE", "ABRUPT_WIDTH", "CANDIDATES", "LEARNED_LEVEL",
+    "MARGIN_CONTROL", "MECHANISM_MARGIN", "SHARED_SPREAD",
     # measuring the runs, and the estimators
     "SNR_SITES", "NOISE_MULTIPLES", "capability_table", "measure_run", "noise_sweep",
     "CollapseEvidence", "MechanismEvidence", "MetricEvidence", "SwitchEvidence",
     "collapse_evidence", "collapse_table", "crossing_resources", "heldout_deviance",
-    "known_threshold_demo", "mechanism_evidence", "metric_evidence", "run_thresholds",
+    "known_threshold_demo", "mechanism_evidence", "metric_evidence",
     "seed_thresholds", "switch_evidence", "threshold_table",
     # the simulated worlds
     "simulate_collapse", "simulate_mechanism", "simulate_metric", "simulate_switch",

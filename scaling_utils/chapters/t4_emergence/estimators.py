@@ -24,15 +24,6 @@ KNOWN_POINTS = 15
 KNOWN_TRIALS = 100
 
 
-def _rows(part: pd.DataFrame, variable: str, metric: str = "exact"):
-    """ln x, hits, trials and run codes of the rows whose ``variable`` is finite and positive."""
-    keep = np.isfinite(part[variable].to_numpy(float)) & (part[variable].to_numpy(float) > 0)
-    part = part[keep]
-    trials = part.n.to_numpy(float)
-    return (np.log(part[variable].to_numpy(float)), part[metric].to_numpy(float) * trials, trials,
-            pd.factorize(part.run)[0])
-
-
 def heldout_deviance(log_x, hits, trials, run_of, chance=0.0, max_slope=None):
     """Leave one run out, for V variants at once (a variable each, or a bound on the slope):
     for every run, the binomial deviance of its rows under the curve fitted to all the other
@@ -389,17 +380,6 @@ def _fit_runs(log_x, hits, trials, chance: float):
     high = np.where(trials > 0, log_x, -np.inf).max(1)
     inside = (fits.log_theta >= low) & (fits.log_theta <= high) & (fits.slope > 0)
     return fits.log_theta, fits.slope, inside
-
-
-def run_thresholds(part: pd.DataFrame) -> pd.DataFrame:
-    """One logistic in ln SNR per run (all runs in one batched fit): ln theta, slope, and
-    whether a rising switch lies inside the run's measured SNR, from rows with columns run, snr,
-    exact, n, chance (rows with a non-positive or missing SNR are left out)."""
-    names, log_x, hits, trials = _run_arrays(part)
-    if not len(names):
-        return pd.DataFrame(columns=["run", "log_theta", "slope", "inside"])
-    log_theta, slope, inside = _fit_runs(log_x, hits, trials, float(part.chance.iloc[0]))
-    return pd.DataFrame(dict(run=names, log_theta=log_theta, slope=slope, inside=inside))
 
 
 def mechanism_evidence(trajectory: pd.DataFrame, sweep: pd.DataFrame) -> MechanismEvidence:

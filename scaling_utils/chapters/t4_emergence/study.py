@@ -22,9 +22,10 @@ from ...train import EVAL_SEED_OFFSET, StudentGrid, TrainConfig, TrainResult, lo
 from ..base import ChapterResult
 from . import text
 from .estimators import (MECHANISM_COLUMNS, METRIC_COLUMNS, SWITCH_COLUMNS, CollapseEvidence,
-                         MechanismEvidence, MetricEvidence, SwitchEvidence, collapse_evidence, collapse_table, crossing_resources,
-                         known_threshold_demo, mechanism_evidence, metric_evidence,
-                         seed_thresholds, switch_evidence, threshold_table)
+                         MechanismEvidence, MetricEvidence, SwitchEvidence, collapse_evidence,
+                         collapse_table, crossing_resources, known_threshold_demo,
+                         mechanism_evidence, metric_evidence, seed_thresholds, switch_evidence,
+                         threshold_table)
 from .rules import (decide_abrupt, decide_collapse, decide_induction, decide_mechanism,
                     decide_metric, decide_shared, tied_by_construction)
 
@@ -96,22 +97,13 @@ class Theorem4Result(ChapterResult):
         """Per task and run that learned it: its own switch along training (theta, width, the
         checkpoints' resolution in ln SNR, the width floored at it) and whether it enters the
         abruptness and shared-threshold rules."""
-        frames = [e.per_run.assign(task=t) for t, e in self.switch_evidence.items()
-                  if len(e.per_run)]
-        if not frames:
-            return pd.DataFrame(columns=["task", *SWITCH_COLUMNS])
-        return pd.concat(frames, ignore_index=True)[["task", *SWITCH_COLUMNS]]
+        return _per_run_table(self.switch_evidence, SWITCH_COLUMNS)
 
     @property
     def mechanism(self) -> pd.DataFrame:
         """Per task and run that learned it: the threshold in SNR along training and under
         noise at the final weights, their ln ratio, and whether the run enters the rule."""
-        frames = [e.per_run.assign(task=t) for t, e in self.mechanism_evidence.items()
-                  if len(e.per_run)]
-        if not frames:
-            return pd.DataFrame(columns=["task", *MECHANISM_COLUMNS])
-        out = pd.concat(frames, ignore_index=True)
-        return out[["task", *MECHANISM_COLUMNS]]
+        return _per_run_table(self.mechanism_evidence, MECHANISM_COLUMNS)
 
     @property
     def metric(self) -> pd.DataFrame:
@@ -132,6 +124,14 @@ class Theorem4Result(ChapterResult):
         every task (NaN, with a reason, where none was fitted) and the counts the pages that
         relate the theorems read."""
         return text.summary(self._numbers())
+
+
+def _per_run_table(evidence: dict, columns: list) -> pd.DataFrame:
+    """The per-run tables of every task's evidence, stacked with a task column."""
+    frames = [e.per_run.assign(task=t) for t, e in evidence.items() if len(e.per_run)]
+    if not frames:
+        return pd.DataFrame(columns=["task", *columns])
+    return pd.concat(frames, ignore_index=True)[["task", *columns]]
 
 
 # --------------------------------------------------------------------------- measurement
@@ -246,15 +246,14 @@ def _last_mlp_readout(model):
     return readout
 
 
-
-
 def noise_sweep(result: TrainResult, suite: TaskSuite, n_examples: int, device=None) -> pd.DataFrame:
     """Success against SNR at the final weights: the representation before the last MLP at each
     task's answer positions, plus isotropic Gaussian noise of variance ``multiple`` x its
     within-class variance per dimension (:data:`NOISE_MULTIPLES`), read out by the rest of the
     network; one row per task and multiple with the SNR of the noised representation (labels:
-    the answer tokens; its signal and noise power beside it) and the exact match it gives.  Theorem 4 says success is f_C(S + N): if
-    so, the noise switches a task off at the SNR where training switched it on."""
+    the answer tokens; its signal and noise power beside it) and the exact match it gives.
+    Theorem 4 says success is f_C(S + N): if so, the noise switches a task off at the SNR where
+    training switched it on."""
     c = result.config
     size = f"{c.spec.n_layers}x{c.spec.d_model}"
     last = len(result.curve_tokens) - 1

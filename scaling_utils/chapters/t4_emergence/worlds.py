@@ -55,22 +55,35 @@ def _log_d(values: Mapping, checkpoints: int) -> np.ndarray:
     return np.linspace(np.log(first), np.log(max(values["D"], 2 * first)), checkpoints)
 
 
-def simulate_switch(rule: str, task: str, chance: float, slope: float, spread: float, runs: int,
-                    checkpoints: int, n: int, seed: int) -> Verdict:
-    """Runs whose ln SNR rises along training (each run offset by WORLD_SNR_SPREAD) and whose
-    success is a logistic in ln SNR of ``slope`` around a threshold that differs between runs
-    by ``spread`` (sd of ln theta), with binomial test instances; judged by the chapter's
-    ``rule`` ("abrupt" or "shared")."""
-    rng = np.random.default_rng(seed)
+def _rising_snr(rng, runs: int, checkpoints: int, spread: float):
+    """ln SNR of runs rising along training (from -4 to 4, each run offset by WORLD_SNR_SPREAD)
+    and each run's ln theta (0.5, spread by ``spread`` between runs)."""
     ln_snr = np.linspace(-4.0, 4.0, checkpoints)[None, :] + \
         WORLD_SNR_SPREAD * rng.standard_normal((runs, 1))
-    ln_theta = 0.5 + spread * rng.standard_normal((runs, 1))
-    p = chance + (1 - chance) * special.expit(slope * (ln_snr - ln_theta))
-    frame = pd.DataFrame(dict(task=task, run=np.repeat(np.arange(runs), checkpoints).astype(str),
-                              snr=np.exp(ln_snr).ravel(), exact=rng.binomial(n, p).ravel() / n,
-                              n=n, chance=chance))
+    return ln_snr, 0.5 + spread * rng.standard_normal((runs, 1))
+
+
+def _success_rows(rng, task: str, chance: float, slope: float, ln_x, ln_theta, n: int):
+    """One row per run and step: success of n binomial test instances, a logistic in ln x of
+    ``slope`` around each run's ln theta above ``chance``."""
+    runs, steps = ln_x.shape
+    p = chance + (1 - chance) * special.expit(slope * (ln_x - ln_theta))
+    return pd.DataFrame(dict(task=task, run=np.repeat(np.arange(runs), steps).astype(str),
+                             checkpoint=np.tile(np.arange(steps), runs),
+                             snr=np.exp(ln_x).ravel(), exact=rng.binomial(n, p).ravel() / n,
+                             n=n, chance=chance))
+
+
+def simulate_switch(rule: str, task: str, chance: float, slope: float, spread: float, runs: int,
+                    checkpoints: int, n: int, seed: int) -> Verdict:
+    """Runs whose ln SNR rises along training (:func:`_rising_snr`) and whose success is a
+    logistic in ln SNR of ``slope`` around a threshold that differs between runs by ``spread``
+    (sd of ln theta), with binomial test instances; judged by the chapter's ``rule``
+    ("abrupt" or "shared")."""
+    rng = np.random.default_rng(seed)
+    ln_snr, ln_theta = _rising_snr(rng, runs, checkpoints, spread)
     decide = {"abrupt": decide_abrupt, "shared": decide_shared}[rule]
-    return decide(switch_evidence(frame))
+    return decide(switch_evidence(_success_rows(rng, task, chance, slope, ln_snr, ln_theta, n)))
 
 
 def simulate_mechanism(task: str, chance: float, shift: float, runs: int, checkpoints: int,
@@ -80,20 +93,12 @@ def simulate_mechanism(task: str, chance: float, shift: float, runs: int, checkp
     final weights that switches each run off at its own threshold times exp(``shift``) (and a
     run jitter of WORLD_MECHANISM_JITTER in ln); judged by the chapter's mechanism rule."""
     rng = np.random.default_rng(seed)
-    ln_snr = np.linspace(-4.0, 4.0, checkpoints)[None, :] + \
-        WORLD_SNR_SPREAD * rng.standard_normal((runs, 1))
-    ln_theta = 0.5 + WORLD_SHARED_SPREAD * rng.standard_normal((runs, 1))
+    ln_snr, ln_theta = _rising_snr(rng, runs, checkpoints, WORLD_SHARED_SPREAD)
     ln_noised = ln_snr[:, -1:] - np.linspace(0.0, WORLD_SWEEP_DEPTH, WORLD_SWEEP_LEVELS)[None, :]
     ln_off = ln_theta + shift + WORLD_MECHANISM_JITTER * rng.standard_normal((runs, 1))
-
-    def frame(ln_x, ln_t, steps):
-        p = chance + (1 - chance) * special.expit(8.0 * (ln_x - ln_t))
-        return pd.DataFrame(dict(task=task, run=np.repeat(np.arange(runs), steps).astype(str),
-                                 checkpoint=np.tile(np.arange(steps), runs),
-                                 snr=np.exp(ln_x).ravel(), exact=rng.binomial(n, p).ravel() / n,
-                                 n=n, chance=chance))
-    return decide_mechanism(mechanism_evidence(frame(ln_snr, ln_theta, checkpoints),
-                                               frame(ln_noised, ln_off, WORLD_SWEEP_LEVELS)))
+    along = _success_rows(rng, task, chance, 8.0, ln_snr, ln_theta, n)
+    return decide_mechanism(mechanism_evidence(
+        along, _success_rows(rng, task, chance, 8.0, ln_noised, ln_off, n)))
 
 
 def simulate_collapse(driver: str, values: Mapping, runs: int, checkpoints: int, n: int,
