@@ -14,6 +14,8 @@ so that a smoke build never overwrites the executed cpu-profile notebooks.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+import os
 import json
 import shutil
 import subprocess
@@ -34,12 +36,60 @@ BOOK_SOURCES = ("_config.yml", "_toc.yml", "book")
 # run times of all the others.
 READERS = ("integration", "public_evidence", "ceiling", "overview", "reproducibility")
 LAST = READERS[-1]
+# A chapter that reads runs another chapter trains waits for it: side by side, both would train
+# them.  Theorem 1 reads Theorem 2's largest students, Theorem 3 its whole grid.
+NEEDS = {"theorem1_clt": ("theorem2_bias_variance",),
+         "theorem3_snr": ("theorem2_bias_variance",)}
+# The chapters in the order they start, longest first, so that notebooks run side by side
+# finish close together (a chapter not listed starts after these).
+LONGEST_FIRST = ("theorem2_bias_variance", "theorem4_emergence", "theorem1_clt", "trust",
+                 "theorem3_snr")
 
 
 def notebook_names() -> list[str]:
+    """Every notebook, in the order the build starts them."""
     names = sorted(p.stem for p in (REPO / "notebooks").glob("*.md"))
-    order = {name: i for i, name in enumerate(READERS, 1)}
-    return sorted(names, key=lambda n: order.get(n, 0))
+    return _in_order(names)
+
+
+def _in_order(names) -> list[str]:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST + READERS)}
+    return sorted(names, key=lambda n: (n in READERS, rank.get(n, len(LONGEST_FIRST)), n))
+
+
+def prerequisites(name: str, names) -> set[str]:
+    """The notebooks among ``names`` that must be done before ``name`` starts."""
+    others = set(names) - {name}
+    if name == LAST:
+        return others
+    if name in READERS:
+        return {n for n in others if n not in READERS}
+    return set(NEEDS.get(name, ())) & others
+
+
+def run_all(names: list[str], run_one, jobs: int = 1, started=print,
+            finished=print) -> tuple[list[dict], list[str]]:
+    """Execute ``names`` (``run_one(name)`` gives a run record), at most ``jobs`` at once, each as
+    soon as its :func:`prerequisites` are done, in the order given; after a failure nothing new
+    starts.  ``started(name)`` and ``finished(runs so far)`` report.  Returns the runs in the
+    order they finished and the names never started."""
+    pending, done, runs, running = list(names), set(), [], {}
+    with concurrent.futures.ThreadPoolExecutor(max(1, jobs)) as pool:
+        while pending or running:
+            while len(running) < jobs and all(r["status"] == "ok" for r in runs):
+                ready = [n for n in pending if prerequisites(n, names) <= done]
+                if not ready:
+                    break
+                pending.remove(ready[0])
+                started(ready[0])
+                running[pool.submit(run_one, ready[0])] = ready[0]
+            if not running:
+                break
+            for future in concurrent.futures.wait(running, return_when="FIRST_COMPLETED")[0]:
+                done.add(running.pop(future))
+                runs.append(future.result())
+                finished(runs)
+    return runs, pending
 
 
 def execute(path: Path, profile: str, executed: Path, log: Path, timeout: int,
@@ -81,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=REPO, help="folder to build the book in")
     parser.add_argument("--only", nargs="*", help="execute only these notebooks")
     parser.add_argument("--no-site", action="store_true", help="execute notebooks only")
+    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                        help="notebooks executed at once (default: 2 where there are two cores)")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per notebook cell")
     parser.add_argument("--executor", default=None,
                         help="where the training grids run: processes:N, dask[:ADDRESS] or "
@@ -100,23 +152,32 @@ def main(argv: list[str] | None = None) -> int:
     executed = root / "book" / "executed"
     executed.mkdir(parents=True, exist_ok=True)
     log = executed / "build_log.json"
-    runs: list[dict] = []
-    names = args.only or notebook_names()
-    for i, name in enumerate(names):
-        print(f"executing {name} (profile {args.profile}) ...", flush=True)
-        try:
-            runs.append(execute(REPO / "notebooks" / f"{name}.md", args.profile, executed, log,
-                                args.timeout, args.executor, progress=True))
-        except KeyboardInterrupt:
-            print(f"\n{name}: {INTERRUPTED}", file=sys.stderr)
-            return 130
-        print(f"  {runs[-1]['status']} in {runs[-1]['seconds']} s", flush=True)
+    names = _in_order(args.only) if args.only else notebook_names()
+    if args.jobs > 1:  # threads waiting for work leave the cores to the other notebooks
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+    def run_one(name: str) -> dict:
+        return execute(REPO / "notebooks" / f"{name}.md", args.profile, executed, log,
+                       args.timeout, args.executor, progress=args.jobs == 1)
+
+    def finished(runs: list[dict]) -> None:  # the log the last page reads, after each notebook
+        print(f"  {runs[-1]['notebook']}: {runs[-1]['status']} in {runs[-1]['seconds']} s",
+              flush=True)
         log.write_text(json.dumps(runs, indent=1))
-        if runs[-1]["status"] != "ok":
-            print(times_table(runs), flush=True)
-            print(f"notebook {name} failed; its traceback is in {executed / (name + '.ipynb')}. "
-                  f"Stopped: {', '.join(names[i + 1:]) or 'nothing'} not run.", file=sys.stderr)
-            return 1
+
+    try:
+        runs, never = run_all(names, run_one, args.jobs, finished=finished, started=lambda n: print(
+            f"executing {n} (profile {args.profile}) ...", flush=True))
+    except KeyboardInterrupt:
+        print(f"\n{INTERRUPTED}", file=sys.stderr)
+        return 130
+    failed = [r for r in runs if r["status"] != "ok"]
+    if failed:
+        print(times_table(runs), flush=True)
+        print(f"notebook {failed[0]['notebook']} failed; its traceback is in "
+              f"{executed / (failed[0]['notebook'] + '.ipynb')}. "
+              f"Stopped: {', '.join(never) or 'nothing'} not run.", file=sys.stderr)
+        return 1
     print(times_table(runs), flush=True)
     if args.no_site:
         return 0

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,19 @@ os.environ.setdefault("SCALING_UTILS_MODEL_CACHE",
 BUILD_BOOK = Path(__file__).resolve().parent.parent / "scripts" / "build_book.py"
 
 
-_SMOKE_BUILD = pytest.StashKey()
+# The smoke book is built once per test session, in a folder named by this variable: the
+# session that starts (the only process, or the controller of `pytest -n`) creates it and
+# removes it at the end; whichever process first finds a test that reads the book starts the
+# build there, and every process waits for its return code in that folder.
+SMOKE_FOLDER = "SCALING_UTILS_TEST_SMOKE_BOOK"
+_OWNER = pytest.StashKey()
+
+
+def pytest_configure(config):
+    if not hasattr(config, "workerinput") and SMOKE_FOLDER not in os.environ:
+        root = Path(tempfile.mkdtemp(prefix="smoke_book_"))
+        os.environ[SMOKE_FOLDER] = str(root)  # the workers of `pytest -n` inherit it
+        config.stash[_OWNER] = root
 
 
 @pytest.hookimpl(trylast=True)  # after -k / -m have deselected what will not run
@@ -49,20 +62,23 @@ def pytest_collection_modifyitems(session, config, items):
 
 def pytest_collection_finish(session):
     """Start building the smoke book (about two minutes, mostly one core) in its own process
-    when a test that will run reads it."""
+    when a test that will run reads it and no other process of the session has started it."""
     config = session.config
     if config.option.collectonly or not any(_reads_smoke_book(item) for item in session.items):
         return
-    root = Path(tempfile.mkdtemp(prefix="smoke_book_"))
-    # one thread, waiting passively: two processes share two cores without spinning threads
-    # of one stealing the time of the other
+    root = Path(os.environ[SMOKE_FOLDER])
+    try:
+        (root / "book").mkdir()
+    except FileExistsError:  # another worker started it
+        return
+    # one thread, waiting passively: the build shares the cores with the tests without its
+    # threads spinning; one notebook at a time, the tests use the other core
     env = {**os.environ, "SCALING_UTILS_CACHE": str(root / "cache"), "OMP_NUM_THREADS": "1",
            "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
-    out, err = (open(root / name, "w") for name in ("stdout.txt", "stderr.txt"))
-    process = subprocess.Popen([sys.executable, str(BUILD_BOOK), "--profile", "smoke",
-                                "--root", str(root / "book")], stdout=out, stderr=err, text=True,
-                               env=env, start_new_session=True)  # a group: stopped as a whole
-    config.stash[_SMOKE_BUILD] = (root, process, out, err)
+    command = (f'"{sys.executable}" "{BUILD_BOOK}" --profile smoke --jobs 1 --root "{root / "book"}"'
+               f' > "{root / "stdout.txt"}" 2> "{root / "stderr.txt"}"; echo $? > "{root / "rc"}"')
+    process = subprocess.Popen(["sh", "-c", command], env=env, start_new_session=True)
+    (root / "pid").write_text(str(process.pid))  # a group: stopped as a whole
 
 
 def _reads_smoke_book(item) -> bool:
@@ -73,41 +89,46 @@ def _reads_smoke_book(item) -> bool:
                    for m in item.iter_markers())
 
 
-def _stop(process) -> None:
+def _stop(root: Path) -> None:
     """Stop the build and everything it started (notebook kernels, the site builder)."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    if (root / "pid").exists() and not (root / "rc").exists():
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.killpg(int((root / "pid").read_text()), signal.SIGKILL)
 
 
 def pytest_unconfigure(config):
     """Stop a smoke build still running when the session ends early; keep its folder when the
     build failed (its output names the problem), remove it otherwise."""
-    if _SMOKE_BUILD not in config.stash:
+    if _OWNER not in config.stash:
         return
-    root, process, out, err = config.stash[_SMOKE_BUILD]
-    _stop(process)
-    for stream in (out, err):
-        stream.close()
-    if process.returncode == 0:
+    root = config.stash[_OWNER]
+    _stop(root)
+    os.environ.pop(SMOKE_FOLDER, None)
+    if not (root / "book").exists() or _return_code(root) == 0:
         shutil.rmtree(root, ignore_errors=True)
     else:
         print(f"\nThe smoke book build did not succeed; its output is in {root}")
 
 
+def _return_code(root: Path) -> int | None:
+    try:
+        return int((root / "rc").read_text())
+    except (OSError, ValueError):
+        return None
+
+
 @pytest.fixture(scope="session")
-def smoke_book(request):
+def smoke_book():
     """Every notebook executed with the smoke profile and the site built in a scratch folder:
     ``(root, completed process)``, from the build started at collection."""
-    root, process, out, err = request.config.stash[_SMOKE_BUILD]
-    try:
-        process.wait(timeout=900)
-    except subprocess.TimeoutExpired:
-        _stop(process)
-    for stream in (out, err):
-        stream.flush()
-    run = subprocess.CompletedProcess(process.args, process.returncode,
+    root = Path(os.environ[SMOKE_FOLDER])
+    deadline = time.monotonic() + 900
+    while _return_code(root) is None and time.monotonic() < deadline:
+        time.sleep(1)
+    if _return_code(root) is None:
+        _stop(root)
+    run = subprocess.CompletedProcess(["build_book.py", "--profile", "smoke"],
+                                      _return_code(root) if _return_code(root) is not None else -9,
                                       (root / "stdout.txt").read_text(),
                                       (root / "stderr.txt").read_text())
     return root / "book", run

@@ -109,12 +109,44 @@ def test_the_build_stops_at_the_first_failing_notebook(tmp_path, monkeypatch, ca
                 "status": "FAILED: boom" if path.stem == "theorem2_bias_variance" else "ok"}
 
     monkeypatch.setattr(build_book, "execute", fake_execute)
-    code = build_book.main(["--profile", "smoke", "--root", str(tmp_path), "--no-site", "--only",
-                            "theorem1_clt", "theorem2_bias_variance", "theorem3_snr"])
-    assert code == 1 and ran == ["theorem1_clt", "theorem2_bias_variance"]
+    code = build_book.main(["--profile", "smoke", "--root", str(tmp_path), "--no-site", "--jobs",
+                            "1", "--only", "theorem4_emergence", "theorem2_bias_variance",
+                            "theorem3_snr"])
+    # Theorem 2 starts first (the longest) and fails: Theorem 3, which reads its runs, never starts
+    assert code == 1 and ran == ["theorem2_bias_variance"]
     out = capsys.readouterr()
-    assert "Stopped: theorem3_snr not run" in out.err
+    assert "Stopped: theorem4_emergence, theorem3_snr not run" in out.err
     assert "theorem2_bias_variance       0.0  FAILED: boom" in out.out  # the closing table
+
+
+def test_notebooks_run_side_by_side_only_after_the_runs_they_read():
+    """Two at a time: a chapter starts once the chapter whose runs it reads is done, the reading
+    pages once every chapter is, and the last page (it reads the run times) alone at the end."""
+    import threading
+    import time
+
+    names = build_book.notebook_names()
+    lock, live, seen = threading.Lock(), set(), []
+
+    def run_one(name):
+        with lock:
+            seen.append((name, frozenset(live)))
+            live.add(name)
+        time.sleep(0.01)
+        with lock:
+            live.discard(name)
+        return {"notebook": name, "status": "ok", "seconds": 0.0}
+
+    runs, never = build_book.run_all(names, run_one, jobs=2, started=lambda n: None,
+                                     finished=lambda runs: None)
+    assert never == [] and sorted(r["notebook"] for r in runs) == sorted(names)
+    order = [r["notebook"] for r in runs]
+    for name, beside in seen:
+        needs = build_book.prerequisites(name, names)
+        assert needs <= set(order[:order.index(name)]) and not needs & beside, name
+        assert len(beside) <= 1
+    assert order[-1] == build_book.LAST and seen[-1][1] == frozenset()
+    assert build_book.prerequisites("theorem3_snr", names) == {"theorem2_bias_variance"}
 
 
 def test_parameter_cells_carry_one_line_help_from_the_profiles():
