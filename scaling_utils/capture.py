@@ -16,6 +16,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
+from transformers import DynamicCache
 from tqdm import tqdm  # plain text: the book has no widget support
 
 from .estimators.moments import MomentAccumulator, Moments
@@ -119,8 +120,9 @@ def capture_statistics(model: torch.nn.Module, windows: np.ndarray, lengths: Seq
     """Run ``model`` over ``windows`` (N x T token ids) and reduce every site on the fly.
 
     For each n in ``lengths`` the sample is the representation at position n-1.  With
-    ``fixed_query_token`` the last token is replaced by that token for every n (one pass per n),
-    so that only the context varies.  ``attention_weights`` needs eager attention.
+    ``fixed_query_token`` the last token is replaced by that token for every n (the first n-1
+    tokens run once and cached, then one query token per n), so that only the context varies.
+    ``attention_weights`` needs eager attention.
     """
     windows = np.asarray(windows)
     lengths = np.asarray(sorted(set(int(n) for n in lengths)))
@@ -157,6 +159,8 @@ def capture_statistics(model: torch.nn.Module, windows: np.ndarray, lengths: Seq
     state: dict[str, torch.Tensor] = {}
 
     def on_output(site: Site, output: Any) -> None:
+        if not state["record"]:  # the shared prefix of the fixed-query passes
+            return
         hidden = output[0] if isinstance(output, tuple) else output
         if site.name in acc:
             acc[site.name].update(hidden[:, state["positions"]], state["groups"], state["windows"],
@@ -169,21 +173,22 @@ def capture_statistics(model: torch.nn.Module, windows: np.ndarray, lengths: Seq
         if loss is not None and site.kind == "final_norm":
             loss.update(model, hidden, state["ids"], state["groups"])
 
-    jobs = _jobs(windows, lengths, fixed_query_token)
     hooked = [s for s in all_sites if s.name in acc or (attn and s.kind == "attention")
               or (loss and s.kind == "final_norm")]
-    total = sum(len(range(0, n_windows, batch_size)) for _ in jobs)
-    bar = tqdm(total=total, desc="capture", disable=not progress, leave=False)
+    starts = range(0, n_windows, batch_size)
+    bar = tqdm(total=len(starts), desc="capture", disable=not progress, leave=False)
     with _hooks(model, hooked, on_output):
-        for ids_all, positions, length_index in jobs:
-            for start in range(0, n_windows, batch_size):
-                ids = torch.as_tensor(ids_all[start:start + batch_size], device=device)
-                window_ids = torch.arange(start, start + len(ids), device=device)
-                state.update(ids=ids, windows=window_ids, groups=window_ids % n_groups,
-                             positions=torch.as_tensor(positions, device=device),
-                             length_index=torch.as_tensor(length_index, device=device))
+        for start in starts:
+            ids = torch.as_tensor(windows[start:start + batch_size], device=device)
+            window_ids = torch.arange(start, start + len(ids), device=device)
+            state.update(ids=ids, windows=window_ids, groups=window_ids % n_groups, record=True)
+            if fixed_query_token is None:  # one pass reads every n
+                state.update(positions=torch.as_tensor(lengths - 1, device=device),
+                             length_index=torch.arange(len(lengths), device=device))
                 forward(model, ids)
-                bar.update()
+            else:
+                _fixed_query_passes(model, ids, lengths, fixed_query_token, state)
+            bar.update()
     bar.close()
     query = ("last token of each window" if fixed_query_token is None
              else f"fixed final token id {fixed_query_token}")
@@ -194,16 +199,24 @@ def capture_statistics(model: torch.nn.Module, windows: np.ndarray, lengths: Seq
     )
 
 
-def _jobs(windows: np.ndarray, lengths: np.ndarray, fixed_query_token: int | None):
-    """(token ids, positions read, length indices) per pass: one pass for all n, or one per n."""
-    if fixed_query_token is None:
-        return [(windows, lengths - 1, np.arange(len(lengths)))]
-    jobs = []
-    for k, n in enumerate(lengths):
-        ids = windows[:, :n].copy()
-        ids[:, -1] = fixed_query_token
-        jobs.append((ids, np.array([n - 1]), np.array([k])))
-    return jobs
+def _fixed_query_passes(model, ids: torch.Tensor, lengths: np.ndarray, token: int,
+                        state: dict) -> None:
+    """For every n, the window's first n-1 tokens followed by ``token``, read at its last
+    position: the prefix is run once, unread, and each query attends to its first n-1 keys
+    (the cache cropped to them, longest first), as a pass over the n tokens would."""
+    with torch.inference_mode():
+        state["record"] = False
+        cache = (model(input_ids=ids[:, :lengths[-1] - 1], use_cache=True,
+                       logits_to_keep=1).past_key_values if lengths[-1] > 1
+                 else DynamicCache(config=model.config))
+        state.update(record=True, positions=torch.zeros(1, dtype=torch.long, device=ids.device))
+        query = torch.full((len(ids), 1), token, dtype=ids.dtype, device=ids.device)
+        for k in range(len(lengths) - 1, -1, -1):
+            extra = cache.get_seq_length() - (int(lengths[k]) - 1)
+            if extra > 0:
+                cache.crop(-extra)  # removes that many tokens from the end
+            state["length_index"] = torch.tensor([k], device=ids.device)
+            model(input_ids=query, past_key_values=cache, use_cache=True, logits_to_keep=1)
 
 
 class _AttentionStats:

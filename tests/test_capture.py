@@ -86,6 +86,26 @@ def test_fixed_query_reads_the_replaced_token(model, windows):
     assert "fixed" in a.query
 
 
+def test_fixed_query_from_a_cached_prefix_is_a_pass_over_each_prefix(model, windows):
+    # the cached prefix and one query per n give what a separate pass over the first n-1 tokens
+    # and the query gives (float32 sums in another order: agreement to 1e-5)
+    fixed = capture_statistics(model, windows, LENGTHS, batch_size=5, n_groups=2,
+                               n_projections=2, fixed_query_token=5, progress=False)
+    for k, n in enumerate(LENGTHS):
+        ids = windows[:, :n].copy()
+        ids[:, -1] = 5
+        alone = capture_statistics(model, ids, [n], batch_size=5, n_groups=2, n_projections=2,
+                                   progress=False)
+        for site, moments in alone.moments.items():
+            got = fixed.moments[site]
+            np.testing.assert_array_equal(got.count[:, k], moments.count[:, 0])
+            np.testing.assert_allclose(got.total[:, k], moments.total[:, 0], rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(got.total_sq[:, k], moments.total_sq[:, 0], rtol=1e-5,
+                                       atol=1e-6)
+            np.testing.assert_allclose(got.projections[:, k], moments.projections[:, 0],
+                                       rtol=1e-5, atol=1e-6)
+
+
 def test_capture_is_deterministic_on_cpu(model, windows):
     runs = [capture_statistics(model, windows, LENGTHS, n_groups=3, n_projections=2, seed=4,
                                progress=False) for _ in range(2)]

@@ -19,7 +19,7 @@ from .rules import (decide_control, decide_last_token, decide_rate, decide_resid
                     measured_on)
 from .worlds import rule_error_rates
 
-CLT_VERSION = 2  # bump when a change here changes the stored captures or tables
+CLT_VERSION = 3  # bump when a change here changes the stored captures or tables
 # The random twin reads i.i.d. windows drawn with the seed after the run's seed, so that they
 # are not the same draw as the real windows of the trained model.
 IID_WINDOWS_SEED_OFFSET = 1
