@@ -144,27 +144,13 @@ KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
 
 def execute_notebook(source: str | os.PathLike, target: str | os.PathLike, parameters: dict,
                      cwd: str | os.PathLike | None = None, timeout: int = 1800,
-                     progress: bool = False, niceness: int = 0) -> dict:
+                     progress: bool = False) -> dict:
     """Run the MyST notebook ``source`` with papermill into ``target`` (.ipynb) and report
     ``{"seconds", "error"}``; a notebook that raises is reported, not raised, so that a build or
     a sweep goes on with the others.  ``progress`` shows papermill's bar of executed cells with
-    the elapsed time (on stderr).  ``niceness`` > 0 runs it (kernel and workers) in a process of
-    that lower priority: beside another notebook it takes only the time that one leaves idle.
-    A job for :func:`run_jobs` (picklable, module level)."""
+    the elapsed time (on stderr).  A job for :func:`run_jobs` (picklable, module level)."""
     import time
     from pathlib import Path
-
-    if niceness > 0:
-        start = time.perf_counter()
-        try:
-            with concurrent.futures.ProcessPoolExecutor(
-                    1, mp_context=multiprocessing.get_context("spawn"),
-                    initializer=os.nice, initargs=(niceness,)) as pool:
-                return pool.submit(execute_notebook, source, target, parameters, cwd, timeout,
-                                   progress).result()
-        except concurrent.futures.process.BrokenProcessPool as err:  # killed, out of memory
-            return {"seconds": round(time.perf_counter() - start, 1),
-                    "error": f"the notebook's process died: {err}"}
 
     import jupytext
     import nbformat

@@ -40,10 +40,6 @@ LAST = READERS[-1]
 # them.  Theorem 1 reads Theorem 2's largest students, Theorem 3 its whole grid.
 NEEDS = {"theorem1_clt": ("theorem2_bias_variance",),
          "theorem3_snr": ("theorem2_bias_variance",)}
-# Notebooks beside the first run at the lowest priority: they take only the time it leaves idle
-# (a single-threaded fit, a plot, a kernel starting), so it runs as fast as alone, and the cores
-# are never shared by more training processes than they have.
-BESIDE_NICENESS = 19
 # The chapters in the order they start, longest first, so that notebooks run side by side
 # finish close together (a chapter not listed starts after these).
 LONGEST_FIRST = ("theorem2_bias_variance", "theorem4_emergence", "theorem1_clt", "trust",
@@ -73,9 +69,9 @@ def prerequisites(name: str, names) -> set[str]:
 
 def run_all(names: list[str], run_one, jobs: int = 1, started=print,
             finished=print) -> tuple[list[dict], list[str]]:
-    """Execute ``names`` (``run_one(name, slot)`` gives a run record; ``slot`` 0 to ``jobs - 1``,
-    none taken twice at once), at most ``jobs`` at once, each as soon as its
-    :func:`prerequisites` are done, in the order given; after a failure nothing new starts.  ``started(name)`` and ``finished(runs so far)`` report.  Returns the runs in the
+    """Execute ``names`` (``run_one(name)`` gives a run record), at most ``jobs`` at once, each as
+    soon as its :func:`prerequisites` are done, in the order given; after a failure nothing new
+    starts.  ``started(name)`` and ``finished(runs so far)`` report.  Returns the runs in the
     order they finished and the names never started."""
     pending, done, runs, running = list(names), set(), [], {}
     with concurrent.futures.ThreadPoolExecutor(max(1, jobs)) as pool:
@@ -85,22 +81,21 @@ def run_all(names: list[str], run_one, jobs: int = 1, started=print,
                 if not ready:
                     break
                 pending.remove(ready[0])
-                slot = min(set(range(jobs)) - {s for _, s in running.values()})
                 started(ready[0])
-                running[pool.submit(run_one, ready[0], slot)] = (ready[0], slot)
+                running[pool.submit(run_one, ready[0])] = ready[0]
             if not running:
                 break
             for future in concurrent.futures.wait(running, return_when="FIRST_COMPLETED")[0]:
-                done.add(running.pop(future)[0])
+                done.add(running.pop(future))
                 runs.append(future.result())
                 finished(runs)
     return runs, pending
 
 
 def execute(path: Path, profile: str, executed: Path, log: Path, timeout: int,
-            executor: str | None = None, progress: bool = False, niceness: int = 0) -> dict:
+            executor: str | None = None, progress: bool = False) -> dict:
     """Run one MyST notebook with papermill and report how it went (``progress``: a bar of
-    executed cells with the elapsed time, on stderr; ``niceness``: its processes' priority)."""
+    executed cells with the elapsed time, on stderr)."""
     name = path.stem
     target = executed / f"{name}.ipynb"
     parameters = {"profile": profile}
@@ -109,7 +104,7 @@ def execute(path: Path, profile: str, executed: Path, log: Path, timeout: int,
     if name == LAST:
         parameters["build_log"] = str(log)
     run = execute_notebook(path, target, parameters, cwd=REPO / "notebooks", timeout=timeout,
-                           progress=progress, niceness=niceness)
+                           progress=progress)
     if target.exists():  # the page prints the profile itself; hide papermill's cell
         result = nbformat.read(target, 4)
         for cell in result.cells:
@@ -161,10 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs > 1:  # threads waiting for work leave the cores to the other notebooks
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-    def run_one(name: str, slot: int) -> dict:  # the first slot at normal priority
+    def run_one(name: str) -> dict:
         return execute(REPO / "notebooks" / f"{name}.md", args.profile, executed, log,
-                       args.timeout, args.executor, progress=args.jobs == 1,
-                       niceness=0 if slot == 0 else BESIDE_NICENESS)
+                       args.timeout, args.executor, progress=args.jobs == 1)
 
     def finished(runs: list[dict]) -> None:  # the log the last page reads, after each notebook
         print(f"  {runs[-1]['notebook']}: {runs[-1]['status']} in {runs[-1]['seconds']} s",

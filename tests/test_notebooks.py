@@ -103,8 +103,7 @@ def test_pages_that_read_stored_results_run_after_the_chapters():
 def test_the_build_stops_at_the_first_failing_notebook(tmp_path, monkeypatch, capsys):
     ran = []
 
-    def fake_execute(path, profile, executed, log, timeout, executor=None, progress=False,
-                     niceness=0):
+    def fake_execute(path, profile, executed, log, timeout, executor=None, progress=False):
         ran.append(path.stem)
         return {"notebook": path.stem, "profile": profile, "seconds": 0.0,
                 "status": "FAILED: boom" if path.stem == "theorem2_bias_variance" else "ok"}
@@ -127,18 +126,15 @@ def test_notebooks_run_side_by_side_only_after_the_runs_they_read():
     import time
 
     names = build_book.notebook_names()
-    lock, live, seen, slots = threading.Lock(), set(), [], set()
+    lock, live, seen = threading.Lock(), set(), []
 
-    def run_one(name, slot):
+    def run_one(name):
         with lock:
             seen.append((name, frozenset(live)))
-            assert slot not in slots and slot in (0, 1)  # one notebook per slot
             live.add(name)
-            slots.add(slot)
         time.sleep(0.01)
         with lock:
             live.discard(name)
-            slots.discard(slot)
         return {"notebook": name, "status": "ok", "seconds": 0.0}
 
     runs, never = build_book.run_all(names, run_one, jobs=2, started=lambda n: None,
