@@ -16,7 +16,6 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
-from transformers import DynamicCache
 from tqdm import tqdm  # plain text: the book has no widget support
 
 from .estimators.moments import MomentAccumulator, Moments
@@ -206,9 +205,12 @@ def _fixed_query_passes(model, ids: torch.Tensor, lengths: np.ndarray, token: in
     (the cache cropped to them, longest first), as a pass over the n tokens would."""
     with torch.inference_mode():
         state["record"] = False
-        cache = (model(input_ids=ids[:, :lengths[-1] - 1], use_cache=True,
-                       logits_to_keep=1).past_key_values if lengths[-1] > 1
-                 else DynamicCache(config=model.config))
+        if lengths[-1] > 1:
+            cache = model(input_ids=ids[:, :lengths[-1] - 1], use_cache=True,
+                          logits_to_keep=1).past_key_values
+        else:  # nothing before the query (imported here: transformers is loaded by now)
+            from transformers import DynamicCache
+            cache = DynamicCache(config=model.config)
         state.update(record=True, positions=torch.zeros(1, dtype=torch.long, device=ids.device))
         query = torch.full((len(ids), 1), token, dtype=ids.dtype, device=ids.device)
         for k in range(len(lengths) - 1, -1, -1):

@@ -89,9 +89,10 @@ def test_fixed_query_reads_the_replaced_token(model, windows):
 def test_fixed_query_from_a_cached_prefix_is_a_pass_over_each_prefix(model, windows):
     # the cached prefix and one query per n give what a separate pass over the first n-1 tokens
     # and the query gives (float32 sums in another order: agreement to 1e-5)
-    fixed = capture_statistics(model, windows, LENGTHS, batch_size=5, n_groups=2,
+    lengths = [1] + LENGTHS  # n = 1: the query alone, nothing cached before it
+    fixed = capture_statistics(model, windows, lengths, batch_size=5, n_groups=2,
                                n_projections=2, fixed_query_token=5, progress=False)
-    for k, n in enumerate(LENGTHS):
+    for k, n in enumerate(lengths):
         ids = windows[:, :n].copy()
         ids[:, -1] = 5
         alone = capture_statistics(model, ids, [n], batch_size=5, n_groups=2, n_projections=2,

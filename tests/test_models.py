@@ -2,9 +2,11 @@
 
 import os
 
+import numpy as np
 import pytest
 import torch
 
+from scaling_utils import models
 from scaling_utils.models import (ModelUnavailableError, load_model, pick_device, random_twin,
                                   tiny_llama, LoadedModel)
 
@@ -109,3 +111,23 @@ def test_a_damaged_offline_model_is_converted_again(tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match="does not match.*Converting it again"):
         models._offline_default_folder(tmp_path / "models")
     assert len(conversions) == 2 and (folder / "model.safetensors").read_bytes() == b"weights"
+
+
+def test_a_conversion_parses_its_gguf_file_once_and_restores_the_library(tmp_path):
+    import gguf
+    path = tmp_path / "tiny.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_block_count(2)
+    writer.add_tensor("token_embd.weight", np.zeros((4, 3), np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    reader, name_map = gguf.GGUFReader, gguf.get_tensor_name_map
+    with models._gguf_parsed_once():
+        from gguf import GGUFReader, get_tensor_name_map  # as transformers imports them
+        assert GGUFReader(path) is GGUFReader(str(path))  # parsed once
+        assert get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, 2) is \
+            get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, 2)
+        assert GGUFReader(path).tensors[0].name == "token_embd.weight"
+    assert (gguf.GGUFReader, gguf.get_tensor_name_map) == (reader, name_map)
