@@ -72,10 +72,10 @@ def pytest_collection_finish(session):
     except FileExistsError:  # another worker started it
         return
     # one thread, waiting passively: the build shares the cores with the tests without its
-    # threads spinning; one notebook at a time, the tests use the other core
+    # threads spinning; two notebooks at a time: the tests that read the book wait for it
     env = {**os.environ, "SCALING_UTILS_CACHE": str(root / "cache"), "OMP_NUM_THREADS": "1",
            "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
-    command = (f'"{sys.executable}" "{BUILD_BOOK}" --profile smoke --jobs 1 --root "{root / "book"}"'
+    command = (f'"{sys.executable}" "{BUILD_BOOK}" --profile smoke --jobs 2 --root "{root / "book"}"'
                f' > "{root / "stdout.txt"}" 2> "{root / "stderr.txt"}"; echo $? > "{root / "rc"}"')
     process = subprocess.Popen(["sh", "-c", command], env=env, start_new_session=True)
     (root / "pid").write_text(str(process.pid))  # a group: stopped as a whole
