@@ -20,6 +20,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -156,9 +157,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs > 1:  # threads waiting for work leave the cores to the other notebooks
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-    def run_one(name: str) -> dict:
-        return execute(REPO / "notebooks" / f"{name}.md", args.profile, executed, log,
-                       args.timeout, args.executor, progress=args.jobs == 1)
+    begin = time.perf_counter()
+
+    def run_one(name: str) -> dict:  # with when it started: two run side by side
+        started = round(time.perf_counter() - begin, 1)
+        return {**execute(REPO / "notebooks" / f"{name}.md", args.profile, executed, log,
+                          args.timeout, args.executor, progress=args.jobs == 1),
+                "started_after": started}
 
     def finished(runs: list[dict]) -> None:  # the log the last page reads, after each notebook
         print(f"  {runs[-1]['notebook']}: {runs[-1]['status']} in {runs[-1]['seconds']} s",
@@ -179,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
               f"Stopped: {', '.join(never) or 'nothing'} not run.", file=sys.stderr)
         return 1
     print(times_table(runs), flush=True)
+    print(f"notebooks done {time.perf_counter() - begin:.1f} s after the first started "
+          f"({args.jobs} at a time)", flush=True)
     if args.no_site:
         return 0
     build = subprocess.run([Path(sys.executable).parent / "jupyter-book", "build", str(root),
