@@ -66,11 +66,9 @@ def test_every_page_renders_in_a_browser(served, tmp_path):
     pages = sorted(p.relative_to(site).as_posix() for p in site.rglob("*.html")
                    if p.name not in ("genindex.html", "search.html") and "_static" not in p.parts)
     assert "book/executed/overview.html" in pages or "index.html" in pages
-    def render(page):  # the page's DOM after scripts ran, and a screenshot
-        url = f"{base}/{page}"
-        _chromium(f"--screenshot={shots / (page.replace('/', '_') + '.png')}",
-                  "--window-size=1280,2400", url)
-        return _chromium("--dump-dom", url)
+    def render(page):  # the page's DOM after scripts ran, and a screenshot, in one launch
+        return _chromium(f"--screenshot={shots / (page.replace('/', '_') + '.png')}",
+                         "--window-size=1280,2400", "--dump-dom", f"{base}/{page}")
 
     with ThreadPoolExecutor(3) as pool:  # browsers wait on the server much of the time
         doms = dict(zip(pages, pool.map(render, pages)))
