@@ -21,10 +21,12 @@ from .verdicts import MIN_REPLICATES
 # (`chapters.t3_snr.rules.MIN_REPLICATES`; tests/test_profiles.py holds the two equal).  Not
 # imported: that would load the chapter, and torch, on every page that validates parameters.
 T3_MIN_REPLICATES = 80
-# The students' learning-rate schedules (`train.SCHEDULES`, held equal by tests/test_profiles.py).
+# The students' learning-rate schedules (`train.SCHEDULES`) and the matmul precisions
+# (`models.PRECISIONS`), held equal by tests/test_profiles.py: importing either module loads
+# torch, which the pages that only read results never need.
 SCHEDULES = ("cosine", "wsd")
+PRECISIONS = ("float32", "tf32", "bfloat16")
 from .executor import EXECUTOR_KINDS
-from .models import PRECISIONS
 
 PROFILE_NAMES = ("smoke", "cpu", "gpu")
 DEFAULT_PROFILE = "cpu"
@@ -292,17 +294,20 @@ def _check_together(notebook: str, values: Mapping[str, Any]) -> None:
     """Checks that involve several values or the files they name, so that a run that cannot
     finish fails in the first cell: the corpus is text, and a student grid has enough points
     for every fit it feeds."""
-    from .data import CorpusError, check_corpus
-    from .models import check_device, check_model_reachable
     from .estimators.chinchilla import COUPLED
 
     if "corpus" in values:
+        from .data import CorpusError, check_corpus
         try:
             check_corpus(values["corpus"])
         except (CorpusError, OSError) as err:
             raise ParameterError(f"parameter 'corpus': {err}") from err
-    for name, check in (("device", check_device), ("model", check_model_reachable)):
-        if name in values:
+    for name in ("device", "model"):
+        # a device of None picks one: nothing to check (and no torch to load, on a page that
+        # only reads results); the model's None is the offline default, which must be there
+        if name in values and (name == "model" or values[name] is not None):
+            from . import models
+            check = models.check_device if name == "device" else models.check_model_reachable
             try:
                 check(values[name])
             except ValueError as err:

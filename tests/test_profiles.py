@@ -131,6 +131,22 @@ def test_too_few_bootstrap_replicates_are_refused_in_the_first_cell_with_the_min
     assert resolve_parameters(notebook, {"n_boot": minimum}).n_boot == minimum
 
 
-def test_schedule_choices_are_the_training_schedules():
-    from scaling_utils import profiles, train
+def test_schedule_and_precision_choices_are_those_the_code_knows():
+    from scaling_utils import models, profiles, train
     assert set(profiles.SCHEDULES) == set(train.SCHEDULES)
+    assert profiles.PRECISIONS == models.PRECISIONS
+
+
+def test_a_page_that_only_reads_results_starts_without_torch():
+    # the overview's first cells: its imports and its parameter check (about 3 s of a kernel's
+    # start on two cores is loading torch, which a page that reads stored results never needs)
+    import subprocess
+    import sys
+    code = ("import sys\n"
+            "from scaling_utils import plots, synthesis\n"
+            "from scaling_utils.profiles import resolve_parameters\n"
+            "from scaling_utils.report import glue_numbers, load_summary, show_table\n"
+            "resolve_parameters('overview', {'profile': 'smoke'}, set())\n"
+            "assert 'torch' not in sys.modules, 'torch was loaded'\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
