@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import os
 import json
+import os
 import shutil
 import subprocess
 import sys

@@ -61,8 +61,8 @@ def pytest_collection_modifyitems(session, config, items):
 
 
 def pytest_collection_finish(session):
-    """Start building the smoke book (about two minutes, mostly one core) in its own process
-    when a test that will run reads it and no other process of the session has started it."""
+    """Start building the smoke book (a few minutes beside the tests) in its own process when a
+    test that will run reads it and no other process of the session has started it."""
     config = session.config
     if config.option.collectonly or not any(_reads_smoke_book(item) for item in session.items):
         return
@@ -123,12 +123,12 @@ def smoke_book():
     ``(root, completed process)``, from the build started at collection."""
     root = Path(os.environ[SMOKE_FOLDER])
     deadline = time.monotonic() + 900
-    while _return_code(root) is None and time.monotonic() < deadline:
+    while (code := _return_code(root)) is None and time.monotonic() < deadline:
         time.sleep(1)
-    if _return_code(root) is None:
+    if code is None:  # out of time: stopped, and reported as killed
         _stop(root)
     run = subprocess.CompletedProcess(["build_book.py", "--profile", "smoke"],
-                                      _return_code(root) if _return_code(root) is not None else -9,
+                                      -9 if code is None else code,
                                       (root / "stdout.txt").read_text(),
                                       (root / "stderr.txt").read_text())
     return root / "book", run
