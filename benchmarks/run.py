@@ -27,6 +27,7 @@ import torch
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results" / "benchmarks.json"
+TEACHING_TIMES = REPO / "teaching" / "times.json"  # tracked: read by the instructors' page
 sys.path.insert(0, str(REPO))
 
 from scaling_utils.cache import atomic_write_bytes  # noqa: E402
@@ -179,11 +180,12 @@ NOTEBOOK_TARGETS = {("theorem1_clt", "smoke"): 60, ("theorem1_clt", "cpu"): 300,
 PAIR_TARGETS = {("theorem3_snr", "theorem4_emergence", "cpu"): 480}
 
 
-def book_times(profiles) -> list[dict]:
+def book_times(profiles, jobs: int | None = None) -> list[dict]:
     """Wall time of every notebook of the book per profile, executed in build order with an
     empty result cache (the one-time conversion of the offline model stays cached, as it is
     after a first run), the total, and where it went: the seconds spent computing each kind of
-    cached result (``phase`` rows: training, captures, simulated worlds, ...)."""
+    cached result (``phase`` rows: training, captures, simulated worlds, ...). ``jobs``: notebooks
+    at once (default the build's; 1 gives each notebook's time alone)."""
     import os
     import tempfile
     from scaling_utils.cache import cache_dir, phase_seconds
@@ -193,7 +195,8 @@ def book_times(profiles) -> list[dict]:
         with tempfile.TemporaryDirectory() as root, tempfile.TemporaryDirectory() as cache:
             start = time.perf_counter()
             subprocess.run([sys.executable, str(REPO / "scripts" / "build_book.py"),
-                            "--profile", profile, "--root", root, "--no-site"], check=True,
+                            "--profile", profile, "--root", root, "--no-site"]
+                           + ([f"--jobs={jobs}"] if jobs else []), check=True,
                            capture_output=True,
                            env={**os.environ, "SCALING_UTILS_CACHE": cache,
                                 "SCALING_UTILS_MODEL_CACHE": models})
@@ -207,6 +210,21 @@ def book_times(profiles) -> list[dict]:
         rows.append({"notebook": "(all, without the site)", "profile": profile,
                      "seconds": round(total, 1)})
     return rows
+
+
+def record_teaching_times(path: Path | None = None) -> None:
+    """Every notebook's time alone (one at a time, empty result cache) at the smoke and cpu
+    profiles, with the machine and commit, for the instructors' page."""
+    from scaling_utils.runinfo import run_info
+    rows = book_times(["smoke", "cpu"], jobs=1)
+    info = run_info()
+    record = {"profiles": {p: {r["notebook"]: r["seconds"] for r in rows
+                               if r.get("profile") == p and "notebook" in r
+                               and not r["notebook"].startswith("(")} for p in ("smoke", "cpu")},
+              "commit": info.commit, "cores": info.cores, "cpu": info.cpu,
+              "written": time.strftime("%Y-%m-%d")}
+    atomic_write_bytes(path or TEACHING_TIMES, json.dumps(record, indent=1).encode())
+    print(json.dumps(record, indent=1))
 
 
 def source_throughput() -> dict:
@@ -345,11 +363,17 @@ def main() -> None:
     parser.add_argument("--books", nargs="*", metavar="PROFILE",
                         help="also time every notebook of the book with these profiles "
                              "(default smoke cpu), each with an empty result cache")
+    parser.add_argument("--teaching", action="store_true",
+                        help="only time every notebook alone at the smoke and cpu profiles and "
+                             f"record the times for the instructors' page ({TEACHING_TIMES.relative_to(REPO)})")
     parser.add_argument("--out", type=Path, default=RESULTS,
                         help="JSON file the table is written to (read by the reproducibility page)")
     args = parser.parse_args()
     if args.mode:  # child process of memory_table
         print(json.dumps(peak_memory(args)))
+        return
+    if args.teaching:
+        record_teaching_times()
         return
     devices = args.devices or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     report = {"devices": devices}

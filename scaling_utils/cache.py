@@ -19,8 +19,10 @@ import os
 import secrets
 import tempfile
 import time
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -29,6 +31,14 @@ from .codec import CodecError, dumps, loads
 
 ENV_VAR = "SCALING_UTILS_CACHE"
 ENTRY_SUFFIX = ".npz"
+# The counts of the innermost open :func:`count_results` block (None outside any).
+_COUNTS: ContextVar[dict | None] = ContextVar("scaling_utils_cache_counts", default=None)
+# What each kind of entry is, for the line a study prints.
+KIND_NAMES = {"train": "training runs", "tokens": "tokenised corpora",
+              "sequence_losses": "sequence losses", "student_snr": "student SNRs",
+              "snr_by_context": "SNR-by-context tables", "capabilities": "capability measurements",
+              "noise_sweeps": "noise sweeps", "theorem1/capture": "captures",
+              "theorem1/control": "attention controls", "error_rates": "error-rate tables"}
 
 
 class CacheCorruptError(RuntimeError):
@@ -191,11 +201,14 @@ def cached(kind: str, config: Any, compute: Callable[[], Any],
     path = base / f"{key}{ENTRY_SUFFIX}"
     if path.exists() and not refresh:
         try:
-            return load_entry(path, key)
+            result = load_entry(path, key)
+            _count(kind, "read")
+            return result
         except CacheStaleError:
             pass  # an older version's entry: computed again below and replaced
     start = time.perf_counter()
     result = compute()
+    _count(kind, "computed")
     seconds = round(time.perf_counter() - start, 3)  # for people and `phase_seconds`, not the key
     payload = dumps(result)
     entry = {"key": key, "kind": kind, "sha256": hashlib.sha256(payload).hexdigest()}
@@ -203,6 +216,47 @@ def cached(kind: str, config: Any, compute: Callable[[], Any],
                                                         indent=1, default=_plain).encode())
     atomic_write_bytes(path, _entry_bytes(entry, payload))
     return loads(payload)  # what a later run reads back, so a first run sees the same values
+
+
+@contextmanager
+def count_results() -> Iterator[dict]:
+    """Count, by kind, the cached results read back and those computed inside the block (in
+    this process, and in the workers of :func:`~.executor.run_jobs`): the block's value,
+    ``{kind: {"read": n, "computed": m}}``."""
+    counts: dict = {}
+    token = _COUNTS.set(counts)
+    try:
+        yield counts
+    finally:
+        _COUNTS.reset(token)
+
+
+def counting() -> bool:
+    """Whether a :func:`count_results` block is open here."""
+    return _COUNTS.get() is not None
+
+
+def add_counts(counts: dict) -> None:
+    """Add counts made elsewhere (a worker's) to the open block's, if any."""
+    for kind, outcomes in counts.items():
+        for outcome, n in outcomes.items():
+            _count(kind, outcome, n)
+
+
+def _count(kind: str, outcome: str, n: int = 1) -> None:
+    counts = _COUNTS.get()
+    if counts is not None:
+        counts.setdefault(kind, {"read": 0, "computed": 0})[outcome] += n
+
+
+def describe_counts(counts: dict) -> str:
+    """One line for a reader: what came from the result cache and what was computed."""
+    def listed(outcome):
+        parts = [f"{KIND_NAMES.get(kind, kind)} {c[outcome]}" for kind, c in counts.items()
+                 if c[outcome]]
+        return ", ".join(parts) or "nothing"
+    return (f"Read from the result cache: {listed('read')}. Computed in this run: "
+            f"{listed('computed')}.")
 
 
 def phase_seconds(folder: str | os.PathLike | None = None) -> dict[str, float]:

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import functools
 import multiprocessing
 import os
 from typing import Any, Callable, Iterable, Iterator
 
-from .cache import cache_dir
+from .cache import add_counts, cache_dir, count_results, counting
 
 EXECUTOR_KINDS = ("serial", "processes", "dask", "slurm")
 
@@ -39,13 +40,25 @@ def run_jobs(fn: Callable[[Any], Any], items: Iterable[Any], executor: Any = Non
     """``[fn(item) for item in items]``, computed by ``executor`` (see the module docstring).
 
     ``fn`` must be picklable (a module-level function, or a ``functools.partial`` of one) for
-    every executor but the serial one."""
+    every executor but the serial one. Inside :func:`~.cache.count_results` the workers' counts
+    of cached results come back into the open block."""
     items = list(items)
+    if executor is None or executor == "serial":
+        return [fn(item) for item in items]
+    if not counting():
+        return _dispatch(fn, items, executor)
+    counted = _dispatch(functools.partial(_counted_call, fn), items, executor)
+    for _, counts in counted:
+        add_counts(counts)
+    return [result for result, _ in counted]
+
+
+def _dispatch(fn: Callable[[Any], Any], items: list, executor: Any) -> list:
     if executor is None or executor == "serial":
         return [fn(item) for item in items]
     if isinstance(executor, str):
         with open_executor(executor) as opened:
-            return run_jobs(fn, items, opened)
+            return _dispatch(fn, items, opened)
     if hasattr(executor, "gather") and hasattr(executor, "scheduler_info"):  # dask Client
         return executor.gather(executor.map(fn, items, pure=False))
     if hasattr(executor, "map_array"):  # submitit
@@ -55,6 +68,13 @@ def run_jobs(fn: Callable[[Any], Any], items: Iterable[Any], executor: Any = Non
     raise ExecutorError(f"cannot run jobs on {type(executor).__name__}; pass one of "
                         f"{EXECUTOR_KINDS} as a string, a dask Client, a concurrent.futures "
                         "Executor or a submitit executor.")
+
+
+def _counted_call(fn, item):
+    """``fn(item)`` in a worker, with the cached results it read and computed."""
+    with count_results() as counts:
+        result = fn(item)
+    return result, counts
 
 
 @contextlib.contextmanager

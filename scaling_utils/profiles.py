@@ -230,6 +230,13 @@ NOTEBOOKS: Mapping[str, tuple[Parameter, ...]] = MappingProxyType({
         Parameter("n_boot", int, "bootstrap replicates for the refit's CIs",
                   MIN_REPLICATES, 100, 400, minimum=MIN_REPLICATES),
     ),
+    "instructors": _COMMON + (
+        Parameter("times", str, "JSON of every notebook's run time alone, recorded by "
+                  "`benchmarks/run.py --teaching`", "../teaching/times.json",
+                  "../teaching/times.json", "../teaching/times.json"),
+        Parameter("repository", str, "folder holding notebooks/, _toc.yml and teaching/checks/",
+                  "..", "..", ".."),
+    ),
     "reproducibility": _COMMON + (
         Parameter("build_log", str, "JSON run-time log written by scripts/build_book.py",
                   None, None, None, optional=True),

@@ -35,7 +35,8 @@ REPO = Path(__file__).resolve().parent.parent
 BOOK_SOURCES = ("_config.yml", "_toc.yml", "book")
 # Pages that read what the others stored run after them, in this order; the last one reads the
 # run times of all the others.
-READERS = ("integration", "public_evidence", "ceiling", "overview", "reproducibility")
+READERS = ("integration", "public_evidence", "ceiling", "overview", "instructors",
+           "reproducibility")
 LAST = READERS[-1]
 # A chapter that reads runs another chapter trains waits for it: side by side, both would train
 # them.  Theorem 1 reads Theorem 2's largest students, Theorem 3 its whole grid.

@@ -5,7 +5,10 @@ in a cell's output; a screenshot of each page is kept in $BROWSER_ARTIFACTS
 (default: the test's scratch folder)."""
 
 import functools
+import html
 import http.server
+import io
+import json
 import os
 import re
 import shutil
@@ -22,9 +25,9 @@ import pytest
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")
                  if shutil.which(n)), None)
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(
+NEEDS_CHROMIUM = pytest.mark.skipif(
     CHROMIUM is None, reason="Chromium is not installed: run `make browser` (apt-get install "
-                             "chromium) to enable the browser checks")]
+                             "chromium) to enable the browser checks")
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +42,59 @@ def served(smoke_book):
     server.shutdown()
 
 
+# Injected into every page the test serves: once MathJax has typeset, it lists what a reader
+# cannot see whole at this width (a formula or table cut off by its box, or running past the
+# screen's right edge with no scroll bar to reach it) in a <pre id="layout-report">.
+LAYOUT_PROBE = """<script>
+window.addEventListener("load", () => {
+  const ready = window.MathJax && MathJax.startup ? MathJax.startup.promise : Promise.resolve();
+  ready.then(() => setTimeout(() => {
+    const problems = [], width = document.documentElement.clientWidth;
+    const name = (el) => (el.tagName.toLowerCase() + ": " + el.textContent.trim().slice(0, 50));
+    for (const el of document.querySelectorAll('mjx-container[display="true"], table')) {
+      let scrolls = false, clipped = false;
+      for (let a = el.parentElement; a && a !== document.body; a = a.parentElement) {
+        if (a.scrollWidth > a.clientWidth + 1) {
+          const overflow = getComputedStyle(a).overflowX;
+          if (overflow === "auto" || overflow === "scroll") { scrolls = true; break; }
+          if (overflow === "hidden" || overflow === "clip") { clipped = true; break; }
+        }
+      }
+      if (clipped) problems.push("cut off: " + name(el));
+      else if (!scrolls && el.getBoundingClientRect().right > width + 1)
+        problems.push("past the right edge: " + name(el));
+    }
+    const report = document.createElement("pre");
+    report.id = "layout-report";
+    report.textContent = JSON.stringify(problems);
+    document.body.appendChild(report);
+  }, 200));
+});
+</script>"""
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
+
+    def send_head(self):  # every page with the layout probe before </body>
+        path = Path(self.translate_path(self.path))
+        if path.suffix != ".html" or not path.is_file():
+            return super().send_head()
+        body = path.read_bytes().replace(b"</body>", LAYOUT_PROBE.encode() + b"</body>", 1)
+        self.send_response(200)
+        self.send_header("Content-type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        return io.BytesIO(body)
+
+
+def _layout_problems(dom: str) -> list[str]:
+    """What the layout probe found (an empty list), or that it never reported."""
+    report = re.search(r'<pre id="layout-report">(.*?)</pre>', dom, re.S)
+    if report is None:
+        return ["the layout probe did not report (the page's scripts did not finish)"]
+    return json.loads(html.unescape(report.group(1)))
 
 
 def _chromium(*args: str) -> str:
@@ -59,6 +112,8 @@ def _status(url: str) -> int:
         return err.code
 
 
+@pytest.mark.slow
+@NEEDS_CHROMIUM
 def test_every_page_renders_in_a_browser(served, tmp_path):
     site, base = served
     shots = Path(os.environ.get("BROWSER_ARTIFACTS", tmp_path / "screenshots"))
@@ -70,8 +125,12 @@ def test_every_page_renders_in_a_browser(served, tmp_path):
         return _chromium(f"--screenshot={shots / (page.replace('/', '_') + '.png')}",
                          "--window-size=1280,2400", "--dump-dom", f"{base}/{page}")
 
+    def render_phone(page):  # the DOM at a phone's width, for the layout only
+        return _chromium("--window-size=390,2400", "--dump-dom", f"{base}/{page}")
+
     with ThreadPoolExecutor(3) as pool:  # browsers wait on the server much of the time
         doms = dict(zip(pages, pool.map(render, pages)))
+        phones = dict(zip(pages, pool.map(render_phone, pages)))
     problems = []
     for page in pages:
         url = f"{base}/{page}"
@@ -84,6 +143,9 @@ def test_every_page_renders_in_a_browser(served, tmp_path):
         if "Traceback (most recent call last)" in dom or "{glue:" in dom:
             problems.append(f"{page}: a traceback or unrendered glue")
         problems += [f"{page}: {p}" for p in _figure_problems(dom)]
+        problems += [f"{page} at 1280 px: {p}" for p in _layout_problems(dom)]
+        problems += [f"{page} at 390 px: {p}" for p in _layout_problems(phones[page])]
+        problems += [f"{page}: {p}" for p in _image_problems(site, static)]
         problems += [f"{page}: {p}" for p in _text_problems(static)]
         for attr, target in re.findall(r'\b(src|href)="([^"#]+)', static):
             if urllib.parse.urlparse(target).scheme or target.startswith("mailto:"):
@@ -101,6 +163,33 @@ def test_text_problems_finds_what_a_reader_should_never_see():
     assert _text_problems(shown) == [
         "a Python object printed as text: &lt;IPython.core.display.Markdown object&gt;"]
     assert _text_problems("<p>falls as $n^{-0.9}$ here</p>")[0].startswith("TeX as text")
+    assert _text_problems("<p>in 9.0 of 30.0 layers</p>") == [
+        "a count printed as a float: '9.0 of 30.0 layers'"]
+    assert _text_problems("<table><tr><th>median_exponent</th></tr></table>") == [
+        "a table header as a code name: median_exponent"]
+    assert _text_problems("<p>-3.01 [-3.08, -3.04] and 0.05 [0.0003, 0.099]</p>") == [
+        "an estimate outside its interval: -3.01 [-3.08, -3.04]"]
+
+
+def test_image_and_layout_problems_find_an_empty_figure_and_a_cut_off_table(tmp_path):
+    import numpy as np
+    from matplotlib import pyplot as plt
+
+    (tmp_path / "_images").mkdir()
+    for name, drawn in (("empty.png", False), ("plot.png", True)):
+        fig, ax = plt.subplots(figsize=(4, 3))
+        ax.axis("off")
+        if drawn:
+            ax.axis("on")
+            ax.plot(np.linspace(0, 1, 50), np.random.default_rng(0).random(50), lw=3)
+        fig.savefig(tmp_path / "_images" / name)
+        plt.close(fig)
+    page = '<img src="../../_images/empty.png"><img src="../../_images/plot.png">'
+    assert [p.split(" (")[0] for p in _image_problems(tmp_path, page)] == [
+        "an empty figure: ../../_images/empty.png"]
+    assert _layout_problems('<pre id="layout-report">["cut off: table: a"]</pre>') == [
+        "cut off: table: a"]
+    assert _layout_problems("<p>no report</p>")[0].startswith("the layout probe did not report")
 
 
 def _text_problems(html: str) -> list[str]:
@@ -121,7 +210,42 @@ def _text_problems(html: str) -> list[str]:
         problems.append(f"a {warning} in a cell's output")
     for shown in re.findall(r"&lt;[\w.]+ object(?: at 0x[0-9a-f]+)?&gt;", text):
         problems.append(f"a Python object printed as text: {shown}")
+    for whole in re.findall(rf"\b\d+\.0+ (?:of \d+\.?\d* )?(?:{COUNTED})\b", text):
+        problems.append(f"a count printed as a float: {whole!r}")
+    for header in re.findall(r"<th[^>]*>\s*([a-z][a-z0-9]*(?:_[a-z0-9]+)+)\s*</th>", html):
+        problems.append(f"a table header as a code name: {header}")
+    for estimate, low, high in re.findall(rf"({NUMBER}) \[({NUMBER}), ({NUMBER})\]", text):
+        value, low, high = (float(v.replace(",", "").replace("−", "-")) for v in (estimate, low, high))
+        if low <= high and not low <= value <= high:
+            problems.append(f"an estimate outside its interval: {estimate} [{low:g}, {high:g}]")
     return problems
+
+
+# nouns a whole number counts, and a number as the pages print it
+COUNTED = ("layers?|runs?|seeds?|sizes?|windows?|tokens|steps|classes|heads|checkpoints|students"
+           "|worlds|sets|pages|notebooks|exercises|replicates|sequences|attention layers")
+NUMBER = r"[−-]?\d[\d,]*(?:\.\d+)?(?:e[−-]?\d+)?"
+
+
+def _image_problems(site: Path, html: str) -> list[str]:
+    """Figures with nothing drawn: an image where almost every pixel is the background (a plot
+    whose data were not there, leaving axes or a line of text)."""
+    import numpy as np
+    from matplotlib import image
+
+    problems = []
+    for src in sorted(set(re.findall(r'<img\b[^>]*src="([^"]*_images/[^"]+\.png)"', html))):
+        pixels = image.imread(site / "_images" / src.split("_images/", 1)[1])
+        flat = pixels[..., :3].reshape(-1, 3)
+        background = np.median(flat, axis=0)
+        drawn = np.mean(np.abs(flat - background).max(axis=1) > 0.1)
+        if drawn < EMPTY_FIGURE:
+            problems.append(f"an empty figure: {src} ({drawn:.1%} of its pixels drawn)")
+    return problems
+
+
+EMPTY_FIGURE = 0.01  # the share of drawn pixels below which a figure shows nothing
+
 
 
 def _figure_problems(html: str) -> list[str]:

@@ -212,3 +212,28 @@ def test_each_entry_records_its_compute_time_and_a_folder_sums_them_by_kind(cach
     phases = cache.phase_seconds()
     assert list(phases) == ["train", "theorem1/capture"]
     assert 0.1 <= phases["train"] < 0.5 and 0.02 <= phases["theorem1/capture"] < 0.3
+
+
+def test_a_block_counts_what_it_read_from_the_cache_and_what_it_computed(tmp_path):
+    from scaling_utils.cache import count_results, describe_counts
+    with count_results() as counts:
+        cache.cached("demo", {"a": 1}, lambda: 1, folder=tmp_path)
+        cache.cached("demo", {"a": 1}, lambda: 1, folder=tmp_path)
+        cache.cached("train", {"a": 2}, lambda: 2, folder=tmp_path)
+    assert counts == {"demo": {"read": 1, "computed": 1}, "train": {"read": 0, "computed": 1}}
+    assert describe_counts(counts) == ("Read from the result cache: demo 1. Computed in this run: "
+                                       "demo 1, training runs 1.")
+    cache.cached("demo", {"a": 3}, lambda: 3, folder=tmp_path)  # outside a block: not counted
+    assert counts["demo"] == {"read": 1, "computed": 1}
+
+
+def test_workers_counts_come_back_to_the_block(tmp_path):
+    from functools import partial
+
+    from scaling_utils.cache import count_results
+    from scaling_utils.executor import run_jobs
+    job = partial(cache.cached, "demo", compute=int, folder=str(tmp_path))
+    cache.cached("demo", {"i": 0}, int, folder=tmp_path)
+    with count_results() as counts:
+        assert run_jobs(job, [{"i": i} for i in range(3)], "processes:2") == [0, 0, 0]
+    assert counts == {"demo": {"read": 1, "computed": 2}}

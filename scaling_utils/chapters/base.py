@@ -7,10 +7,24 @@ what :func:`~scaling_utils.report.save_summary` stores for the overview and inte
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable, ClassVar, Mapping
 
+from ..cache import count_results, describe_counts
 from ..verdicts import Verdict
+
+
+def says_what_was_cached(study: Callable) -> Callable:
+    """A chapter's ``study`` that ends by printing how many of its results it read from the
+    result cache and how many it computed (so a reader knows what a re-run recomputed)."""
+    @functools.wraps(study)
+    def counted(cfg):
+        with count_results() as counts:
+            result = study(cfg)
+        print(describe_counts(counts))
+        return result
+    return counted
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..base import ChapterResult
+from ..base import ChapterResult, says_what_was_cached
 from . import text
 from .estimators import (FIXED, IID_CONTROL, LAST_TOKEN, TWIN, PositionLoss, PrecisionCheck,
                          effective_context_table, gaussianity, length_grid, position_loss,
@@ -78,6 +78,7 @@ class Theorem1Result(ChapterResult):
                     verdict={"supported": "holds", "contradicted": "fails"}.get(rate.word, rate.word))
 
 
+@says_what_was_cached
 def study(cfg) -> Theorem1Result:
     """Run the Theorem 1 chapter for a notebook configuration (``resolve_parameters``): the
     i.i.d. control, the random twin, the trained model (last token and fixed final token), and

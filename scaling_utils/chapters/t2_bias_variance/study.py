@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 import pandas as pd
 
 from ...estimators.chinchilla import compare_laws
-from ..base import ChapterResult
+from ..base import ChapterResult, says_what_was_cached
 from .estimators import (CV_ROW, FOLDS, LANGUAGE_ROWS, Estimate, bootstrap_losses,
                          capacity_estimate, cell_intervals, coupling_estimate, decompose,
                          entropy_estimate, entropy_held_out, fit_table, fit_with_floor_profile,
@@ -111,6 +111,7 @@ class Theorem2Result(ChapterResult):
                     seed_noise=self.seed_noise, verdict=f"fitted entropy: {entropy.word}")
 
 
+@says_what_was_cached
 def study(cfg) -> Theorem2Result:
     """Train (or read back) the student grid of ``cfg`` and measure everything the chapter
     shows: the decomposition, the three law fits with hierarchical-bootstrap intervals, the

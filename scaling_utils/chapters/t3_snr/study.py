@@ -10,7 +10,7 @@ import pandas as pd
 
 from ... import train
 from ...runs import run_grid
-from ..base import ChapterResult
+from ..base import ChapterResult, says_what_was_cached
 from . import text
 from .estimators import (CONTEXT_COLUMNS, context_table, estimator_check, exponent_table,
                          grid_exponents, per_seed_exponents, sequence_exponents, snr_exponent,
@@ -79,6 +79,7 @@ def per_size_exponents(grid: pd.DataFrame, estimates, seed: int) -> pd.DataFrame
     return pd.DataFrame(per_size)
 
 
+@says_what_was_cached
 def study(cfg) -> Theorem3Result:
     """Measure the SNR of every run of the student grid of ``cfg`` (trained by Theorem 2, read
     back from the cache), fit its exponents in D and P with hierarchical intervals, measure SNR

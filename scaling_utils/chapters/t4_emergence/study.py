@@ -19,7 +19,7 @@ from ...estimators.snr import snr
 from ...estimators.thresholds import ThresholdFit
 from ...tasks import TaskSuite
 from ...train import EVAL_SEED_OFFSET, StudentGrid, TrainConfig, TrainResult, load_student
-from ..base import ChapterResult
+from ..base import ChapterResult, says_what_was_cached
 from . import text
 from .estimators import (MECHANISM_COLUMNS, METRIC_COLUMNS, SWITCH_COLUMNS, CollapseEvidence,
                          MechanismEvidence, MetricEvidence, SwitchEvidence, collapse_evidence,
@@ -337,6 +337,7 @@ def capability_table(configs: Sequence[TrainConfig], suite: TaskSuite, eval_toke
 
 # --------------------------------------------------------------------------- the study
 
+@says_what_was_cached
 def study(cfg) -> Theorem4Result:
     """Train the profile's students (``sizes`` x ``n_seeds`` runs), measure every capability at
     every checkpoint, and decide the chapter's claims (see the module docstring)."""
