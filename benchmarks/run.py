@@ -180,12 +180,12 @@ NOTEBOOK_TARGETS = {("theorem1_clt", "smoke"): 60, ("theorem1_clt", "cpu"): 300,
 PAIR_TARGETS = {("theorem3_snr", "theorem4_emergence", "cpu"): 480}
 
 
-def book_times(profiles, jobs: int | None = None) -> list[dict]:
+def book_times(profiles, jobs: int | None = None, only: list[str] | None = None) -> list[dict]:
     """Wall time of every notebook of the book per profile, executed in build order with an
     empty result cache (the one-time conversion of the offline model stays cached, as it is
     after a first run), the total, and where it went: the seconds spent computing each kind of
     cached result (``phase`` rows: training, captures, simulated worlds, ...). ``jobs``: notebooks
-    at once (default the build's; 1 gives each notebook's time alone)."""
+    at once (default the build's; 1 gives each notebook's time alone); ``only``: these notebooks."""
     import os
     import tempfile
     from scaling_utils.cache import cache_dir, phase_seconds
@@ -196,7 +196,8 @@ def book_times(profiles, jobs: int | None = None) -> list[dict]:
             start = time.perf_counter()
             subprocess.run([sys.executable, str(REPO / "scripts" / "build_book.py"),
                             "--profile", profile, "--root", root, "--no-site"]
-                           + ([f"--jobs={jobs}"] if jobs else []), check=True,
+                           + ([f"--jobs={jobs}"] if jobs else [])
+                           + (["--only", *only] if only else []), check=True,
                            capture_output=True,
                            env={**os.environ, "SCALING_UTILS_CACHE": cache,
                                 "SCALING_UTILS_MODEL_CACHE": models})
@@ -216,7 +217,9 @@ def record_teaching_times(path: Path | None = None) -> None:
     """Every notebook's time alone (one at a time, empty result cache) at the smoke and cpu
     profiles, with the machine and commit, for the instructors' page."""
     from scaling_utils.runinfo import run_info
-    rows = book_times(["smoke", "cpu"], jobs=1)
+    # every page but the instructors' own, which reads this record
+    pages = sorted(p.stem for p in (REPO / "notebooks").glob("*.md") if p.stem != "instructors")
+    rows = book_times(["smoke", "cpu"], jobs=1, only=pages)
     info = run_info()
     record = {"profiles": {p: {r["notebook"]: r["seconds"] for r in rows
                                if r.get("profile") == p and "notebook" in r

@@ -48,6 +48,16 @@ LONGEST_FIRST = ("theorem2_bias_variance", "theorem4_emergence", "theorem1_clt",
                  "theorem3_snr")
 
 
+def plain_downloads(site: Path) -> None:
+    """Each page's ".ipynb" download is its plain copy (the notebook its launch buttons open:
+    plain Markdown, solutions kept, an install cell first), not the executed MyST notebook,
+    whose glue roles and directives plain Jupyter shows as raw text."""
+    downloads = site / "_sources" / "book" / "executed"
+    for plain in sorted((REPO / "launch" / "book" / "executed").glob("*.ipynb")):
+        if (downloads / plain.name).exists():
+            shutil.copyfile(plain, downloads / plain.name)
+
+
 def notebook_names() -> list[str]:
     """Every notebook, in the order the build starts them."""
     names = sorted(p.stem for p in (REPO / "notebooks").glob("*.md"))
@@ -194,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     if build.returncode != 0:
         print("the book build reported warnings or errors (see above)", file=sys.stderr)
         return build.returncode
+    plain_downloads(root / "_build" / "html")
     print(f"\nThe book is at {root / '_build' / 'html' / 'index.html'}")
     return 0
 

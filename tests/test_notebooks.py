@@ -234,3 +234,15 @@ def test_every_reference_says_where_to_find_it_and_every_citation_has_one():
              for keys in re.findall(r"\{cite(?::[pt])?\}`([^`]+)`", source.read_text())
              for key in keys.split(",")}
     assert cited and cited <= set(entries), cited - set(entries)
+
+
+@pytest.mark.slow
+def test_each_pages_notebook_download_is_its_plain_copy(smoke_book):
+    root, _ = smoke_book
+    downloads = root / "_build" / "html" / "_sources" / "book" / "executed"
+    plain = REPO / "launch" / "book" / "executed"
+    for name in ("theorem2_bias_variance.ipynb", "instructors.ipynb"):
+        assert (downloads / name).read_bytes() == (plain / name).read_bytes()
+        assert "{glue" not in (downloads / name).read_text()
+    html = (root / "_build" / "html" / "book" / "executed" / "theorem2_bias_variance.html").read_text()
+    assert "_sources/book/executed/theorem2_bias_variance.ipynb" in html
