@@ -276,7 +276,7 @@ def _offline_default_folder(cache: str | Path | None) -> Path:
 
 def _convert_gguf(package: Path, filename: str, folder: Path) -> None:
     """Dequantise a GGUF checkpoint into a transformers folder, atomically (temp dir + rename)."""
-    with _quiet_transformers(), _gguf_parsed_once():
+    with _quiet_transformers(), _gguf_parsed_once(), _no_conversion_bar():
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         model = AutoModelForCausalLM.from_pretrained(package, gguf_file=filename,
@@ -289,7 +289,8 @@ def _convert_gguf(package: Path, filename: str, folder: Path) -> None:
     staging = folder.parent / f".{folder.name}.{os.getpid()}.{secrets.token_hex(6)}"
     staging.mkdir(mode=0o777)  # the umask decides, as for the entries of the result cache
     try:
-        model.save_pretrained(staging)
+        with _quiet_transformers():  # no "Writing model shards" bar in the page
+            model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         write_manifest(staging)
         if folder.exists():  # a concurrent conversion finished first
@@ -324,6 +325,23 @@ def _gguf_parsed_once():
         yield
     finally:
         gguf.GGUFReader, gguf.get_tensor_name_map = reader, name_map
+
+
+@contextlib.contextmanager
+def _no_conversion_bar():
+    """transformers draws the GGUF conversion's bar with ``tqdm.auto`` itself, which its own
+    switch does not reach: in a notebook it would print into the page (as a widget where
+    ipywidgets is installed). Inside the block that bar is off."""
+    import functools
+
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
+    bar = gguf_utils.tqdm
+    gguf_utils.tqdm = functools.partial(bar, disable=True)
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = bar
 
 
 def _set_aside(folder: Path) -> None:

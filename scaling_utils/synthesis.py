@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from .chapters import chapters
-from .verdicts import (CONTRADICTED, FAILED_INTERVAL, PAPER, READING, SUPPORTED, UNDETERMINED,
+from .verdicts import (CONTRADICTED, PAPER, READING, SUPPORTED, UNDETERMINED,
                        Verdict, role_of, weakest_link)
 
 # The paper's argument (its Appendix E.4) in order: noise falls with context, so the SNR grows
@@ -68,7 +68,7 @@ def effect_text(v: Verdict) -> str:
     reason instead."""
     if pd.isna(v.effect):
         return v.reason
-    if v.reason.startswith(FAILED_INTERVAL):
+    if not v.interval_holds_effect:
         return f"{v.effect:.3g}, outside its own interval [{v.ci_low:.3g}, {v.ci_high:.3g}]"
     return f"{v.effect:.3g} [{v.ci_low:.3g}, {v.ci_high:.3g}]"
 

@@ -66,10 +66,19 @@ class Verdict:
         if self.word == UNDETERMINED and not self.to_decide:
             raise ValueError(f"the undetermined verdict {self.key!r} must say what would decide it")
 
+    @property
+    def interval_holds_effect(self) -> bool:
+        """Whether the effect lies inside its interval, so that "x [lo, hi]" reads true (not when
+        the interval failed, or rests on too few replicates to hold anything)."""
+        if not all(math.isfinite(v) for v in (self.effect, self.ci_low, self.ci_high)):
+            return False
+        slack = 1e-9 * max(1.0, abs(self.ci_high - self.ci_low), abs(self.effect))
+        return self.ci_low - slack <= self.effect <= self.ci_high + slack
+
     def markdown(self, digits: int = 2) -> str:
         """``**word**: effect x [lo, hi]; rule ... (To decide it: ...)`` for a verdict box (an
         estimate outside its own interval is given by its reason, never as "x [lo, hi]")."""
-        if math.isfinite(self.effect) and not self.reason.startswith(FAILED_INTERVAL):
+        if self.interval_holds_effect:
             text = (f"**{self.word}**: {self.effect:.{digits}f} "
                     f"[{self.ci_low:.{digits}f}, {self.ci_high:.{digits}f}]")
             if self.reason:

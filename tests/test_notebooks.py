@@ -91,6 +91,9 @@ def test_every_page_quotes_only_glued_values(smoke_book, name):
     assert quoted and quoted <= glued, quoted - glued
     html = (root / "_build" / "html" / "book" / "executed" / f"{name}.html").read_text()
     assert "Traceback" not in html and "profile: smoke" in html
+    # no widget (a progress bar drawn by tqdm.auto where ipywidgets is installed): the book
+    # shows text, and a widget's script would be fetched from a CDN
+    assert "widgets" not in notebook.metadata and "cdn.jsdelivr" not in html
 
 
 @pytest.mark.slow

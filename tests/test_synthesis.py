@@ -92,6 +92,11 @@ def test_an_estimate_outside_its_interval_is_printed_as_such():
                             replicates=100)
     assert synthesis.effect_text(inside) == "0.01 [-0.02, 0.03]"
     assert synthesis.effect_text(outside) == "-3.01, outside its own interval [-3.08, -3.04]"
+    # too few replicates to hold anything (the smoke profile's context exponent): the same
+    few = verdicts.near("context", "claim", -3.11, 0.13, 0.13, 0.0, 0.1, "more data", replicates=1)
+    assert few.reason.startswith("only 1 bootstrap replicates")
+    assert synthesis.effect_text(few) == "-3.11, outside its own interval [0.13, 0.13]"
+    assert "-3.11 [" not in few.markdown() and "[0.13" not in few.markdown()
 
 
 def test_a_chapter_sets_its_verdicts_beside_those_stored_at_other_seeds(tmp_path, monkeypatch):
