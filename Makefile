@@ -39,7 +39,9 @@ benchmark: $(STAMP)
 
 setup: $(STAMP)
 
-# For courses: the notebooks with every exercise solution removed, in student_notebooks/.
+# For courses (after `make book`, whose numbers they print): the students' copies (solutions
+# removed, answer cells to fill in) and the instructors' (answers filled), with the exercises'
+# checks, in student_notebooks/student/ and student_notebooks/instructor/.
 student-copies: $(STAMP)
 	$(BIN)/python scripts/student_copies.py --out student_notebooks
 

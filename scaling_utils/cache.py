@@ -229,6 +229,7 @@ def count_results() -> Iterator[dict]:
         yield counts
     finally:
         _COUNTS.reset(token)
+        add_counts(counts)  # an enclosing block counts what this one did
 
 
 def counting() -> bool:

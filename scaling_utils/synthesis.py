@@ -69,7 +69,7 @@ def effect_text(v: Verdict) -> str:
     if pd.isna(v.effect):
         return v.reason
     if not v.interval_holds_effect:
-        return f"{v.effect:.3g}, outside its own interval [{v.ci_low:.3g}, {v.ci_high:.3g}]"
+        return f"{v.effect:.3g}, {v.interval_words('.3g')}"
     return f"{v.effect:.3g} [{v.ci_low:.3g}, {v.ci_high:.3g}]"
 
 

@@ -11,10 +11,14 @@ from pathlib import Path
 import pandas as pd
 
 CLASS_MINUTES = 90
+FITS = f"fits a {CLASS_MINUTES}-minute class"  # the plan's column
 # A chapter fits one class when its smoke run takes at most this long on a 2-core machine: it
 # runs while the derivation is discussed, and leaves the rest of the class for its exercises.
 LIVE_RUN_MINUTES = 15
-EXERCISE = re.compile(r"^`{3,}\{exercise\}.*\n:label: ([\w-]+)", re.MULTILINE)
+CHECKS = Path("teaching") / "checks"  # the exercises' checks, in the repository
+# an exercise directive (a fence of backticks or colons) with its option lines, one of them its label
+EXERCISE = re.compile(r"^(?:`{3,}|:{3,})\{exercise\}[^\n]*\n(?::[\w-]+:[^\n]*\n)*?:label: ([\w-]+)",
+                      re.MULTILINE)
 # A suggested course, one class per row: its title, the pages it reads (run live at the smoke
 # profile), the exercises done in class and those assigned after it (labels; every exercise once).
 COURSE = (
@@ -28,8 +32,9 @@ COURSE = (
      ("t3-ex-bias",), ("t3-ex-centring",)),
     ("Theorem 4: emergence at a threshold", ("theorem4_emergence",),
      ("t4-ex-power", "t4-ex-scatter"), ("t4-ex-directions", "t4-ex-layers")),
-    ("Putting it together: can the verdicts be trusted?", ("integration", "public_evidence", "trust"),
-     ("t5-ex-chain", "trust-ex-margin"), ("t6-ex-floor",)),
+    ("Putting it together: can the verdicts be trusted?",
+     ("integration", "public_evidence", "trust", "errata"),
+     ("t5-ex-chain", "trust-ex-margin"), ("t6-ex-floor", "errata-ex-scale")),
 )
 
 
@@ -50,11 +55,11 @@ def exercises(root: Path) -> pd.DataFrame:
     root = Path(root)
     rows = []
     for page in toc_pages(root):
-        source = root / "notebooks" / f"{page}.md"
-        if source.exists():
+        source = page_source(root, page)
+        if source is not None:
             for label in EXERCISE.findall(source.read_text()):
                 rows.append({"number": len(rows) + 1, "label": label, "page": page,
-                             "checked": (root / "teaching" / "checks" / f"{label}.py").exists()})
+                             "checked": (root / CHECKS / f"{label}.py").exists()})
     return pd.DataFrame(rows, columns=["number", "label", "page", "checked"])
 
 
@@ -90,15 +95,23 @@ def class_plan(times: dict, table: pd.DataFrame, titles: dict[str, str]) -> pd.D
         mine = table[table.page == page]
         if page not in taught:
             continue
+        runs = page in smoke  # a notebook; the book's own pages (errata) run nothing
         rows.append({
             "page": title,
-            "minutes at smoke": round(smoke.get(page, float("nan")) / 60, 1),
-            "minutes at cpu": round(cpu.get(page, float("nan")) / 60, 1),
+            "minutes at smoke": round(smoke[page] / 60, 1) if runs else 0.0,
+            "minutes at cpu": round(cpu.get(page, float("nan")) / 60, 1) if runs else 0.0,
             "exercises": number_ranges(mine.number) if len(mine) else "none",
             "checked automatically": int(mine.checked.sum()),
-            "fits a 90-minute class": bool(smoke.get(page, float("inf")) / 60 <= LIVE_RUN_MINUTES),
+            FITS: (smoke[page] / 60 <= LIVE_RUN_MINUTES) if runs
+            else True,
         })
     return pd.DataFrame(rows)
+
+
+def page_source(root: Path, page: str) -> Path | None:
+    """The source of a page: a notebook's MyST text, or a page of the book's own."""
+    return next((p for p in (Path(root) / "notebooks" / f"{page}.md",
+                             Path(root) / "book" / f"{page}.md") if p.exists()), None)
 
 
 def page_titles(root: Path) -> dict[str, str]:
@@ -106,8 +119,7 @@ def page_titles(root: Path) -> dict[str, str]:
     the landing page, whose heading is the book's title, is the overview)."""
     titles = {}
     for page in toc_pages(root)[1:]:
-        source = next((p for p in (Path(root) / "notebooks" / f"{page}.md",
-                                   Path(root) / "book" / f"{page}.md") if p.exists()), None)
+        source = page_source(root, page)
         heading = re.search(r"^# (.+)$", source.read_text(), re.M) if source else None
         titles[page] = heading[1].strip() if heading else page
     return {toc_pages(root)[0]: "Overview (the landing page)", **titles}
@@ -120,7 +132,7 @@ def course_plan(table: pd.DataFrame, times: dict, titles: dict[str, str]) -> pd.
     smoke = times["profiles"]["smoke"]
     return pd.DataFrame([{
         "class": i + 1, "topic": topic, "pages": "; ".join(titles.get(p, p) for p in pages),
-        "minutes to run at smoke": round(sum(smoke.get(p, float("nan")) for p in pages) / 60, 1),
+        "minutes to run at smoke": round(sum(smoke.get(p, 0.0) for p in pages) / 60, 1),
         "in class": number_ranges(number[label] for label in in_class),
         "assigned after": number_ranges(number[label] for label in after),
     } for i, (topic, pages, in_class, after) in enumerate(COURSE)])

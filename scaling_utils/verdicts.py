@@ -75,6 +75,13 @@ class Verdict:
         slack = 1e-9 * max(1.0, abs(self.ci_high - self.ci_low), abs(self.effect))
         return self.ci_low - slack <= self.effect <= self.ci_high + slack
 
+    def interval_words(self, spec: str = ".2f") -> str:
+        """What the interval says of an effect it does not hold: no interval, or one beside it
+        (its ends formatted with ``spec``)."""
+        if not (math.isfinite(self.ci_low) and math.isfinite(self.ci_high)):
+            return "no interval"
+        return f"outside its own interval [{self.ci_low:{spec}}, {self.ci_high:{spec}}]"
+
     def markdown(self, digits: int = 2) -> str:
         """``**word**: effect x [lo, hi]; rule ... (To decide it: ...)`` for a verdict box (an
         estimate outside its own interval is given by its reason, never as "x [lo, hi]")."""
@@ -83,8 +90,12 @@ class Verdict:
                     f"[{self.ci_low:.{digits}f}, {self.ci_high:.{digits}f}]")
             if self.reason:
                 text += f" ({self.reason})"
+        elif self.reason.startswith(FAILED_INTERVAL) or not math.isfinite(self.effect):
+            text = f"**{self.word}**: {self.reason or 'no estimate'}"  # the reason gives both
         else:
-            text = f"**{self.word}**: {self.reason or 'no estimate'}"
+            text = f"**{self.word}**: {self.effect:.{digits}f}, {self.interval_words(f'.{digits}f')}"
+            if self.reason:
+                text += f" ({self.reason})"
         text += f". Rule: {self.rule}"
         if self.word == UNDETERMINED:
             text += f" To decide it: {self.to_decide}"

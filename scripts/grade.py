@@ -2,11 +2,13 @@
 
     python scripts/grade.py SUBMISSION.ipynb [...] [--checks teaching/checks]
 
-Each answer cell (the code cell before a ``grader.check("<label>")`` cell) runs in one namespace
-per notebook, in order, with numpy (``np``), ``math`` and ``scipy.stats`` (``stats``) already
-imported; then that exercise's check runs on what it defined. The rest of the notebook is not
-run, so grading takes seconds whatever the chapter computes. An answer cell that raises scores
-0 for its exercise, with the error. This runs the submitted code: grade in a sandbox you trust.
+For each ``grader.check("<label>")`` cell, the code cells since the previous check (or since the
+cell that makes the grader) are the answer: they run in one namespace per notebook, in order,
+with numpy (``np``), ``math`` and ``scipy.stats`` (``stats``) already imported, and then that
+exercise's check runs on what they defined. The rest of the notebook is not run, so grading
+takes seconds whatever the chapter computes. An answer that raises, or still holds ``...``,
+scores 0 for its exercise, with the reason. This runs the submitted code: grade in a sandbox
+you trust.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ from pathlib import Path
 import nbformat
 
 REPO = Path(__file__).resolve().parent.parent
-CHECKS = REPO / "teaching" / "checks"
+CHECKS = REPO / "teaching" / "checks"  # scaling_utils.teaching.CHECKS
 CHECK_CELL = re.compile(r'^\s*grader\.check\(\s*["\']([\w-]+)["\']\s*\)\s*$')
+GRADER_CELL = re.compile(r"^\s*grader\s*=\s*otter\.Notebook\(", re.MULTILINE)
+UNANSWERED = re.compile(r"^\s*\w+\s*=\s*\.\.\.\s*(#.*)?$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -37,13 +41,18 @@ class Mark:
 
 
 def answer_cells(notebook) -> list[tuple[str, str]]:
-    """(label, answer cell's code) for each check cell of a notebook, in order."""
-    cells = [c for c in notebook.cells if c.cell_type == "code"]
-    pairs = []
-    for before, cell in zip(cells, cells[1:]):
+    """(label, the answer's code) for each check cell of a notebook, in order: the code cells
+    since the previous check, or since the cell that makes the grader."""
+    pairs, since = [], []
+    for cell in (c for c in notebook.cells if c.cell_type == "code"):
         match = CHECK_CELL.match(cell.source)
         if match:
-            pairs.append((match[1], before.source))
+            pairs.append((match[1], "\n\n".join(since)))
+            since = []
+        elif GRADER_CELL.search(cell.source):
+            since = []
+        else:
+            since.append(cell.source)
     return pairs
 
 
@@ -57,29 +66,26 @@ def grade(path: Path, checks: Path = CHECKS) -> list[Mark]:
     with tempfile.TemporaryDirectory() as scratch, contextlib.chdir(scratch):
         grader = otter.Notebook(tests_dir=str(checks.resolve()))
         for label, code in answer_cells(nbformat.read(path, 4)):
+            if not (checks / f"{label}.py").exists():
+                marks.append(Mark(label, 0.0, 0.0, f"no check named {label} in {checks}"))
+                continue
+            error = "not answered yet (a name still holds ...)" if UNANSWERED.search(code) else ""
             try:
                 with contextlib.redirect_stdout(io.StringIO()):
                     exec(compile(code, f"<answer {label}>", "exec"), namespace)
-            except Exception as error:  # a broken answer scores 0; the others are still graded
-                marks.append(Mark(label, 0.0, _possible(checks / f"{label}.py"),
-                                  f"{type(error).__name__}: {error}"))
-                continue
+            except Exception as err:  # a broken answer scores 0; the others are still graded
+                error = error or f"the answer raised {type(err).__name__}: {err}"
             result = grader.check(label, global_env=namespace)
-            possible = _possible(checks / f"{label}.py")
-            marks.append(Mark(label, result.grade * possible, possible,
-                              "" if result.grade == 1 else _first_failure(result)))
+            score = 0.0 if error else float(result.score)
+            marks.append(Mark(label, score, float(result.possible),
+                              error or ("" if score == result.possible else _first_failure(result))))
     return marks
-
-
-def _possible(check: Path) -> float:
-    """The points a check file gives in all (the sum over its test cases)."""
-    return float(sum(float(p) for p in re.findall(r"@test_case\(points=([\d.]+)", check.read_text())))
 
 
 def _first_failure(result) -> str:
     """The first failing test case's message, on one line."""
     lines = [line.strip() for line in str(result).splitlines()
-             if line.strip().startswith(("AssertionError", "TypeError", "NameError", "ValueError"))]
+             if re.match(r"^\s*\w+(Error|Exception): ", line)]
     return lines[0] if lines else "a check failed"
 
 

@@ -36,7 +36,7 @@ import yaml
 from scaling_utils import teaching
 
 REPO = Path(__file__).resolve().parent.parent
-CHECKS = REPO / "teaching" / "checks"
+CHECKS = REPO / teaching.CHECKS
 EXECUTED = REPO / "book" / "executed"
 # Launch buttons open <path_to_book>/<page>.ipynb of the repository (sphinx-book-theme).
 LAUNCH_DIR = REPO / "launch"
@@ -60,8 +60,9 @@ PLAIN_NOTE = ("*This is a plain copy of a chapter of the executable companion. N
               "book prints in its text appear here as `names` in code font: each is printed by "
               "the code cell that computes it.*")
 GLUED_NOTE = ("*This is a plain copy of a chapter of the executable companion. The numbers in its "
-              "text are those the book's last build computed; the code cells compute them again "
-              "when you run them.*")
+              "text are those the book's last build computed, at the `{profile}` profile; the "
+              "code cells compute them again when you run them.*")
+PROFILE_KEY = "(profile)"  # where glued_values keeps the profile the build ran with
 READER_NOTE = ("*This page computes nothing itself: it reads the results that the chapter "
                "notebooks stored with the same profile. Run the four chapters first, in this "
                "same environment (their launch copies, or `python -m scaling_utils run NOTEBOOK` "
@@ -121,9 +122,12 @@ def answers(checks: Path = CHECKS) -> dict[str, Answer]:
 
 
 def glued_values(executed: Path) -> dict[str, str]:
-    """Every value glued in an executed notebook, as its plain text (Markdown for text)."""
-    values = {}
-    for cell in nbformat.read(executed, 4).cells:
+    """Every value glued in an executed notebook, as its plain text (Markdown for text), and the
+    profile it ran with (under :data:`PROFILE_KEY`)."""
+    notebook = nbformat.read(executed, 4)
+    parameters = notebook.metadata.get("papermill", {}).get("parameters", {})
+    values = {PROFILE_KEY: str(parameters.get("profile") or "cpu")}
+    for cell in notebook.cells:
         for output in cell.get("outputs", []):
             scrapbook = output.get("metadata", {}).get("scrapbook", {})
             if scrapbook.get("name"):
@@ -228,9 +232,11 @@ def _role(match: re.Match, page: Context) -> str:
     return text
 
 
-def install_cell(repository: str) -> str:
+def install_cell(repository: str, extra: dict[str, str] | None = None) -> str:
     """The first cell of a launch notebook: installs the package, its notebook tools and the
-    offline data packages where they are missing (Colab); a no-op where they are (Binder)."""
+    offline data packages where they are missing (Colab); a no-op where they are (Binder).
+    ``extra``: module -> pinned requirement, installed where the module is missing (a course's
+    copies add the grading library)."""
     data = [line.strip() for line in (REPO / "requirements" / "data.txt").read_text().splitlines()
             if line.strip() and not line.startswith("#")]
     return "\n".join([
@@ -240,12 +246,19 @@ def install_cell(repository: str) -> str:
         "    pip = [sys.executable, '-m', 'pip', 'install', '-q']",
         f"    subprocess.check_call(pip + ['scaling-utils[offline] @ git+{repository}'])",
         f"    subprocess.check_call(pip + ['--no-deps', {', '.join(map(repr, data))}])",
-    ])
+    ] + [f"if importlib.util.find_spec({module!r}) is None:\n"
+         f"    subprocess.check_call([sys.executable, '-m', 'pip', 'install', '-q', {requirement!r}])"
+         for module, requirement in (extra or {}).items()])
 
 
 GRADER_CELL = ("# The answer cells below are checked by otter-grader, with the checks in checks/ "
                "beside this notebook.\nimport otter\n\ngrader = otter.Notebook(tests_dir=\"checks\")")
 COPIES = ("student", "instructor")  # a course's two copies: answers to fill in, answers filled
+NOT_FOR_STUDENTS = ("instructors",)  # pages a course's copies leave out
+# the grading library (module -> requirement), pinned as the environment installs it
+GRADING = {"otter": next(line.strip() for line in
+                         (REPO / "requirements" / "base.txt").read_text().splitlines()
+                         if line.startswith("otter-grader=="))}
 
 
 def split_after_exercises(text: str, labels) -> list[tuple[str, str | None]]:
@@ -294,15 +307,15 @@ def plain_notebook(source: Path, keep_solutions: bool, install: str | None = Non
             plain.append(cell)
             continue
         text = cell.source if keep_solutions else strip_solutions(cell.source)
-        if copy:  # the solution's code goes into the answer cell, not beside it
-            text = SOLUTION_CODE.sub("", text)
+        if copy:  # a solution's code goes into the answer cell, not beside it
+            text = SOLUTION.sub(lambda m: SOLUTION_CODE.sub("", m[0]), text)
         for piece, label in split_after_exercises(text, answered):
             plain.append(nbformat.v4.new_markdown_cell(plain_markdown(piece, page).strip("\n")))
-            if label and label not in checked:
+            if label and label not in checked and copy == "student":
                 plain.append(nbformat.v4.new_markdown_cell(
                     f"**Your answer to Exercise {page.exercises[label]}** (in words; no automatic "
                     "check):\n\n..."))
-            elif label:
+            elif label in checked:
                 if not any(GRADER_CELL == c.source for c in plain):
                     plain.append(nbformat.v4.new_code_cell(GRADER_CELL))
                 answer = checked[label]
@@ -313,7 +326,7 @@ def plain_notebook(source: Path, keep_solutions: bool, install: str | None = Non
                 plain.append(nbformat.v4.new_code_cell(f'grader.check("{label}")'))
     nb.cells = plain
     first_markdown = next(i for i, c in enumerate(nb.cells) if c.cell_type == "markdown")
-    notes = [GLUED_NOTE if glued else PLAIN_NOTE] + (
+    notes = [GLUED_NOTE.format(profile=glued.get(PROFILE_KEY, "?")) if glued else PLAIN_NOTE] + (
         [READER_NOTE] if "load_summary(" in source.read_text() else [])
     nb.cells.insert(first_markdown + 1, nbformat.v4.new_markdown_cell("\n\n".join(notes)))
     if install:
@@ -330,12 +343,15 @@ def repository_url() -> str:
 
 def export(out: Path, keep_solutions: bool = False, install: bool = False,
            copy: str | None = None, executed: Path | None = None) -> list[Path]:
-    """Every notebook as a plain copy in ``out``; with ``copy``, the checks beside them and, where
+    """Every notebook as a plain copy in ``out``; with ``copy`` (a course's), every page but the
+    instructors' own, the grading library in the install cell, the checks beside them and, where
     ``executed`` holds the last build's notebooks, its numbers in the prose."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    setup = install_cell(repository_url()) if install else None
+    setup = install_cell(repository_url(), GRADING if copy else None) if install else None
     for source in sorted((REPO / "notebooks").glob("*.md")):
+        if copy and source.stem in NOT_FOR_STUDENTS:
+            continue
         target = out / f"{source.stem}.ipynb"
         built = executed / target.name if executed else None
         glued = glued_values(built) if built and built.exists() else None
@@ -349,8 +365,8 @@ def export(out: Path, keep_solutions: bool = False, install: bool = False,
 def export_course(out: Path, executed: Path = EXECUTED) -> dict[str, list[Path]]:
     """A course's copies: ``out/student`` (solutions removed, answer cells to fill in) and
     ``out/instructor`` (solutions kept, answer cells filled), each with ``checks/``."""
-    return {copy: export(out / copy, keep_solutions=copy == "instructor", copy=copy,
-                         executed=executed) for copy in COPIES}
+    return {copy: export(out / copy, keep_solutions=copy == "instructor", install=True,
+                         copy=copy, executed=executed) for copy in COPIES}
 
 
 def export_launch(root: Path = LAUNCH_DIR) -> list[Path]:

@@ -237,3 +237,11 @@ def test_workers_counts_come_back_to_the_block(tmp_path):
     with count_results() as counts:
         assert run_jobs(job, [{"i": i} for i in range(3)], "processes:2") == [0, 0, 0]
     assert counts == {"demo": {"read": 1, "computed": 2}}
+
+
+def test_an_enclosing_block_counts_what_an_inner_one_did(tmp_path):
+    from scaling_utils.cache import count_results
+    with count_results() as outer:
+        with count_results() as inner:
+            cache.cached("demo", {"b": 1}, lambda: 1, folder=tmp_path)
+    assert inner == outer == {"demo": {"read": 0, "computed": 1}}

@@ -105,8 +105,10 @@ def test_the_instructors_page_numbers_exercises_as_the_chapters_print_them(smoke
     html = root / "_build" / "html" / "book" / "executed"
     table = teaching.exercises(REPO)
     for page, mine in table.groupby("page"):
+        path = html / f"{page}.html"
+        path = path if path.exists() else html.parent / f"{page}.html"  # the book's own pages
         shown = [int(n) for n in re.findall(r'<span class="caption-number">Exercise (\d+)',
-                                            (html / f"{page}.html").read_text())]
+                                            path.read_text())]
         assert shown == sorted(mine.number.astype(int)), page
     instructors = (html / "instructors.html").read_text()
     assert "Traceback" not in instructors and "t1-ex-neff" in instructors

@@ -96,7 +96,8 @@ def test_an_estimate_outside_its_interval_is_printed_as_such():
     few = verdicts.near("context", "claim", -3.11, 0.13, 0.13, 0.0, 0.1, "more data", replicates=1)
     assert few.reason.startswith("only 1 bootstrap replicates")
     assert synthesis.effect_text(few) == "-3.11, outside its own interval [0.13, 0.13]"
-    assert "-3.11 [" not in few.markdown() and "[0.13" not in few.markdown()
+    assert "-3.11 [" not in few.markdown()
+    assert few.markdown().startswith("**undetermined**: -3.11, outside its own interval [0.13, 0.13]")
 
 
 def test_a_chapter_sets_its_verdicts_beside_those_stored_at_other_seeds(tmp_path, monkeypatch):
@@ -127,3 +128,10 @@ def test_a_chapter_sets_its_verdicts_beside_those_stored_at_other_seeds(tmp_path
     assert "`data` at seed" not in one.reading and "`size` at seed 0" not in one.reading
     # a page at seed 1 looks at seeds 0 and 2
     assert synthesis.seed_comparison(at_one, page, folder=tmp_path).missing == (0, 2)
+
+
+def test_an_effect_without_an_interval_says_so():
+    v = verdicts.Verdict("k", "claim", verdicts.UNDETERMINED, 0.5, float("nan"), float("nan"),
+                         "rule", "more data")
+    assert synthesis.effect_text(v) == "0.5, no interval"
+    assert v.markdown().startswith("**undetermined**: 0.50, no interval. Rule")
