@@ -132,7 +132,7 @@ def test_every_exercise_of_a_course_copy_has_an_answer_cell(tmp_path):
             for number in map(int, re.findall(r"\*\*Exercise (\d+)\.\*\*", cell.source)):
                 after = cells[i + 1].source
                 assert after.startswith((f"# Exercise {number}: your answer",
-                                         f"# The answer cells", f"**Your answer to Exercise {number}**")), \
+                                         "# The answer cells", f"**Your answer to Exercise {number}**")), \
                     (path.name, number, after[:60])
                 seen.add(number)
     assert seen == set(numbers.values())
