@@ -297,3 +297,15 @@ def test_false_verdict_rates_at_the_cpu_profile_are_at_most_five_percent():
     assert (table.false_rate <= 0.05).all(), table[["rule", "world", "false_rate"]]
     holds = table[(table.world == "holds")]
     assert (holds.supported >= 0.7).all(), holds  # and the rules have power where it holds
+
+
+def test_a_switch_where_the_snr_falls_back_is_floored_at_the_checkpoints_it_happened_between():
+    # in training order the SNR goes 0, 2, 1.5, 4: the run switches (exact match 0 -> 1) between
+    # ln SNR 1.5 and 4. The nearest measured values either side of a threshold at 1.8 are 1.5
+    # and 2 (step 0.5), but the switch happened over 1.5 -> 4 (gap 2.5): the abrupt rule's
+    # floor is the wider gap, the shared rule's grid step the narrower one.
+    from scaling_utils.chapters.t4_emergence.estimators import _grid_step, _resolution
+    log_x = np.array([0.0, 2.0, 1.5, 4.0])
+    assert _resolution(log_x, 1.8) == 2.5 and _grid_step(log_x, 1.8) == 0.5
+    assert _resolution(np.array([0.0, 1.0, 2.0]), 1.5) == _grid_step(np.array([0.0, 1.0, 2.0]), 1.5) == 1.0
+    assert np.isnan(_resolution(np.array([0.0, 1.0]), 3.0))

@@ -51,18 +51,21 @@ def heldout_deviance(log_x, hits, trials, run_of, chance=0.0, max_slope=None):
             folds.slope.reshape(variants, len(runs)), whole)
 
 
-SWITCH_COLUMNS = ["run", "theta", "width", "resolution", "width_resolved", "used"]
+SWITCH_COLUMNS = ["run", "theta", "width", "resolution", "grid_step", "width_resolved", "used"]
 
 
 @dataclass(frozen=True)
 class SwitchEvidence:
     """What the abruptness and shared-threshold rules read for one task: one logistic in ln SNR
     per run along training (``per_run``: theta, the 10-90 % width 2 ln 9 / k, the resolution,
-    i.e. the gap in ln SNR between the measured points either side of theta, and the width
-    floored at it), over the runs that learned the task with a rising switch inside their SNR:
-    the geometric mean width with t intervals over runs (floored, and as fitted), and the
-    spread (sd) of ln theta between runs beyond what the resolution alone gives, with a
-    chi-square interval."""
+    i.e. the widest gap in ln SNR between checkpoints next to each other in training whose SNRs
+    lie either side of theta, the grid step, i.e. the gap between the measured SNRs nearest
+    theta on either side, and the width floored at the resolution), over the runs that learned
+    the task with a rising switch inside their SNR: the geometric mean width with t intervals
+    over runs (floored, and as fitted), and the spread (sd) of ln theta between runs beyond what
+    the grid step alone gives, with a chi-square interval. Each rule takes the reading of the
+    checkpoints' resolution that makes its own support harder: the wider gap floors the widths,
+    the narrower one is subtracted from the spread."""
 
     task: str
     learned: bool
@@ -78,8 +81,19 @@ class SwitchEvidence:
 
 
 def _resolution(log_x: np.ndarray, log_theta: float) -> float:
-    """The gap between the measured ln x values on either side of ln theta (the widest a
-    switch between them can be told apart from a step)."""
+    """The widest gap in ln x between checkpoints next to each other in training (``log_x`` in
+    training order) that lie on either side of ln theta: the widest a switch between them can
+    be told apart from a step. Where the SNR does not rise at every checkpoint this can be
+    wider than :func:`_grid_step`."""
+    below = log_x < log_theta
+    crossings = np.flatnonzero(below[:-1] != below[1:])
+    return float(np.abs(log_x[crossings + 1] - log_x[crossings]).max()) if len(crossings) \
+        else np.nan
+
+
+def _grid_step(log_x: np.ndarray, log_theta: float) -> float:
+    """The gap between the measured ln x values nearest ln theta on either side, whatever
+    their order in training: how finely the measured values place ln theta."""
     values = np.unique(log_x)
     i = int(np.searchsorted(values, log_theta))
     return float(values[i] - values[i - 1]) if 0 < i < len(values) else np.nan
@@ -103,12 +117,13 @@ def switch_evidence(part: pd.DataFrame) -> SwitchEvidence:
     else:
         log_theta = slope = np.zeros(0)
         inside = np.zeros(0, bool)
-    resolution = np.array([_resolution(x[t > 0], lt) if ok else nan
-                           for x, t, lt, ok in zip(log_x, trials, log_theta, inside)])
+    resolution, grid_step = (np.array([gap(x[t > 0], lt) if ok else nan
+                                       for x, t, lt, ok in zip(log_x, trials, log_theta, inside)])
+                             for gap in (_resolution, _grid_step))
     with np.errstate(divide="ignore"):
         width = LOGIT_WIDTH / np.abs(slope)
     per_run = pd.DataFrame(dict(run=names, theta=np.exp(log_theta), width=width,
-                                resolution=resolution,
+                                resolution=resolution, grid_step=grid_step,
                                 width_resolved=np.maximum(width, resolution),
                                 used=inside & np.isfinite(resolution)), columns=SWITCH_COLUMNS)
     used = per_run[per_run.used]
@@ -118,7 +133,7 @@ def switch_evidence(part: pd.DataFrame) -> SwitchEvidence:
     mean, lo, hi = mean_t_interval(np.log(used.width_resolved.to_numpy(float)), CI_LEVEL)
     _, fit_lo, _ = mean_t_interval(np.log(used.width.to_numpy(float)), CI_LEVEL)
     variance, df = float(np.var(np.log(used.theta.to_numpy(float)), ddof=1)), runs - 1
-    within = float(np.mean(used.resolution.to_numpy(float) ** 2) / 12)  # uniform in its gap
+    within = float(np.mean(used.grid_step.to_numpy(float) ** 2) / 12)  # uniform in its step
     bounds = (df * variance / sps.chi2.ppf((1 + CI_LEVEL) / 2, df),
               df * variance / sps.chi2.ppf((1 - CI_LEVEL) / 2, df))
     spread = [float(np.sqrt(max(v - within, 0.0))) for v in (variance, *bounds)]

@@ -24,7 +24,7 @@ SMOOTH_SLOPE = 1.0
 # one).
 ABRUPT_WIDTH = float(np.log(9.0))
 # One threshold shared by every run: the runs' ln theta scatter (sd, beyond what the
-# checkpoints' resolution gives) by less than ln 3 / 2, so that 95 % of runs switch within a
+# checkpoints' grid step gives) by less than ln 3 / 2, so that 95 % of runs switch within a
 # factor of 3 of the common theta (half a switch's width either side). Written after seed 0's
 # per-run thresholds had been seen (in the noise-sweep table); to be read at seeds it never ran on.
 SHARED_SPREAD = ABRUPT_WIDTH / 4
