@@ -7,8 +7,8 @@ import matplotlib.pyplot as plt
 from matplotlib.ticker import FuncFormatter, LogFormatter, NullFormatter
 import numpy as np
 import pandas as pd
-import seaborn as sns
 
+from .lazy import seaborn
 from .theorem1 import (exponents_by_layer, ks_panels, t1_effective_context, t1_exponents,
                        t1_headline, t1_position_loss, t1_students, t1_variance_against_neff,
                        t1_variance_grid, variance_curves)
@@ -124,9 +124,9 @@ def bias_variance_panels(result) -> plt.Figure:
     runs, cells = result.runs, result.cells
     fresh = runs[runs.data_mode == "fresh"]
     fig, axes = plt.subplots(1, 3, figsize=(12.5, 4))
-    sns.lineplot(data=fresh, x="D", y="loss", hue="P", marker="o", palette="viridis",
+    seaborn().lineplot(data=fresh, x="D", y="loss", hue="P", marker="o", palette="viridis",
                  ax=axes[0], errorbar=None)
-    sns.scatterplot(data=fresh, x="D", y="loss", hue="P", palette="viridis", ax=axes[0],
+    seaborn().scatterplot(data=fresh, x="D", y="loss", hue="P", palette="viridis", ax=axes[0],
                     legend=False, s=12, alpha=0.6)
     axes[0].axhline(result.eps, color="k", ls="--", label="eps (exact)")
     axes[0].axhline(result.unigram, color="grey", ls=":", label="unigram entropy")
@@ -141,7 +141,7 @@ def bias_variance_panels(result) -> plt.Figure:
     axes[1].set(xscale="log", xlabel="non-embedding parameters P",
                 ylabel="B(P) = L(P, D_max) - eps (nats)", title="capacity term (upper bound)")
     below = cells[cells.D < cells.groupby("P").D.transform("max")]  # V = 0 at D_max by definition
-    for (P, group), colour in zip(below.groupby("P"), sns.color_palette("viridis", cells.P.nunique())):
+    for (P, group), colour in zip(below.groupby("P"), seaborn().color_palette("viridis", cells.P.nunique())):
         axes[2].errorbar(group.D, group.variance_term,
                          yerr=_bars(group.variance_term, group.variance_ci_low,
                                     group.variance_ci_high),
@@ -172,11 +172,11 @@ def returns_per_doubling(result) -> plt.Figure:
     """Nats of held-out loss gained per doubling of D (left, one line per P) and of P (right,
     one line per D)."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    sns.lineplot(data=result.returns_d, x="D_to", y="gain_per_doubling", hue="P", marker="o",
+    seaborn().lineplot(data=result.returns_d, x="D_to", y="gain_per_doubling", hue="P", marker="o",
                  palette="viridis", ax=axes[0])
     axes[0].set(xscale="log", xlabel="D (upper end of the doubling)",
                 ylabel="nats gained per doubling", title="returns to data")
-    sns.lineplot(data=result.returns_p, x="P_to", y="gain_per_doubling", hue="D", marker="o",
+    seaborn().lineplot(data=result.returns_p, x="P_to", y="gain_per_doubling", hue="D", marker="o",
                  palette="flare", ax=axes[1])
     axes[1].set(xscale="log", xlabel="P (upper end of the doubling)",
                 ylabel="nats gained per doubling", title="returns to parameters")
@@ -228,9 +228,9 @@ def snr_panels(result) -> plt.Figure:
     slope 1).  Middle: SNR against P, one line per D.  Right: held-out loss against SNR."""
     grid = result.grid
     fig, axes = plt.subplots(1, 3, figsize=(12.5, 4))
-    sns.lineplot(data=grid, x="D", y="snr", hue="P", marker="o", palette="viridis", ax=axes[0],
+    seaborn().lineplot(data=grid, x="D", y="snr", hue="P", marker="o", palette="viridis", ax=axes[0],
                  errorbar=None)
-    sns.scatterplot(data=grid, x="D", y="snr", hue="P", palette="viridis", ax=axes[0],
+    seaborn().scatterplot(data=grid, x="D", y="snr", hue="P", palette="viridis", ax=axes[0],
                     legend=False, s=12, alpha=0.6)
     ref = np.array([grid.D.min(), grid.D.max()])
     axes[0].plot(ref, grid.snr.median() * ref / np.sqrt(ref.prod()), "k--", lw=1,
@@ -240,13 +240,13 @@ def snr_panels(result) -> plt.Figure:
     axes[0].set(xscale="log", yscale="log", xlabel="training tokens D", ylabel="SNR",
                 title="SNR against data")
     axes[0].legend(fontsize="small")
-    sns.lineplot(data=grid, x="P", y="snr", hue="D", marker="o", palette="flare", ax=axes[1],
+    seaborn().lineplot(data=grid, x="P", y="snr", hue="D", marker="o", palette="flare", ax=axes[1],
                  errorbar=None)
-    sns.scatterplot(data=grid, x="P", y="snr", hue="D", palette="flare", ax=axes[1], legend=False,
+    seaborn().scatterplot(data=grid, x="P", y="snr", hue="D", palette="flare", ax=axes[1], legend=False,
                     s=12, alpha=0.6)
     axes[1].set(xscale="log", yscale="log", xlabel="non-embedding parameters P", ylabel="SNR",
                 title="SNR against size")
-    sns.scatterplot(data=grid, x="snr", y="loss", hue="P", palette="viridis", ax=axes[2])
+    seaborn().scatterplot(data=grid, x="snr", y="loss", hue="P", palette="viridis", ax=axes[2])
     axes[2].set(xscale="log", xlabel="SNR", ylabel="held-out loss (nats)", title="SNR and loss")
     _plain_minor_ticks(axes)
     fig.tight_layout()
@@ -287,7 +287,7 @@ def t4_capabilities(table: pd.DataFrame) -> plt.Figure:
         for col, (x, y, label, title) in enumerate(panels):
             ax = axes[row, col]
             shown = part[part[x] > 0] if x == "snr" else part
-            sns.lineplot(data=shown, x=x, y=y, hue="size", units="run", estimator=None,
+            seaborn().lineplot(data=shown, x=x, y=y, hue="size", units="run", estimator=None,
                          marker="o", markersize=3, lw=1, ax=ax, legend=row == 0 and col == 0)
             if y == "exact":
                 ax.axhline(float(part.chance.iloc[0]), color="grey", ls=":", lw=1)
@@ -333,7 +333,7 @@ def t4_icl(table: pd.DataFrame) -> plt.Figure:
     occurrence, nats) against training tokens D, one line per run coloured by model size."""
     part = table[(table.task == "copy") & table.icl_score.notna()]
     fig, ax = plt.subplots(figsize=(5.6, 3.4))
-    sns.lineplot(data=part, x="D", y="icl_score", hue="size", units="run", estimator=None,
+    seaborn().lineplot(data=part, x="D", y="icl_score", hue="size", units="run", estimator=None,
                  marker="o", markersize=3, lw=1, ax=ax)
     ax.axhline(0.0, color="grey", ls=":", lw=1)
     ax.set(xscale="log", xlabel="training tokens D", ylabel="in-context-learning score (nats)",
@@ -350,7 +350,7 @@ def t4_mechanism(table: pd.DataFrame, sweep: pd.DataFrame, per_run: pd.DataFrame
     (noise) at half-way between chance and 1."""
     tasks = list(dict.fromkeys(per_run.task)) if len(per_run) else []
     sizes = list(dict.fromkeys(table["size"]))
-    colour = dict(zip(sizes, sns.color_palette(n_colors=len(sizes))))
+    colour = dict(zip(sizes, seaborn().color_palette(n_colors=len(sizes))))
     fig, axes = plt.subplots(1, max(1, len(tasks)), figsize=(4.6 * max(1, len(tasks)), 3.4),
                              squeeze=False)
     for ax, task in zip(axes[0], tasks):
@@ -389,7 +389,7 @@ def ceiling_curves(laws: dict, run: dict, stock: dict) -> plt.Figure:
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     C = np.logspace(20, 30, 81)
-    for (name, law), colour in zip(laws.items(), sns.color_palette("colorblind")):
+    for (name, law), colour in zip(laws.items(), seaborn().color_palette("colorblind")):
         ax.plot(C, [compute_optimal(law, c).above_floor for c in C], color=colour, label=name)
         at = [compute_for_tokens(law, stock[q]) for q in ("tokens", "ci_low", "ci_high")]
         y = compute_optimal(law, at[0]).above_floor

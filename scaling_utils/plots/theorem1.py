@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator, NullFormatter
 import numpy as np
 import pandas as pd
-import seaborn as sns
+from .lazy import seaborn
 
 
 def variance_curves(curves: pd.DataFrame, ax: plt.Axes, x: str = "n", title: str = "",
@@ -15,7 +15,7 @@ def variance_curves(curves: pd.DataFrame, ax: plt.Axes, x: str = "n", title: str
                     legend: bool = True) -> plt.Axes:
     """Variance against context length on log-log axes, with the claimed slope drawn through the
     geometric mean of the first points; the legend (``legend``) goes outside, on the right."""
-    sns.lineplot(data=curves, x=x, y="variance", hue=hue, marker="o", ax=ax,
+    seaborn().lineplot(data=curves, x=x, y="variance", hue=hue, marker="o", ax=ax,
                  palette="viridis", legend="brief" if legend else False)
     x0 = curves[x].min()
     y0 = np.exp(np.log(curves.loc[curves[x] == x0, "variance"]).mean())
@@ -54,7 +54,7 @@ def ks_panels(table: pd.DataFrame, max_columns: int = 4) -> plt.Figure:
     fig, axes = plt.subplots(rows, columns, figsize=(3.4 * columns, 3.2 * rows), sharey=True,
                              squeeze=False)
     for ax, variant in zip(axes.flat, variants):
-        sns.lineplot(data=table[table.variant == variant], x="n", y="ks_over_null", hue="site",
+        seaborn().lineplot(data=table[table.variant == variant], x="n", y="ks_over_null", hue="site",
                      estimator="median", marker="o", errorbar=("pi", 50), ax=ax)
         ax.axhline(1.0, color="k", ls="--", lw=1.2)
         ax.set(xscale="log", xlabel="context length n", ylabel="KS / null 95 % quantile",
@@ -124,12 +124,12 @@ def t1_effective_context(neff: pd.DataFrame, lengths, sink_variant: str) -> plt.
     """Left: n_eff against n (median over layers, band over 80 % of layers) per variant, with
     n_eff = n dashed.  Right: attention on the first token per layer of ``sink_variant``."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    sns.lineplot(data=neff, x="n", y="n_eff", hue="variant", estimator="median",
+    seaborn().lineplot(data=neff, x="n", y="n_eff", hue="variant", estimator="median",
                  errorbar=("pi", 80), marker="o", ax=axes[0])
     axes[0].plot(lengths, lengths, "k--", lw=1, label="n_eff = n")
     axes[0].set(xscale="log", yscale="log", ylabel="n_eff", title="effective context")
     axes[0].legend()
-    sns.lineplot(data=neff[neff.variant == sink_variant], x="n", y="sink_mass", hue="layer",
+    seaborn().lineplot(data=neff[neff.variant == sink_variant], x="n", y="sink_mass", hue="layer",
                  palette="viridis", ax=axes[1], legend=False)
     axes[1].set(xscale="log", title="trained model: first-token attention",
                 ylabel="attention weight on position 0")
