@@ -83,13 +83,15 @@ PER_RUN_FITS = (f"one logistic in ln SNR per run that reached {LEARNED_LEVEL:.0%
                 "with its switch inside its measured SNR")
 ABRUPT_RULE = (
     f"{PER_RUN_FITS}; supported if the "
-    "95 % t interval over runs of the geometric mean 10-90 % width, each floored at the gap "
-    f"between the measured SNRs either side of its threshold, lies below ln 9 = {ABRUPT_WIDTH:.2f}; "
+    "95 % t interval over runs of the geometric mean 10-90 % width, each floored at the widest "
+    "gap in ln SNR between checkpoints next to each other in training that lie either side of "
+    f"its threshold, lies below ln 9 = {ABRUPT_WIDTH:.2f}; "
     "contradicted if the interval of the widths as fitted lies above it; undetermined "
     f"otherwise, or with fewer than {MIN_RUNS} such runs.")
 SHARED_RULE = (
     f"{PER_RUN_FITS}; the spread (sd) of ln theta between runs, less the variance that "
-    "a threshold known only to within its gap gives (gap^2 / 12), with a chi-square 95 % "
+    "a threshold known only to within the step between the measured SNRs nearest it gives "
+    "(step^2 / 12), with a chi-square 95 % "
     f"interval; supported if it lies below ln 3 / 2 = {SHARED_SPREAD:.2f} (95 % of runs within a "
     "factor of 3 of one threshold), contradicted if it lies above, undetermined otherwise or "
     f"with fewer than {MIN_RUNS} runs.")
