@@ -24,8 +24,10 @@ from pathlib import Path
 
 import nbformat
 
+from scaling_utils import teaching
+
 REPO = Path(__file__).resolve().parent.parent
-CHECKS = REPO / "teaching" / "checks"  # scaling_utils.teaching.CHECKS
+CHECKS = REPO / teaching.CHECKS
 CHECK_CELL = re.compile(r'^\s*grader\.check\(\s*["\']([\w-]+)["\']\s*\)\s*$')
 GRADER_CELL = re.compile(r"^\s*grader\s*=\s*otter\.Notebook\(", re.MULTILINE)
 UNANSWERED = re.compile(r"^\s*\w+\s*=\s*\.\.\.\s*(#.*)?$", re.MULTILINE)

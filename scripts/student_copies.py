@@ -195,14 +195,14 @@ def _directive(match: re.Match, page: Context) -> str:
     if name not in HEADINGS:
         raise ValueError(f"no plain-Markdown form for the directive {{{name}}}: add one to "
                          "scripts/student_copies.py")
-    label = re.search(r"^:label: ([\w-]+)", match["body"], re.M)
+    label = _label(match)
     body = "\n".join(line for line in match["body"].splitlines() if not re.match(r"^:[\w-]+:", line))
     body = plain_markdown(body.strip("\n"), page)
     heading = HEADINGS[name]
     if name == "admonition":
         heading, title = title or "Note", ""
-    if name == "exercise" and label and label[1] in page.exercises:
-        heading = f"Exercise {page.exercises[label[1]]}"
+    if name == "exercise" and label in page.exercises:
+        heading = f"Exercise {page.exercises[label]}"
     if name == "solution" and title in page.exercises:
         heading = f"Solution to Exercise {page.exercises[title]}"
     if name in UNTITLED:
@@ -261,30 +261,39 @@ GRADING = {"otter": next(line.strip() for line in
                          if line.startswith("otter-grader=="))}
 
 
+def _label(block: re.Match) -> str | None:
+    """The ``:label:`` option of a directive block, if it has one."""
+    found = re.search(r"^:label: ([\w-]+)", block["body"], re.M)
+    return found[1] if found else None
+
+
 def split_after_exercises(text: str, labels) -> list[tuple[str, str | None]]:
     """``text`` cut after each exercise whose label is in ``labels`` (after its solution, where
     one follows): the pieces, each with the label of the exercise it ends with (or None)."""
     pieces, start = [], 0
     blocks = list(DIRECTIVE.finditer(text))
     for i, block in enumerate(blocks):
-        label = re.search(r"^:label: ([\w-]+)", block["body"], re.M)
-        if block["name"] != "exercise" or not label or label[1] not in labels:
+        label = _label(block)
+        if block["name"] != "exercise" or label not in labels:
             continue
         end = block.end()
         after = blocks[i + 1] if i + 1 < len(blocks) else None
-        if after and after["name"] == "solution" and after["title"].strip() == label[1] \
+        if after and after["name"] == "solution" and after["title"].strip() == label \
                 and not text[end:after.start()].strip():
             end = after.end()
-        pieces.append((text[start:end], label[1]))
+        pieces.append((text[start:end], label))
         start = end
     return pieces + [(text[start:], None)] if text[start:].strip() or not pieces else pieces
 
 
 def plain_notebook(source: Path, keep_solutions: bool, install: str | None = None,
-                   copy: str | None = None, glued: dict | None = None):
+                   copy: str | None = None, glued: dict | None = None,
+                   numbers: dict | None = None, checked: dict | None = None):
     """The MyST notebook ``source`` as a plain notebook without outputs. ``copy`` ("student" or
     "instructor") adds each checked exercise's answer cell (names to fill in, or the solution)
-    and its check; ``glued`` (key -> text) puts the values of a build into the prose."""
+    and its check; ``glued`` (key -> text) puts the values of a build into the prose.
+    ``numbers`` and ``checked`` (:func:`exercise_numbers`, :func:`answers`) are read from the
+    book's sources when not given."""
     nb = jupytext.read(source)
     nb.metadata.pop("jupytext", None)
     figures = {}  # label -> number, in the order the figures appear
@@ -296,8 +305,9 @@ def plain_notebook(source: Path, keep_solutions: bool, install: str | None = Non
             figures[figure["name"]] = len(figures) + 1
             cells.append(nbformat.v4.new_markdown_cell(
                 f"**Figure {len(figures)}.** {figure['caption']}"))
-    page = Context(read_citations(), figures, exercise_numbers(), glued or {})
-    checked = answers() if copy else {}
+    page = Context(read_citations(), figures,
+                   exercise_numbers() if numbers is None else numbers, glued or {})
+    checked = {} if not copy else answers() if checked is None else checked
     answered = page.exercises if copy else {}  # every exercise gets an answer cell in a copy
     plain = []
     for cell in cells:
@@ -349,13 +359,15 @@ def export(out: Path, keep_solutions: bool = False, install: bool = False,
     out.mkdir(parents=True, exist_ok=True)
     written = []
     setup = install_cell(repository_url(), GRADING if copy else None) if install else None
+    numbers, checked = exercise_numbers(), answers() if copy else {}
     for source in sorted((REPO / "notebooks").glob("*.md")):
         if copy and source.stem in NOT_FOR_STUDENTS:
             continue
         target = out / f"{source.stem}.ipynb"
         built = executed / target.name if executed else None
         glued = glued_values(built) if built and built.exists() else None
-        nbformat.write(plain_notebook(source, keep_solutions, setup, copy, glued), target)
+        nbformat.write(plain_notebook(source, keep_solutions, setup, copy, glued, numbers, checked),
+                       target)
         written.append(target)
     if copy:
         shutil.copytree(CHECKS, out / "checks", dirs_exist_ok=True)
