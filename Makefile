@@ -5,6 +5,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PROFILE ?= cpu
 STAMP  := $(VENV)/.installed
+# Every notebook kernel, test worker and training process imports torch, transformers and
+# pandas: with their compiled bytecode kept in .venv, each import takes about half the time.
+# An environment that asks Python not to write bytecode would compile them in every process.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: book seeds test setup browser benchmark student-copies launch-notebooks clean
 
