@@ -27,7 +27,7 @@ seeds: $(STAMP)
 	$(BIN)/python scripts/build_book.py --profile $(PROFILE)
 
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q -n auto --maxprocesses 4
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --maxschedchunk 2
 
 # The browser checks of the rendered book need Chromium; install it where we may (Debian's
 # package), otherwise those tests skip and say why.

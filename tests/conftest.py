@@ -54,10 +54,12 @@ def pytest_configure(config):
 
 @pytest.hookimpl(trylast=True)  # after -k / -m have deselected what will not run
 def pytest_collection_modifyitems(session, config, items):
-    """Tests that read the smoke book run last, so that its build (started when collection is
-    finished, below) overlaps the rest of the suite instead of adding to it."""
+    """Tests marked ``long`` run first and tests that read the smoke book last: the book's build
+    (started when collection is finished, below) overlaps the rest of the suite instead of adding
+    to it, and short tests fill the cores at the end instead of one long test running alone."""
     readers = [item for item in items if _reads_smoke_book(item)]
-    items[:] = [item for item in items if item not in readers] + readers
+    rest = [item for item in items if item not in readers]
+    items[:] = sorted(rest, key=lambda item: item.get_closest_marker("long") is None) + readers
 
 
 def pytest_collection_finish(session):

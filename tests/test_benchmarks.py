@@ -12,6 +12,7 @@ from scaling_utils.report import load_benchmarks
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.long
 def test_benchmark_command_writes_a_table_the_book_reads(tmp_path):
     out = tmp_path / "benchmarks.json"
     run = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--sections",

@@ -227,6 +227,7 @@ def test_a_block_counts_what_it_read_from_the_cache_and_what_it_computed(tmp_pat
     assert counts["demo"] == {"read": 1, "computed": 1}
 
 
+@pytest.mark.long
 def test_workers_counts_come_back_to_the_block(tmp_path):
     from functools import partial
 

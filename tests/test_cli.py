@@ -41,6 +41,7 @@ def test_a_parameter_name_is_validated_like_a_value(tmp_path, capsys):
     assert not marker.exists()
 
 
+@pytest.mark.long
 def test_run_converts_and_executes_in_one_step(tmp_path, cache_folder):
     out = tmp_path / "repro.ipynb"
     run = subprocess.run([sys.executable, "-m", "scaling_utils", "run", "reproducibility",

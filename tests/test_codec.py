@@ -14,6 +14,7 @@ from scaling_utils.codec import CodecError
 from scaling_utils.synthetic import preset_source
 
 
+@pytest.mark.long
 def test_a_trained_run_with_checkpoints_round_trips_exactly():
     source = preset_source("tiny", seed=1)
     eval_tokens, _, _ = train.evaluation_set(source, 16, 16, seed=9)

@@ -46,6 +46,7 @@ def test_local_text_file_and_unknown_names(tmp_path):
         load_corpus(str(tmp_path / "empty.txt"))
 
 
+@pytest.mark.long
 def test_offline_corpora_load():
     wiki = load_corpus("wikipedia")
     assert wiki.n_characters > 1_000_000 and "'''" not in wiki.text

@@ -194,6 +194,7 @@ def _scipy_logistic(log_x, hits, trials, chance, max_slope=np.inf):
                key=lambda r: r.fun)
 
 
+@pytest.mark.long
 def test_batched_logistic_fit_reaches_the_maximum_likelihood():
     rng = np.random.default_rng(0)
     for rep in range(20):

@@ -19,6 +19,7 @@ CONFIGS = [TrainConfig(StudentSpec(1, 8, 2), D=16 * 16 * 12, vocab_size=SOURCE.n
                        context=16, batch_size=16, n_evals=2, seed=s) for s in range(3)]
 
 
+@pytest.mark.long
 def test_dask_cluster_trains_the_grid_into_the_shared_cache(tmp_path, monkeypatch):
     distributed = pytest.importorskip("dask.distributed")
     cache = tmp_path / "shared"
@@ -111,6 +112,7 @@ def _sweep(*args: str):
                           timeout=600)
 
 
+@pytest.mark.long
 def test_sweep_validates_every_run_first_then_runs_each(tmp_path):
     from pathlib import Path
     bad = _sweep("reproducibility", "--profile", "smoke", "--grid", "seeds=0,1",

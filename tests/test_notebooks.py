@@ -50,6 +50,7 @@ def test_theorem1_page_has_glued_numbers_offline_math_and_no_errors(smoke_book):
 
 
 
+@pytest.mark.long
 def test_mistyped_parameter_stops_the_notebook_with_the_fix(tmp_path):
     nb = jupytext.read(REPO / "notebooks" / "theorem1_clt.md")
     nb.metadata.pop("jupytext", None)

@@ -137,6 +137,7 @@ def test_schedule_and_precision_choices_are_those_the_code_knows():
     assert profiles.PRECISIONS == models.PRECISIONS
 
 
+@pytest.mark.long
 def test_a_page_that_only_reads_results_starts_without_torch():
     # the overview's first cells: its imports and its parameter check (about 3 s of a kernel's
     # start on two cores is loading torch, which a page that reads stored results never needs)

@@ -158,6 +158,7 @@ def test_entropy_profile_is_lowest_at_the_floor_of_noiseless_losses():
     assert profile.rmse.min() < profile.rmse.iloc[0]
 
 
+@pytest.mark.long
 def test_false_verdict_rates_of_the_worlds_stay_below_five_percent():
     # 40 simulated grids per world at the cpu profile's sizes (200 per world take minutes here:
     # every grid is fitted with 100 bootstrap replicates of three laws).  At most 2 false
@@ -174,6 +175,7 @@ def test_false_verdict_rates_of_the_worlds_stay_below_five_percent():
     assert holds.loc["entropy", "contradicted"] == 0
 
 
+@pytest.mark.long
 def test_worlds_in_one_batch_decide_as_one_by_one_and_fit_as_the_chapter_does():
     seeds = [3, 4, 5, 6]
     for world in t2_bias_variance.worlds(CPU)[::4]:  # capacity holds, coupling fails, entropy under

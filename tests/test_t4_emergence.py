@@ -286,6 +286,7 @@ def test_every_rule_has_worlds_that_hold_fail_and_cannot_tell():
         assert any(name == "underpowered" for _, name in kinds), rule
 
 
+@pytest.mark.long
 def test_false_verdict_rates_at_the_cpu_profile_are_at_most_five_percent():
     # 100 sets per world: a rule at its nominal 2.5 % false rate has a standard error of 1.6 %
     # and stays below 5 % (1.6 SE above); a rule at 10 % would exceed it 94 % of the time.
