@@ -67,19 +67,21 @@ $(STAMP): requirements/base.txt requirements/cluster.txt requirements/data.txt p
 	@if ! command -v nvidia-smi >/dev/null 2>&1 && $(BIN)/python -c "import socket; \
 	    socket.create_connection(('download.pytorch.org', 443), 3)" 2>/dev/null; then \
 	  echo "Installing $(TORCH), CPU build (no NVIDIA GPU here) ..."; \
-	  $(BIN)/python -m pip install --quiet "$(TORCH)" --index-url $(CPU_INDEX); \
+	  $(BIN)/python -m pip install --quiet --no-compile "$(TORCH)" --index-url $(CPU_INDEX); \
 	else \
-	  echo "Installing $(TORCH) ..."; $(BIN)/python -m pip install --quiet "$(TORCH)"; \
+	  echo "Installing $(TORCH) ..."; $(BIN)/python -m pip install --quiet --no-compile "$(TORCH)"; \
 	fi
 	@echo "Installing the other pinned packages ..."
-	@if $(BIN)/python -m pip install --quiet uv >/dev/null 2>&1 && \
+	@# (neither pip nor uv compiles bytecode here: Python compiles each module the first time it
+	@# is imported and keeps it, which is a small part of torch's modules)
+	@if $(BIN)/python -m pip install --quiet --no-compile uv >/dev/null 2>&1 && \
 	    $(BIN)/python -m uv pip install --python $(BIN)/python --quiet \
 	      -r requirements/base.txt -r requirements/cluster.txt && \
 	    $(BIN)/python -m uv pip install --python $(BIN)/python --quiet --no-deps \
 	      -r requirements/data.txt -e .; then :; else \
 	  echo "(uv was not usable here: installing with pip, which takes a few minutes)"; \
-	  $(BIN)/python -m pip install --quiet -r requirements/base.txt -r requirements/cluster.txt && \
-	  $(BIN)/python -m pip install --quiet --no-deps -r requirements/data.txt -e .; \
+	  $(BIN)/python -m pip install --quiet --no-compile -r requirements/base.txt -r requirements/cluster.txt && \
+	  $(BIN)/python -m pip install --quiet --no-compile --no-deps -r requirements/data.txt -e .; \
 	fi
 	touch $(STAMP)
 
