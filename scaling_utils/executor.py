@@ -176,7 +176,7 @@ def execute_notebook(source: str | os.PathLike, target: str | os.PathLike, param
     import nbformat
     import papermill
 
-    source, target = Path(source), Path(target)
+    source, target = Path(source).resolve(), Path(target).resolve()
     unsafe = [n for n in parameters if not (n.isidentifier() and not n.startswith("_"))]
     if unsafe:  # papermill writes every name into code; callers check them against NOTEBOOKS
         raise ValueError(f"parameter names must be plain identifiers, got {unsafe}: nothing ran.")
@@ -188,10 +188,13 @@ def execute_notebook(source: str | os.PathLike, target: str | os.PathLike, param
     start = time.perf_counter()
     error = None
     try:
-        papermill.execute_notebook(staged, target, parameters=parameters,
-                                   cwd=str(cwd or source.parent), kernel_name="python3",
+        # the kernel starts in ``cwd`` (nbclient's resources path): papermill's own ``cwd``
+        # changes the whole process's folder, which races when notebooks run side by side in
+        # threads (a kernel could start in the folder another run had just restored)
+        papermill.execute_notebook(staged, target, parameters=parameters, kernel_name="python3",
                                    execution_timeout=timeout, progress_bar=progress,
-                                   extra_arguments=KERNEL_ARGUMENTS)
+                                   extra_arguments=KERNEL_ARGUMENTS, resources={
+                                       "metadata": {"path": str(Path(cwd or source.parent).resolve())}})
     except papermill.PapermillExecutionError as err:
         error = f"{err.ename}: {err.evalue}"
     except Exception as err:  # a cell timeout, a dead kernel: report it

@@ -215,7 +215,7 @@ NOTEBOOKS: Mapping[str, tuple[Parameter, ...]] = MappingProxyType({
     "integration": _COMMON + (_ALLOW_MIXED,),
     "overview": _COMMON + (_ALLOW_MIXED,),
     "trust": _COMMON + (
-        Parameter("n_sets", int, "simulated data sets per world and rule", 20, 200, 400,
+        Parameter("n_sets", int, "simulated data sets per world and rule", 10, 200, 400,
                   minimum=10),
         # the worlds are independent jobs: two worker processes on the two-core cpu machine
         replace(_EXECUTOR, help="where the simulated worlds run: serial, processes:N, "

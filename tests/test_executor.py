@@ -143,3 +143,34 @@ def test_a_sweep_checks_list_shapes_before_running_anything(tmp_path):
                  "--grid", "sizes=[[1,8,2],[1,16,2]];[[1,8]]", "--out", str(tmp_path / "out"))
     assert run.returncode != 0 and "'sizes': each size must be three" in run.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_notebooks_run_in_their_folder_without_moving_the_process(tmp_path, monkeypatch):
+    """The kernel starts in ``cwd`` while the calling process stays where it is: notebooks run
+    side by side in threads, and a process-wide change of folder by one would move the other's
+    kernel (the instructors' page once read its recorded times from the wrong folder)."""
+    import os
+
+    from scaling_utils.executor import execute_notebook
+
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    source = tmp_path / "where.md"
+    source.write_text("---\njupytext:\n  formats: md:myst\n  text_representation:\n"
+                      "    extension: .md\n    format_name: myst\n"
+                      "kernelspec:\n  display_name: Python 3\n  language: python\n"
+                      "  name: python3\n---\n\n```{code-cell} ipython3\nimport os\n"
+                      "open('where.txt', 'w').write(os.getcwd())\n```\n")
+    here = os.getcwd()
+    chdir = os.chdir
+
+    def stay(path):  # papermill's file reader "moves" to the folder it is in: allowed
+        if os.path.realpath(path) != os.path.realpath(here):
+            pytest.fail(f"the process moved to {path}")
+        chdir(path)
+
+    monkeypatch.setattr(os, "chdir", stay)
+    run = execute_notebook(source, tmp_path / "out" / "where.ipynb", {}, cwd=folder, timeout=60)
+    assert run["error"] is None, run
+    assert (folder / "where.txt").read_text() == str(folder.resolve())
+    assert os.getcwd() == here
