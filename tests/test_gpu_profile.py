@@ -1,9 +1,11 @@
 """The gpu profile, checked without a GPU: every configuration is valid, its windows fit the
 offline model and are disjoint in the offline corpus, one pass fits one H100, and one training
-step and one capture pass run at its shapes (on the CPU here)."""
+step and one capture pass run at its shapes (on the CPU here; on a GPU where there is one, 20
+steps of the largest students within one H100's memory)."""
 
 import numpy as np
 import pytest
+import torch
 
 from scaling_utils import capture, train
 from scaling_utils.chapters.t1_clt import length_grid
@@ -59,8 +61,9 @@ def test_one_capture_pass_runs_at_the_gpu_length():
     assert fixed.lengths[-1] == values["max_length"]
 
 
-@pytest.mark.parametrize("notebook", ("theorem2_bias_variance", "theorem4_emergence"))
-def test_one_training_step_runs_for_the_largest_gpu_student(notebook):
+def _largest_student(notebook: str, steps: int):
+    """The gpu profile's largest student of ``notebook``, its source and a config of ``steps``
+    training steps at the profile's batch."""
     values = profile_values(notebook, "gpu")
     if notebook == "theorem4_emergence":
         source = TaskSuite(values["alphabet"], values["copy_length"], values["recall_pairs"],
@@ -70,9 +73,26 @@ def test_one_training_step_runs_for_the_largest_gpu_student(notebook):
         source = preset_source(values["source"], values["source_seed"])
         context, vocab = values["context"], source.n_symbols
     largest = max(values["sizes"], key=lambda s: s[0] * s[1] ** 2)
-    config = train.TrainConfig(train.StudentSpec(*largest), D=values["batch_size"] * context,
+    config = train.TrainConfig(train.StudentSpec(*largest), D=values["batch_size"] * context * steps,
                                vocab_size=vocab, context=context, batch_size=values["batch_size"],
                                learning_rate=values["learning_rate"], seed=0, n_evals=1)
-    eval_tokens = source.sample(4, context, seed=1)
-    result = train.train_student(config, source, eval_tokens, device="cpu")
+    return config, source
+
+
+@pytest.mark.parametrize("notebook", ("theorem2_bias_variance", "theorem4_emergence"))
+def test_one_training_step_runs_for_the_largest_gpu_student(notebook):
+    config, source = _largest_student(notebook, steps=1)
+    result = train.train_student(config, source, source.sample(4, config.context, seed=1),
+                                 device="cpu")
     assert config.steps == 1 and np.isfinite(result.final_loss)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("notebook", ("theorem2_bias_variance", "theorem4_emergence"))
+def test_the_largest_gpu_student_trains_within_one_h100_on_a_gpu(notebook):
+    config, source = _largest_student(notebook, steps=20)
+    torch.cuda.reset_peak_memory_stats()
+    result = train.train_student(config, source, source.sample(64, config.context, seed=1),
+                                 device="cuda")
+    assert np.isfinite(result.final_loss)
+    assert torch.cuda.max_memory_allocated() < 0.8 * H100_BYTES
