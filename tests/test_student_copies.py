@@ -78,6 +78,40 @@ def test_launch_notebooks_are_up_to_date_and_start_with_the_install_cell(tmp_pat
     assert "**Solution" in _markdown(tracked / "theorem2_bias_variance.ipynb")
 
 
+def test_a_launch_notebook_that_reads_the_repository_fetches_it_outside_a_checkout(tmp_path,
+                                                                                   monkeypatch):
+    """In Colab only the package is installed: the instructors' page (which reads the
+    repository's notebooks, table of contents and recorded times) clones the repository and
+    moves into its notebooks/ folder; pages that read no repository file do not clone."""
+    import os
+    import subprocess
+
+    cells = {p.stem: nbformat.read(p, 4).cells[0].source
+             for p in (student_copies.LAUNCH_DIR / student_copies.LAUNCH_PAGES).glob("*.ipynb")}
+    readers = {name for name in cells if student_copies.reads_repository(name)}
+    assert readers == {"instructors"}
+    assert all("git', 'clone" not in cells[name] for name in set(cells) - readers)
+    clones = []
+
+    def clone(command, **kwargs):  # offline: the repository's committed files, cloned locally
+        if command[:2] == ["git", "clone"]:
+            clones.append(command[-2])
+            command = ["git", "clone", "-q", "--depth", "1", f"file://{REPO}", command[-1]]
+        return subprocess.run(command, check=True, **kwargs)
+
+    monkeypatch.setattr(subprocess, "check_call", clone)
+    monkeypatch.chdir(tmp_path)
+    for run in range(2):  # a second run reuses the checkout
+        monkeypatch.chdir(tmp_path)
+        exec(cells["instructors"], {})
+        assert Path.cwd() == tmp_path / student_copies.CHECKOUT / "notebooks"
+        assert Path("../teaching/times.json").exists() and Path("../_toc.yml").exists()
+    assert clones == [student_copies.repository_url()]
+    exec(cells["instructors"], {})  # inside a checkout: nothing fetched, nothing moved
+    assert Path.cwd() == tmp_path / student_copies.CHECKOUT / "notebooks" and len(clones) == 1
+    assert os.path.isdir(tmp_path / student_copies.CHECKOUT / "teaching" / "checks")
+
+
 def test_exercises_are_numbered_through_the_book_in_its_order():
     numbers = student_copies.exercise_numbers()  # the order itself: tests/test_teaching.py
     assert sorted(numbers.values()) == list(range(1, len(numbers) + 1))
