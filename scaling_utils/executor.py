@@ -176,7 +176,7 @@ def execute_notebook(source: str | os.PathLike, target: str | os.PathLike, param
     import nbformat
     import papermill
 
-    source, target = Path(source).resolve(), Path(target).resolve()
+    source, target = Path(os.path.abspath(source)), Path(os.path.abspath(target))
     unsafe = [n for n in parameters if not (n.isidentifier() and not n.startswith("_"))]
     if unsafe:  # papermill writes every name into code; callers check them against NOTEBOOKS
         raise ValueError(f"parameter names must be plain identifiers, got {unsafe}: nothing ran.")
@@ -194,7 +194,7 @@ def execute_notebook(source: str | os.PathLike, target: str | os.PathLike, param
         papermill.execute_notebook(staged, target, parameters=parameters, kernel_name="python3",
                                    execution_timeout=timeout, progress_bar=progress,
                                    extra_arguments=KERNEL_ARGUMENTS, resources={
-                                       "metadata": {"path": str(Path(cwd or source.parent).resolve())}})
+                                       "metadata": {"path": os.path.abspath(cwd or source.parent)}})
     except papermill.PapermillExecutionError as err:
         error = f"{err.ename}: {err.evalue}"
     except Exception as err:  # a cell timeout, a dead kernel: report it

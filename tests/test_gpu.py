@@ -50,6 +50,10 @@ def test_training_on_the_gpu_learns_what_it_learns_on_the_cpu():
     with matmul_precision("float32"):
         cpu = train.train_student(_config(), SOURCE, EVAL, device="cpu")
         gpu = train.train_student(_config(), SOURCE, EVAL, device="cuda")
+    sample = SOURCE.sample(2000, 16, seed=5)
+    freq = np.bincount(sample.ravel(), minlength=SOURCE.n_symbols) / sample.size
+    unigram = -(freq[freq > 0] * np.log(freq[freq > 0])).sum()
+    assert cpu.final_loss < unigram - 0.15  # the learning the tolerance below is small against
     assert np.isfinite(gpu.curve_loss).all()
     assert abs(gpu.final_loss - cpu.final_loss) < 0.02, (gpu.final_loss, cpu.final_loss)
     assert gpu.final_loss > EPS - 3 * EPS_SE  # it cannot beat the source
