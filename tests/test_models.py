@@ -47,6 +47,7 @@ def test_device_preference_is_cuda_then_mps_then_cpu(monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.long  # on a fresh machine it converts the model: first, so the notebooks find it
 def test_offline_default_loads_and_predicts_text():
     lm = load_model()
     assert lm.model.config.num_hidden_layers == 30 and lm.max_context >= 2048
@@ -111,6 +112,38 @@ def test_a_damaged_offline_model_is_converted_again(tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match="does not match.*Converting it again"):
         models._offline_default_folder(tmp_path / "models")
     assert len(conversions) == 2 and (folder / "model.safetensors").read_bytes() == b"weights"
+
+
+def test_processes_that_need_the_model_at_once_convert_it_once(tmp_path, monkeypatch):
+    """The first test and the first notebook of a fresh machine often start together: the
+    second waits for the first conversion (about 45 s) instead of doing it again."""
+    import threading
+    import time
+
+    from scaling_utils import models
+    conversions = []
+
+    def slow_convert(package, filename, folder):
+        conversions.append(folder)
+        time.sleep(0.5)
+        staging = folder.with_name(folder.name + ".staging")
+        staging.mkdir(parents=True)
+        (staging / "model.safetensors").write_bytes(b"weights")
+        models.write_manifest(staging)
+        staging.rename(folder)
+
+    monkeypatch.setattr(models, "_convert_gguf", slow_convert)
+    monkeypatch.setattr(models.importlib.util, "find_spec", lambda name: type(
+        "Spec", (), {"submodule_search_locations": [str(tmp_path)]}))
+    (tmp_path / models._GGUF_FILE).write_bytes(b"gguf")
+    found = []
+    threads = [threading.Thread(target=lambda: found.append(
+        models._offline_default_folder(tmp_path / "models"))) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(conversions) == 1 and len(set(found)) == 1 and len(found) == 3
 
 
 def test_a_conversion_parses_its_gguf_file_once_and_restores_the_library(tmp_path):
