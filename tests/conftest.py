@@ -1,4 +1,5 @@
-"""Shared test setup: never touch the network, keep caches in a temporary folder."""
+"""Shared test setup: never touch the network, keep result caches in temporary folders (the
+converted offline model stays in the user's model cache)."""
 
 import contextlib
 import os
@@ -45,7 +46,15 @@ SMOKE_FOLDER = "SCALING_UTILS_TEST_SMOKE_BOOK"
 _OWNER = pytest.StashKey()
 
 
+_OWN_CACHE = pytest.StashKey()
+
+
 def pytest_configure(config):
+    if not hasattr(config, "workerinput") and "SCALING_UTILS_CACHE" not in os.environ:
+        # tests that use no `cache_folder` share one scratch result cache, never the user's
+        cache = Path(tempfile.mkdtemp(prefix="scaling_utils_test_cache_"))
+        os.environ["SCALING_UTILS_CACHE"] = str(cache)  # the workers of `pytest -n` inherit it
+        config.stash[_OWN_CACHE] = cache
     if not hasattr(config, "workerinput") and SMOKE_FOLDER not in os.environ:
         root = Path(tempfile.mkdtemp(prefix="smoke_book_"))
         os.environ[SMOKE_FOLDER] = str(root)  # the workers of `pytest -n` inherit it
@@ -101,6 +110,9 @@ def _stop(root: Path) -> None:
 def pytest_unconfigure(config):
     """Stop a smoke build still running when the session ends early; keep its folder when the
     build failed (its output names the problem), remove it otherwise."""
+    if _OWN_CACHE in config.stash:
+        os.environ.pop("SCALING_UTILS_CACHE", None)
+        shutil.rmtree(config.stash[_OWN_CACHE], ignore_errors=True)
     if _OWNER not in config.stash:
         return
     root = config.stash[_OWNER]
