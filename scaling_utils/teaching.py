@@ -102,8 +102,7 @@ def class_plan(times: dict, table: pd.DataFrame, titles: dict[str, str]) -> pd.D
             "minutes at cpu": round(cpu.get(page, float("nan")) / 60, 1) if runs else 0.0,
             "exercises": number_ranges(mine.number) if len(mine) else "none",
             "checked automatically": int(mine.checked.sum()),
-            FITS: (smoke[page] / 60 <= LIVE_RUN_MINUTES) if runs
-            else True,
+            FITS: smoke[page] / 60 <= LIVE_RUN_MINUTES if runs else True,
         })
     return pd.DataFrame(rows)
 

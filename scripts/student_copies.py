@@ -233,6 +233,9 @@ def _role(match: re.Match, page: Context) -> str:
     return text
 
 
+CHECKOUT = "scaling-companion"  # where a launch notebook that reads the repository clones it
+
+
 def install_cell(repository: str, extra: dict[str, str] | None = None,
                  checkout: bool = False) -> str:
     """The first cell of a launch notebook: installs the package, its notebook tools and the
@@ -263,8 +266,6 @@ def install_cell(repository: str, extra: dict[str, str] | None = None,
          f"    subprocess.check_call([sys.executable, '-m', 'pip', 'install', '-q', {requirement!r}])"
          for module, requirement in (extra or {}).items()] + clone)
 
-
-CHECKOUT = "scaling-companion"  # where a launch notebook that reads the repository clones it
 
 
 def reads_repository(notebook: str) -> bool:
@@ -380,10 +381,11 @@ def export(out: Path, keep_solutions: bool = False, install: bool = False,
     out.mkdir(parents=True, exist_ok=True)
     written = []
     numbers, checked = exercise_numbers(), answers() if copy else {}
+    repository = repository_url()
     for source in sorted((REPO / "notebooks").glob("*.md")):
         if copy and source.stem in NOT_FOR_STUDENTS:
             continue
-        setup = install_cell(repository_url(), GRADING if copy else None,
+        setup = install_cell(repository, GRADING if copy else None,
                              reads_repository(source.stem)) if install else None
         target = out / f"{source.stem}.ipynb"
         built = executed / target.name if executed else None

@@ -44,20 +44,20 @@ BUILD_BOOK = Path(__file__).resolve().parent.parent / "scripts" / "build_book.py
 # build there, and every process waits for its return code in that folder.
 SMOKE_FOLDER = "SCALING_UTILS_TEST_SMOKE_BOOK"
 _OWNER = pytest.StashKey()
-
-
 _OWN_CACHE = pytest.StashKey()
 
 
 def pytest_configure(config):
-    if not hasattr(config, "workerinput") and "SCALING_UTILS_CACHE" not in os.environ:
+    if hasattr(config, "workerinput"):  # a worker of `pytest -n` inherits the folders below
+        return
+    if "SCALING_UTILS_CACHE" not in os.environ:
         # tests that use no `cache_folder` share one scratch result cache, never the user's
         cache = Path(tempfile.mkdtemp(prefix="scaling_utils_test_cache_"))
-        os.environ["SCALING_UTILS_CACHE"] = str(cache)  # the workers of `pytest -n` inherit it
+        os.environ["SCALING_UTILS_CACHE"] = str(cache)
         config.stash[_OWN_CACHE] = cache
-    if not hasattr(config, "workerinput") and SMOKE_FOLDER not in os.environ:
+    if SMOKE_FOLDER not in os.environ:
         root = Path(tempfile.mkdtemp(prefix="smoke_book_"))
-        os.environ[SMOKE_FOLDER] = str(root)  # the workers of `pytest -n` inherit it
+        os.environ[SMOKE_FOLDER] = str(root)
         config.stash[_OWNER] = root
 
 
