@@ -153,17 +153,25 @@ class HMMSource:
     def sample(self, n_sequences: int, length: int, seed: int) -> np.ndarray:
         """``n_sequences`` independent token sequences of ``length``, each started from
         ``initial`` (int64 array, n_sequences x length)."""
+        return self.sample_with_states(n_sequences, length, seed)[0]
+
+    def sample_with_states(self, n_sequences: int, length: int,
+                           seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """The tokens of :meth:`sample` (the same ones for the same seed) and the hidden state
+        that emitted each of them (both int64, n_sequences x length)."""
         rng = np.random.default_rng(seed)
         cum_t, cum_e = np.cumsum(self.transition, 1), np.cumsum(self.emission, 1)
         cum_t[:, -1] = cum_e[:, -1] = 1.0  # guard against rounding in the last bin
         state = np.searchsorted(np.cumsum(self.initial), rng.random(n_sequences), side="right")
         state = np.minimum(state, self.n_states - 1)
         tokens = np.empty((n_sequences, length), dtype=np.int64)
+        states = np.empty((n_sequences, length), dtype=np.int64)
         u_emit, u_move = rng.random((length, n_sequences)), rng.random((length, n_sequences))
         for t in range(length):
+            states[:, t] = state
             tokens[:, t] = (cum_e[state] <= u_emit[t, :, None]).sum(1)
             state = (cum_t[state] <= u_move[t, :, None]).sum(1)
-        return tokens
+        return tokens, states
 
     def nll(self, tokens: np.ndarray, dtype: torch.dtype = torch.float64) -> np.ndarray:
         """Exact -log p(x_t | x_<t) in nats for every token of every row (rows start from
@@ -175,6 +183,11 @@ class HMMSource:
     def filtered_states(self, tokens: np.ndarray) -> np.ndarray:
         """argmax_z P(z_t = z | x_1..x_t) for every position: the hidden state that the prefix
         makes most probable (the "true pattern" a model could know, for Theorem 3's SNR)."""
+        return self._forward(tokens, torch.float64, keep_states=True)[1].argmax(-1)
+
+    def beliefs(self, tokens: np.ndarray) -> np.ndarray:
+        """P(z_t = z | x_1..x_t) for every position and state (sequences x length x states):
+        the exact belief state, everything the prefix says about the hidden state."""
         return self._forward(tokens, torch.float64, keep_states=True)[1]
 
     def _forward(self, tokens, dtype, keep_states: bool):
@@ -188,16 +201,16 @@ class HMMSource:
         belief = torch.as_tensor(self.initial, dtype=dtype).repeat(n, 1)
         joint = torch.empty_like(belief)
         norms = torch.empty(length, n, dtype=dtype)
-        states = torch.empty(length, n, dtype=torch.int64) if keep_states else None
+        states = torch.empty(length, n, self.n_states, dtype=dtype) if keep_states else None
         for t in range(length):  # in place: the loop is bound by memory traffic
             torch.mul(belief, emission_t.index_select(0, ids[t]), out=joint)
             torch.sum(joint, 1, out=norms[t])
             joint.mul_(norms[t].reciprocal().unsqueeze(1))
             if keep_states:
-                states[t] = joint.argmax(1)
+                states[t] = joint
             torch.matmul(joint, transition, out=belief)
         nll = -torch.log(norms.T).double().numpy()
-        return nll, (states.T.numpy() if keep_states else None)
+        return nll, (states.transpose(0, 1).double().numpy() if keep_states else None)
 
     def windowed_entropy(self, context: int, n_sequences: int = 2000, seed: int = 0) -> EntropyEstimate:
         """Mean exact loss of a window of ``context`` tokens started from ``initial``: the best

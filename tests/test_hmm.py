@@ -87,6 +87,22 @@ def test_sampling_emits_before_it_moves():
                                src.transition[0] @ src.emission, atol=0.015)  # SE about 0.0035
 
 
+def test_states_come_with_the_same_tokens_and_beliefs_are_the_exact_posterior():
+    src = random_hmm(3, 2, 0.7, 0.7, seed=1)
+    tokens, states = src.sample_with_states(4000, 5, seed=2)
+    np.testing.assert_array_equal(tokens, src.sample(4000, 5, seed=2))
+    np.testing.assert_allclose(np.bincount(states[:, 0], minlength=3) / 4000, src.initial, atol=0.03)
+    beliefs = src.beliefs(tokens)
+    np.testing.assert_allclose(beliefs.sum(-1), 1.0, rtol=1e-12)
+    np.testing.assert_array_equal(beliefs.argmax(-1), src.filtered_states(tokens))
+    # P(z_1 = z | x_1) by Bayes' rule, checked against the sampled states' frequencies
+    posterior = src.initial * src.emission[:, tokens[0, 0]]
+    np.testing.assert_allclose(beliefs[0, 0], posterior / posterior.sum(), rtol=1e-12)
+    first = tokens[:, 0] == tokens[0, 0]
+    np.testing.assert_allclose(np.bincount(states[first, 0], minlength=3) / first.sum(),
+                               beliefs[0, 0], atol=0.04)  # SE below 0.011
+
+
 def test_reducible_chain_has_no_default_start():
     with pytest.raises(SourceError, match="no unique stationary"):
         HMMSource(np.eye(2), np.eye(2))

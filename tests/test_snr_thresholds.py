@@ -6,7 +6,7 @@ import pytest
 
 from scaling_utils import verdicts
 from scaling_utils.synthetic import gaussian_mixture, mixture_means
-from scaling_utils.estimators.snr import snr
+from scaling_utils.estimators.snr import snr, whitened_snr
 from scaling_utils.estimators.thresholds import fit_threshold
 
 
@@ -67,6 +67,43 @@ def test_snr_rejects_bad_input():
         snr(np.zeros((5, 2)), np.zeros(4))
     with pytest.raises(ValueError, match="two classes"):
         snr(np.random.default_rng(0).standard_normal((6, 2)), [0, 0, 0, 0, 0, 1])
+
+
+def test_whitened_snr_is_unbiased_and_unchanged_by_a_linear_map():
+    # unit isotropic noise: J = sum_c pi_c ||mu_c||^2 = d x the trace ratio (32 x 0.02); a
+    # small SNR, where the correction is larger than the signal
+    rng = np.random.default_rng(11)
+    means = mixture_means(8, 32, 0.02, rng)
+    truth = (means ** 2).sum(1).mean()
+    values = np.array([whitened_snr(*gaussian_mixture(means, 50, rng), n_boot=0).snr
+                       for _ in range(200)])
+    se = values.std(ddof=1) / np.sqrt(len(values))
+    assert abs(values.mean() - truth) < 3 * se, (values.mean(), truth, se)
+    # the plug-in J (no correction) would sit (K - 1) d / m = 0.56 above at least
+    assert 0.56 > 10 * se
+    x, y = gaussian_mixture(means, 50, rng)
+    mixed = x @ rng.standard_normal((32, 32)) + 5.0
+    assert whitened_snr(mixed, y, n_boot=0).snr == pytest.approx(whitened_snr(x, y, n_boot=0).snr,
+                                                                 rel=1e-8)
+
+
+def test_whitened_snr_drops_redundant_dimensions_and_covers_the_truth():
+    # a copy of every coordinate and a constant one leave the rank, and J, unchanged
+    rng = np.random.default_rng(12)
+    x, y = mixture(rng, 0.1, k=4, d=8)
+    padded = np.hstack([x, 2 * x, np.ones((len(x), 1))])
+    one, two = whitened_snr(x, y, n_boot=0), whitened_snr(padded, y, n_boot=0)
+    assert two.dims == 8 and two.snr == pytest.approx(one.snr, rel=1e-6)
+    hits = 0  # 100 intervals at 95 %: SE 2.2 %, so [0.88, 1.0] is a three-SE band
+    for rep in range(100):
+        rng = np.random.default_rng([13, rep])
+        means = mixture_means(4, 8, 0.1, rng)
+        r = whitened_snr(*gaussian_mixture(means, 50, rng), n_boot=verdicts.MIN_REPLICATES,
+                         seed=rep)
+        hits += r.ci_low <= (means ** 2).sum(1).mean() <= r.ci_high
+    assert hits >= 88, hits
+    with pytest.raises(ValueError, match="more samples than classes"):
+        whitened_snr(rng.standard_normal((12, 8)), np.repeat([0, 1, 2], 4))
 
 
 def test_fit_threshold_recovers_a_known_threshold():

@@ -36,6 +36,11 @@ def test_snr_exponent_recovers_a_known_slope_with_fixed_effects():
     # the paper's other readings of the exponent (its proof: 2, its appendix: 3), by one rule
     assert [t3_snr.decide_data(near_one, r).word for r in t3_snr.D_READINGS] == \
            [verdicts.SUPPORTED, verdicts.CONTRADICTED, verdicts.CONTRADICTED]
+    # the same rules on the whitened SNR, under their own names and claims
+    whitened = t3_snr.decide_data(near_one, name="data_whitened")
+    assert (whitened.key, whitened.word) == ("data_whitened", verdicts.SUPPORTED)
+    assert "whitened" in whitened.claim
+    assert t3_snr.decide_size(near_one, name="size_whitened").key == "size_whitened"
     near_two = dataclasses.replace(fit, exponent=2.0, ci_low=1.95, ci_high=2.05)
     assert t3_snr.decide_data(near_two, "data_proof").word == verdicts.SUPPORTED
     unresolved = dataclasses.replace(fit, exponent=0.02, ci_low=-0.27, ci_high=0.47)

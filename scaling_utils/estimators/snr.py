@@ -1,5 +1,6 @@
 """Signal-to-noise ratio of labelled representations (bias-corrected between-class over
-within-class power) and the variance factor of an attention row."""
+within-class power, in the features' own coordinates or whitened by the within-class
+covariance) and the variance factor of an attention row."""
 
 from __future__ import annotations
 
@@ -108,6 +109,114 @@ def snr(features, labels, groups=None, n_boot: int = 200, seed: int = 0, ci: flo
     lo, hi = np.quantile(finite, [(1 - ci) / 2, (1 + ci) / 2]) if len(finite) else (np.nan, np.nan)
     return SNRResult(float(point[0]), float(point[1]), float(point[2]), float(lo), float(hi),
                      int(len(y)), int((counts.sum(0) >= min_per_class).sum()), boot)
+
+
+@dataclass(frozen=True)
+class WhitenedSNR:
+    """J = tr(Sigma_W^-1 Sigma_B) of representations with known labels, bias-corrected.
+
+    ``dims``: the rank of the features (the dimensions J is measured in); ``bootstrap``: J of
+    each replicate (resampling ``groups``), from which ``ci_low``/``ci_high`` are percentiles.
+    """
+
+    snr: float
+    ci_low: float
+    ci_high: float
+    n_samples: int
+    n_classes: int
+    dims: int
+    bootstrap: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0))
+
+
+def whitened_snr(features, labels, groups=None, n_boot: int = 200, seed: int = 0,
+                 ci: float = 0.95, min_per_class: int = 2, chunk: int = 25) -> WhitenedSNR:
+    """Between-class power in the metric of the within-class noise, J = tr(Sigma_W^-1 Sigma_B):
+    the sum over discriminant directions of their signal-to-noise ratio.  Unlike the trace
+    ratio of :func:`snr` it is unchanged by any invertible linear map of the features, so the
+    scale and rotation a width gives a representation do not enter; with isotropic noise it is
+    d times the trace ratio.
+
+    With m samples, K classes and rank d, the plug-in J is unbiased after
+    J = J_plug (m - K - d - 1) / (m - K) - (K - 1) d / m (Gaussian classes with one covariance:
+    E[W^-1] for the pooled within-class Wishart, and the noise tr(Sigma_W) (K - 1) / m that the
+    class means carry into Sigma_B).  The features are first reduced to the span of their
+    covariance (eigenvalues above 1e-10 of the largest), so constant or redundant coordinates
+    (a belief vector summing to one) do not make Sigma_W singular.  Classes with fewer than
+    ``min_per_class`` samples are dropped; the bootstrap resamples ``groups`` (default each
+    sample) and is re-centred on the estimate, as in :func:`snr`."""
+    x = np.asarray(features, float)
+    y = np.asarray(labels).ravel()
+    if x.ndim != 2 or x.shape[0] != y.shape[0]:
+        raise ValueError(f"features must be (samples x dims) with one label per sample; got "
+                         f"{x.shape} and {y.shape}.")
+    classes, y, counts = np.unique(y, return_inverse=True, return_counts=True)
+    keep = counts[y] >= max(min_per_class, 2)
+    x, y = x[keep], np.unique(y[keep], return_inverse=True)[1]
+    g = np.arange(len(keep)) if groups is None else np.asarray(groups).ravel()
+    g = np.unique(g[keep], return_inverse=True)[1]
+    k = int(y.max()) + 1 if len(y) else 0
+    if k < 2:
+        raise ValueError(f"need at least two classes with {max(min_per_class, 2)} or more "
+                         f"samples; got class counts {counts.tolist()[:20]}.")
+    centred = x - x.mean(0)
+    values, vectors = np.linalg.eigh(centred.T @ centred)
+    basis = vectors[:, values > 1e-10 * values.max()]
+    z = centred @ basis  # samples x d, d the rank
+    n_groups, d = int(g.max()) + 1, z.shape[1]
+    if len(y) <= k + d + 1:
+        raise ValueError(f"need more samples than classes + dimensions + 1 ({k} + {d} + 1) to "
+                         f"estimate the within-class covariance; got {len(y)}.")
+    cell = g * k + y
+    onehot = sparse.csr_matrix((np.ones(len(y)), (cell, np.arange(len(y)))),
+                               shape=(n_groups * k, len(y)))
+    n_cells = np.asarray(onehot.sum(1)).reshape(n_groups, k)
+    sums = np.asarray(onehot @ z).reshape(n_groups, k, d)
+    by_group = np.split(np.argsort(g, kind="stable"), np.cumsum(np.bincount(g))[:-1])
+    grams = np.stack([z[rows].T @ z[rows] for rows in by_group])  # groups x d x d
+
+    def estimate(weights: np.ndarray) -> np.ndarray:  # weights: reps x groups -> J per rep
+        n = weights @ n_cells  # reps x K
+        s = np.einsum("rg,gkd->rkd", weights, sums)
+        total = np.einsum("rg,gde->rde", weights, grams)
+        present = n > 0
+        scaled = s / np.sqrt(np.where(present, n, 1.0))[..., None]
+        explained = np.einsum("rkd,rke->rde", scaled, scaled)  # sum_c s_c s_c^T / n_c
+        m = n.sum(1)
+        classes_present = present.sum(1)
+        mean = s.sum(1) / m[:, None]
+        within = (total - explained) / (m - classes_present)[:, None, None]
+        between = explained / m[:, None, None] - np.einsum("rd,re->rde", mean, mean)
+        plug = np.trace(np.linalg.solve(within, between), axis1=1, axis2=2)
+        return (plug * (m - classes_present - d - 1) / (m - classes_present)
+                - (classes_present - 1) * d / m)
+
+    point = float(estimate(np.ones((1, n_groups)))[0])
+    rng = np.random.default_rng(seed)
+    reps = []
+    for start in range(0, n_boot, chunk):  # chunks bound memory at chunk x dims^2
+        b = min(chunk, n_boot - start)
+        weights = np.stack([np.bincount(rng.integers(0, n_groups, n_groups), minlength=n_groups)
+                            for _ in range(b)]).astype(float)
+        with np.errstate(all="ignore"):
+            j = _or_missing(estimate, weights)
+            if b > 1 and np.isnan(j).all():  # a singular resample among them: one by one
+                j = np.concatenate([_or_missing(estimate, w[None]) for w in weights])
+        reps.append(j)
+    boot = np.concatenate(reps) if reps else np.empty(0)
+    if np.isfinite(boot).any():
+        boot = boot - np.nanmean(boot) + point
+    finite = boot[np.isfinite(boot)]
+    lo, hi = np.quantile(finite, [(1 - ci) / 2, (1 + ci) / 2]) if len(finite) else (np.nan, np.nan)
+    return WhitenedSNR(point, float(lo), float(hi), int(len(y)), k, d, boot)
+
+
+def _or_missing(estimate, weights: np.ndarray) -> np.ndarray:
+    """J of each replicate; NaN for all of them if one has a singular within-class covariance
+    (a resample too small to estimate it: its J is missing, never infinite)."""
+    try:
+        return estimate(weights)
+    except np.linalg.LinAlgError:
+        return np.full(len(weights), np.nan)
 
 
 def plug_in_snr(features, labels) -> float:

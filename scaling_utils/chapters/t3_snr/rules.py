@@ -24,6 +24,15 @@ SIZE_BOUND = 0.0  # SNR grows with P: the within-D slope of log SNR on log P is 
 # the chapter's data had been read; the minimum decides no verdict of the cpu profile.)
 MIN_REPLICATES = 80
 
+# The same two claims on a second scale: the whitened SNR J = tr(Sigma_W^-1 Sigma_B) of the
+# final representation against the hidden state that emitted the token (not the one the prefix
+# makes most probable), which no invertible linear map of the features changes, and whose
+# largest value any representation of the prefix can reach is the exact belief state's.  These
+# readings were added after seed 0's trace-ratio exponents had been read and before the
+# whitened SNR of any trained run had been computed; they are read by the same rules, bounds
+# and margin as the trace ratio.
+WHITENED = {"data_whitened": "data", "size_whitened": "size"}
+
 CLAIMS = {
     "data": f"SNR grows in proportion to the training tokens D (exponent 1 ± {SNR_CLAIM_MARGIN:g}).",
     "data_proof": "SNR grows as D squared, as the proof in Section 4.2.1 gives "
@@ -33,37 +42,45 @@ CLAIMS = {
     "size": "SNR grows with model size P (Phi(P) increasing: exponent in P above 0).",
     "context": "SNR grows in proportion to the context length n, as a 1/n noise law with a fixed "
                f"signal would give (exponent 1 ± {SNR_CLAIM_MARGIN:g}).",
+    "data_whitened": "The whitened SNR (in the noise's own metric, against the true hidden state) "
+                     f"grows in proportion to D (exponent 1 ± {SNR_CLAIM_MARGIN:g}).",
+    "size_whitened": "The whitened SNR grows with model size P (exponent in P above 0).",
 }
 # SNR ~ D Phi(P) / sigma^2: growth in D and in P are the paper's claims; growth with the context
 # n is the book's composition of Theorem 1's noise law with Theorem 3.
 ROLES = {"data": PAPER, "data_proof": READING, "data_appendix": READING, "size": PAPER,
-         "context": CHECK}
+         "context": CHECK, "data_whitened": READING, "size_whitened": READING}
 TO_DECIDE = {
     "data": "more seeds per (P, D) cell and a wider range of D.",
     "data_proof": "more seeds per (P, D) cell and a wider range of D.",
     "data_appendix": "more seeds per (P, D) cell and a wider range of D.",
     "size": "more seeds per cell and sizes spanning a wider range of P.",
     "context": "more windows (-p n_windows=512) and longer contexts.",
+    "data_whitened": "more seeds per (P, D) cell and a wider range of D.",
+    "size_whitened": "more seeds per cell and sizes spanning a wider range of P.",
 }
 
 
-def decide_data(fit: PowerLawFit, reading: str = "data") -> Verdict:
+def decide_data(fit: PowerLawFit, reading: str = "data", name: str | None = None) -> Verdict:
     """Supported when the whole interval of the exponent in D lies within the ``reading``'s
-    exponent (D_READINGS: 1 for the theorem as stated) ± SNR_CLAIM_MARGIN."""
+    exponent (D_READINGS: 1 for the theorem as stated) ± SNR_CLAIM_MARGIN; ``name`` (default the
+    reading) names the verdict, e.g. ``data_whitened`` for the same rule on the whitened SNR."""
+    name = name or reading
     if fit.bootstrap_unit == ONE_RUN:
-        return verdicts.one_run_per_cell(reading, CLAIMS[reading])
-    return verdicts.near(reading, CLAIMS[reading], fit.exponent, fit.ci_low, fit.ci_high,
-                         D_READINGS[reading], SNR_CLAIM_MARGIN, TO_DECIDE[reading],
+        return verdicts.one_run_per_cell(name, CLAIMS[name])
+    return verdicts.near(name, CLAIMS[name], fit.exponent, fit.ci_low, fit.ci_high,
+                         D_READINGS[reading], SNR_CLAIM_MARGIN, TO_DECIDE[name],
                          what="the exponent of SNR in D (within each size)",
                          replicates=fit.n_boot, min_replicates=MIN_REPLICATES)
 
 
-def decide_size(fit: PowerLawFit) -> Verdict:
-    """Supported when the whole interval of the exponent in P lies above SIZE_BOUND (0)."""
+def decide_size(fit: PowerLawFit, name: str = "size") -> Verdict:
+    """Supported when the whole interval of the exponent in P lies above SIZE_BOUND (0);
+    ``name`` as for :func:`decide_data`."""
     if fit.bootstrap_unit == ONE_RUN:
-        return verdicts.one_run_per_cell("size", CLAIMS["size"])
-    return verdicts.above("size", CLAIMS["size"], fit.exponent, fit.ci_low, fit.ci_high,
-                          SIZE_BOUND, TO_DECIDE["size"],
+        return verdicts.one_run_per_cell(name, CLAIMS[name])
+    return verdicts.above(name, CLAIMS[name], fit.exponent, fit.ci_low, fit.ci_high,
+                          SIZE_BOUND, TO_DECIDE[name],
                           what="the exponent of SNR in P (within each D)",
                           replicates=fit.n_boot, min_replicates=MIN_REPLICATES)
 
