@@ -29,7 +29,7 @@ COURSE = (
     ("Theorem 2: bias, variance and a floor", ("theorem2_bias_variance",),
      ("t2-ex-identity", "t2-ex-seeds"), ("t2-ex-window",)),
     ("Theorem 3: how the signal-to-noise ratio scales", ("theorem3_snr",),
-     ("t3-ex-bias",), ("t3-ex-centring",)),
+     ("t3-ex-bias",), ("t3-ex-centring", "t3-ex-whitened")),
     ("Theorem 4: emergence at a threshold", ("theorem4_emergence",),
      ("t4-ex-power", "t4-ex-scatter"), ("t4-ex-directions", "t4-ex-layers")),
     ("Putting it together: can the verdicts be trusted?",

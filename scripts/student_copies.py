@@ -53,6 +53,7 @@ DIRECTIVE = re.compile(r"^(?P<fence>`{3,}|:{3,})\{(?P<name>[\w:-]+)\}[ \t]*(?P<t
 ROLE = re.compile(r"\{(?P<name>[\w:-]+)\}`(?P<text>[^`]*)`")
 HEADINGS = {"prf:theorem": "Theorem", "prf:definition": "Definition", "prf:remark": "Remark",
             "prf:assumption": "Assumption", "prf:lemma": "Lemma", "prf:proof": "Proof",
+            "prf:proposition": "Proposition",
             "exercise": "Exercise", "solution": "Solution", "admonition": None}
 UNTITLED = ("solution",)  # their argument is the label of what they answer, not a title
 GLUE_CALL = re.compile(r"\b(glue_numbers|glue_text)\(")

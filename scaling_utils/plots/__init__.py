@@ -15,7 +15,7 @@ from .theorem1 import (exponents_by_layer, ks_panels, t1_effective_context, t1_e
 
 __all__ = ["bias_variance_panels", "ceiling_curves", "entropy_profile", "exponents_by_layer",
            "ks_panels", "returns_per_doubling", "seed_estimates", "seed_spread", "snr_by_context",
-           "snr_panels", "t1_effective_context", "t1_exponents", "t1_headline",
+           "snr_panels", "t1_effective_context", "whitened_snr_panels", "t1_exponents", "t1_headline",
            "t1_position_loss", "t1_students", "t1_variance_against_neff", "t1_variance_grid",
            "t4_capabilities", "t4_icl", "t4_mechanism", "t4_seed_thresholds", "variance_curves",
            "verdict_figure",
@@ -249,6 +249,47 @@ def snr_panels(result) -> plt.Figure:
     seaborn().scatterplot(data=grid, x="snr", y="loss", hue="P", palette="viridis", ax=axes[2])
     axes[2].set(xscale="log", xlabel="SNR", ylabel="held-out loss (nats)", title="SNR and loss")
     _plain_minor_ticks(axes)
+    fig.tight_layout()
+    return fig
+
+
+def whitened_snr_panels(result) -> plt.Figure:
+    """Left: whitened SNR against D, one line per size (points: runs; dotted, in the size's
+    colour: its untrained student; solid black with a band: the exact belief state's, the
+    ceiling; dash-dot: the current token alone).  Right: each size's exponent in D on both
+    scales with its 95 % interval (dashed: the claimed 1)."""
+    grid, refs, per_size = result.grid, result.references, result.per_size
+    sizes = sorted(grid.P.unique())
+    colours = dict(zip(sizes, seaborn().color_palette("viridis", len(sizes))))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 2]})
+    ax = axes[0]
+    for p in sizes:
+        runs = grid[grid.P == p]
+        mean = runs.groupby("D").snr_white.mean()
+        ax.plot(mean.index, mean, "o-", color=colours[p], label=f"P = {p:,}")
+        ax.scatter(runs.D, runs.snr_white, color=colours[p], s=12, alpha=0.6)
+        floor = result.untrained.loc[result.untrained.P == p, "snr_white"]
+        ax.axhline(floor.iloc[0], color=colours[p], ls=":", lw=1)
+    ceiling, token = refs.iloc[0], refs.iloc[1]
+    ax.axhline(ceiling.snr_white, color="k", lw=1.5, label="exact belief state (ceiling)")
+    ax.axhspan(ceiling.ci_low, ceiling.ci_high, color="k", alpha=0.1)
+    ax.axhline(token.snr_white, color="grey", ls="-.", lw=1, label="current token alone")
+    ax.set(xscale="log", yscale="log", xlabel="training tokens D",
+           ylabel="whitened SNR tr(Σ_W⁻¹ Σ_B)", title="whitened SNR against data")
+    ax.set_ylim(top=ceiling.ci_high * 3)  # room for the legend between the runs and the ceiling
+    ax.legend(fontsize="x-small", ncol=2, loc="upper left", bbox_to_anchor=(0, 0.78))
+    ax = axes[1]
+    y = np.arange(len(per_size))
+    for offset, prefix, label, colour in ((-0.12, "", "trace ratio", "C0"),
+                                          (0.12, "whitened_", "whitened", "C1")):
+        ax.errorbar(per_size[f"{prefix}exponent"], y + offset, fmt="o", color=colour, capsize=3,
+                    xerr=_bars(per_size[f"{prefix}exponent"], per_size[f"{prefix}ci_low"],
+                               per_size[f"{prefix}ci_high"]), label=label)
+    ax.axvline(1.0, color="k", ls="--", lw=1, label="claim: 1")
+    ax.set_yticks(y, [f"P = {p:,}" for p in per_size.P])
+    ax.set(xlabel="exponent of SNR in D (95 % interval)", title="each size's exponent in D")
+    ax.legend(fontsize="small")
+    _plain_minor_ticks(axes[:1])
     fig.tight_layout()
     return fig
 

@@ -21,7 +21,7 @@ from ...capture import final_representations
 from ...estimators.intervals import (between_run_df, hierarchical_bootstrap, runs_per_cell,
                                      stretched_interval)
 from ...estimators.power_laws import PowerLawFit
-from ...estimators.snr import SNRResult, plug_in_snr, snr
+from ...estimators.snr import SNRResult, WhitenedSNR, plug_in_snr, snr, whitened_snr
 from ...train import TrainResult, load_student, weights_digest
 
 SNR_VERSION = 3  # bump when a change here changes the tables
@@ -43,12 +43,64 @@ def student_snr(model, source, tokens: np.ndarray, min_position: int = 8,
     the source's most probable hidden state given the prefix (``states``, computed from the
     source when not given: the same for every student of a grid); the bootstrap resamples
     sequences (with the same seed, replicates of different students resample the same ones)."""
-    features = final_representations(model, tokens, batch_size=256)[:, min_position:]
     states = source.filtered_states(tokens) if states is None else states
-    labels = states[:, min_position:]
-    groups = np.repeat(np.arange(len(tokens)), features.shape[1])
-    return snr(features.reshape(-1, features.shape[-1]), labels.ravel(), groups,
-               n_boot=n_boot, seed=seed)
+    return snr(*at_positions(final_representations(model, tokens, batch_size=256), states,
+                             min_position), n_boot=n_boot, seed=seed)
+
+
+def at_positions(features: np.ndarray, labels: np.ndarray, min_position: int):
+    """Features (sequences x length x width) and labels (sequences x length) at positions >=
+    ``min_position``, as samples x width and samples, with each sample's sequence (the unit
+    the bootstrap resamples)."""
+    x = features[:, min_position:]
+    return (x.reshape(-1, x.shape[-1]), labels[:, min_position:].ravel(),
+            np.repeat(np.arange(len(x)), x.shape[1]))
+
+
+# --------------------------------------------------------------------------- whitened SNR
+
+def whitened_student_snr(model, tokens: np.ndarray, states: np.ndarray, min_position: int = 8,
+                         n_boot: int = 200, seed: int = 0) -> WhitenedSNR:
+    """The whitened SNR (:func:`~scaling_utils.estimators.snr.whitened_snr`) of a student's
+    final representation against the hidden state that emitted each token (``states``, drawn
+    with the tokens): a scale no invertible linear map of the features changes, and which
+    the exact belief state bounds (:func:`belief_ceiling`)."""
+    return whitened_snr(*at_positions(final_representations(model, tokens, batch_size=256),
+                                      states, min_position), n_boot=n_boot, seed=seed)
+
+
+def belief_ceiling(source, tokens: np.ndarray, states: np.ndarray, min_position: int = 8,
+                   n_boot: int = 200, seed: int = 0) -> WhitenedSNR:
+    """The largest whitened SNR against the hidden state that any representation of the prefix
+    can have: that of the exact belief state b_t = P(z_t | x_1..x_t).  J = sum_i rho_i^2 /
+    (1 - rho_i^2) over the canonical correlations rho_i of the features with the one-hot state;
+    those of any function of the prefix are at most those of all such functions, which are
+    the belief's, since E[onehot(z_t) | prefix] = b_t."""
+    return whitened_snr(*at_positions(source.beliefs(tokens), states, min_position),
+                        n_boot=n_boot, seed=seed)
+
+
+def token_reference(tokens: np.ndarray, states: np.ndarray, n_symbols: int,
+                    min_position: int = 8, n_boot: int = 200, seed: int = 0) -> WhitenedSNR:
+    """The whitened SNR of the current token alone (one-hot) against the hidden state: what a
+    representation that remembers nothing of the context can reach."""
+    return whitened_snr(*at_positions(np.eye(n_symbols)[tokens], states, min_position),
+                        n_boot=n_boot, seed=seed)
+
+
+def whitened_grid(results: Sequence[TrainResult], tokens: np.ndarray, states: np.ndarray,
+                  min_position: int = 8, n_boot: int = 200, seed: int = 0,
+                  device=None) -> list[WhitenedSNR]:
+    """The whitened SNR of every fresh-data run of a training grid, in the order of
+    :func:`snr_grid_table`'s rows (cached by the run's weights, as there), with aligned
+    replicates: every run resamples the same sequences."""
+    return [cached("student_whitened_snr",
+                   {"train": asdict(r.config), "weights": weights_digest(r),
+                    "tokens": array_digest(tokens, states), "min_position": min_position,
+                    "n_boot": n_boot, "seed": seed, "version": SNR_VERSION},
+                   lambda r=r: whitened_student_snr(load_student(r, device), tokens, states,
+                                                    min_position, n_boot, seed))
+            for r in results if r.config.data_mode == "fresh"]
 
 
 def snr_grid_table(results: Sequence[TrainResult], source, tokens: np.ndarray,

@@ -30,6 +30,43 @@ def numbers(result) -> dict:
         out.update({f"{key}_exponent": row.estimate, f"{key}_ci_low": row.ci_low,
                     f"{key}_ci_high": row.ci_high, f"{key}_seq_low": row.sequences_only_ci_low,
                     f"{key}_seq_high": row.sequences_only_ci_high})
+    for key, name in (("dw", "data_whitened"), ("pw", "size_whitened")):
+        row = e.loc[name]
+        out.update({f"{key}_exponent": row.estimate, f"{key}_ci_low": row.ci_low,
+                    f"{key}_ci_high": row.ci_high})
+    ceiling, token = result.references.iloc[0], result.references.iloc[1]
+    u = result.untrained
+    largest = g[g.P == g.P.max()]
+    out.update(ceiling=ceiling.snr_white, ceiling_ci_low=ceiling.ci_low,
+               ceiling_ci_high=ceiling.ci_high, ceiling_dims=int(ceiling.dims),
+               ceiling_classes=int(ceiling.classes), token_white=token.snr_white,
+               token_fraction=token.snr_white / ceiling.snr_white,
+               white_min=g.snr_white.min(), white_max=g.snr_white.max(),
+               fraction_min=g.fraction.min(), fraction_max=g.fraction.max(),
+               largest_over_token=largest.snr_white.max() / token.snr_white,
+               untrained_white_min=u.snr_white.min(), untrained_white_max=u.snr_white.max(),
+               untrained_width_min=int(u.width.min()), untrained_width_max=int(u.width.max()),
+               untrained_per_width_min=(u.snr_white / u.width).min(),
+               untrained_per_width_max=(u.snr_white / u.width).max(),
+               untrained_trace_min=u.snr.min(), untrained_trace_max=u.snr.max(),
+               sizes_whitened_supported=int((result.per_size.whitened_verdict
+                                             == verdicts.SUPPORTED).sum()),
+               whitened_exponent_min=result.per_size.whitened_exponent.min(),
+               whitened_exponent_max=result.per_size.whitened_exponent.max(),
+               untrained_pw_exponent=np.polyfit(np.log(u.P), np.log(u.snr_white), 1)[0]
+               if len(u) > 1 and (u.snr_white > 0).all() else np.nan)
     c = result.verdict("context")
     out.update(n_exponent=c.effect, n_ci_low=c.ci_low, n_ci_high=c.ci_high)
     return out
+
+
+def size_floor_reading(numbers: dict) -> str:
+    """How much of the whitened SNR's growth with size the untrained students already show:
+    their exponent in P beside the trained one."""
+    untrained, trained = numbers["untrained_pw_exponent"], numbers["pw_exponent"]
+    if not (np.isfinite(untrained) and np.isfinite(trained)) or trained <= 0:
+        return "the untrained and trained exponents in P cannot be set side by side here."
+    if untrained >= trained / 2:
+        return ("on this scale, most of the growth with size is there before any data is "
+                "seen: it is the width's capacity more than what training adds to it.")
+    return "on this scale, most of the growth with size comes with training."
