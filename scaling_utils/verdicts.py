@@ -35,8 +35,11 @@ ROLES = (PAPER, CHECK, CONTROL, READING)
 
 def role_of(roles: dict, key: str) -> str:
     """The role of verdict ``key`` in a chapter's ``ROLES`` (a key like ``abrupt_copy`` takes
-    the role of its family, ``abrupt``, unless it has its own)."""
-    role = roles.get(key, roles.get(key.split("_")[0]))
+    the role of its family, ``abrupt``, unless it has its own; the longest family named wins:
+    ``mechanism_whitened_copy`` is of ``mechanism_whitened``)."""
+    parts = key.split("_")
+    role = next((roles[f] for f in ("_".join(parts[:i]) for i in range(len(parts), 0, -1))
+                 if f in roles), None)
     if role not in ROLES:
         raise KeyError(f"verdict {key!r} has no role in {sorted(roles)}; give it one of {ROLES} "
                        "in its chapter's rules.ROLES.")

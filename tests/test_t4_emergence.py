@@ -8,6 +8,7 @@ from scipy import special
 
 from scaling_utils import verdicts
 from scaling_utils.chapters import t4_emergence
+from scaling_utils.chapters.t4_emergence.rules import ROLES
 from scaling_utils.profiles import profile_values, resolve_parameters
 from scaling_utils.tasks import TaskSuite
 from scaling_utils.worlds import FAILS, HOLDS, measure
@@ -237,6 +238,12 @@ def test_mechanism_rule_reads_one_threshold_a_shifted_one_and_unlearned_tasks():
     assert shifted.effect == pytest.approx(np.log(9.0), abs=0.3)
     # read at another site, the sweep (made before the last MLP) is not the same quantity
     assert t4_emergence.decide_mechanism(same["copy"], "final").word == verdicts.UNDETERMINED
+    # the same rule on the whitened scale: its own key and claim, a reading of the claim
+    whitened = t4_emergence.decide_mechanism(same["copy"], family="mechanism_whitened")
+    assert (whitened.key, whitened.word) == ("mechanism_whitened_copy", verdicts.SUPPORTED)
+    assert "whitened" in whitened.claim
+    assert verdicts.role_of(ROLES, whitened.key) == verdicts.READING
+    assert verdicts.role_of(ROLES, "mechanism_copy") == verdicts.PAPER
 
 
 def test_result_stores_every_threshold_and_the_verdicts(tmp_path):

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ...verdicts import (CHECK, CONTRADICTED, CONTROL, PAPER, UNDETERMINED, Verdict, above,
-                         below, near, unavailable)
+from ...verdicts import (CHECK, CONTRADICTED, CONTROL, PAPER, READING, UNDETERMINED, Verdict,
+                         above, below, near, unavailable)
+
 
 if TYPE_CHECKING:
     from .estimators import CollapseEvidence, MechanismEvidence, MetricEvidence, SwitchEvidence
@@ -58,14 +59,24 @@ CLAIMS = {
     "mechanism": "noise added at fixed weights switches {task} off at the SNR where training "
                  "switched it on",
     "induction": "the copy runs' in-context-learning score (induction heads) jumps abruptly in D",
+    "shared_whitened": "on the whitened scale, the runs switch {task} on at one threshold in SNR",
+    "mechanism_whitened": "on the whitened scale, noise added at fixed weights switches {task} off "
+                          "at the SNR where training switched it on",
 }
+# The same two claims on the whitened SNR J = tr(Sigma_W^-1 Sigma_B) of the same representation
+# (estimators.snr.whitened_snr), which no invertible linear map of it changes, so that a
+# threshold can mean the same at every width; read by the same rules and bounds.  Added after
+# the trace-ratio thresholds of seeds 0-4 had been read, before the whitened SNR of any run had
+# been computed.
+WHITENED = ("shared_whitened", "mechanism_whitened")
 # Thresholds in SNR and one curve in SNR for every run are the paper's claims; whether a switch
 # survives a continuous metric is the book's check (the "mirage" question).
 # The mechanism is the theorem's own statement, success a function of the representation's SNR.
 # The induction-head transition is known to be abrupt (Olsson et al. 2022): a control the
 # width bound must see, or it has no power.
 ROLES = {"abrupt": PAPER, "shared": PAPER, "collapse": PAPER, "metric": CHECK,
-         "mechanism": PAPER, "induction": CONTROL}
+         "mechanism": PAPER, "induction": CONTROL, "shared_whitened": READING,
+         "mechanism_whitened": READING}
 TO_DECIDE = {
     "abrupt": "checkpoints closer together around the switch (a width below the checkpoints' "
               "resolution is not resolved), or more runs (seeds)",
@@ -76,6 +87,7 @@ TO_DECIDE = {
                  "or checkpoints closer together around the switch",
     "induction": "more runs that learn to copy, or checkpoints closer together",
 }
+TO_DECIDE.update({name: TO_DECIDE[name.split("_")[0]] for name in WHITENED})
 NOT_EVIDENCE = " Not evidence when the SNR is read at the readout."
 MEASURE_BEFORE_MLP = "measure the SNR before the last MLP (snr_site=last_mlp_input)"
 
@@ -156,9 +168,11 @@ def decide_abrupt(evidence: SwitchEvidence, by_construction: bool = False) -> Ve
     return replace(v, rule=ABRUPT_RULE)
 
 
-def decide_shared(evidence: SwitchEvidence, by_construction: bool = False) -> Verdict:
-    """``shared_<task>``: the runs switch on at one threshold (sd of ln theta below ln 3 / 2)."""
-    key, claim, more, missing = _switch_rule("shared", evidence, by_construction, SHARED_RULE)
+def decide_shared(evidence: SwitchEvidence, by_construction: bool = False,
+                  family: str = "shared") -> Verdict:
+    """``shared_<task>``: the runs switch on at one threshold (sd of ln theta below ln 3 / 2);
+    ``family="shared_whitened"`` names the same rule on the whitened SNR."""
+    key, claim, more, missing = _switch_rule(family, evidence, by_construction, SHARED_RULE)
     return missing or replace(below(key, claim, evidence.spread, evidence.spread_ci_low,
                                     evidence.spread_ci_high, SHARED_SPREAD, more,
                                     what="the spread of ln theta between runs"),
@@ -197,12 +211,14 @@ def decide_metric(evidence: MetricEvidence) -> Verdict:
                    v.reason)
 
 
-def decide_mechanism(evidence: MechanismEvidence, site: str = "last_mlp_input") -> Verdict:
+def decide_mechanism(evidence: MechanismEvidence, site: str = "last_mlp_input",
+                     family: str = "mechanism") -> Verdict:
     """``mechanism_<task>``: at fixed weights, added noise switches the task off at the SNR
-    where training switched it on (success depends on the SNR alone)."""
-    key = f"mechanism_{evidence.task}"
-    claim = CLAIMS["mechanism"].format(task=evidence.task)
-    more = TO_DECIDE["mechanism"]
+    where training switched it on (success depends on the SNR alone);
+    ``family="mechanism_whitened"`` names the same rule on the whitened SNR."""
+    key = f"{family}_{evidence.task}"
+    claim = CLAIMS[family].format(task=evidence.task)
+    more = TO_DECIDE[family]
     if site != "last_mlp_input":
         return unavailable(key, claim, "noise is added only where the SNR is read before the "
                            "last MLP", MEASURE_BEFORE_MLP, MECHANISM_RULE)
