@@ -102,6 +102,11 @@ def test_whitened_snr_drops_redundant_dimensions_and_covers_the_truth():
                          seed=rep)
         hits += r.ci_low <= (means ** 2).sum(1).mean() <= r.ci_high
     assert hits >= 88, hits
+    # a few distinct inputs, each a point: no noise along the direction that separates the
+    # classes, so J is infinite (not a large number from rounding)
+    points = rng.standard_normal((6, 8))
+    labels = np.repeat([0, 1, 2], 2)
+    assert whitened_snr(np.repeat(points, 20, 0), np.repeat(labels, 20), n_boot=10).snr == np.inf
     with pytest.raises(ValueError, match="more samples than classes"):
         whitened_snr(rng.standard_normal((12, 8)), np.repeat([0, 1, 2], 4))
 

@@ -255,8 +255,16 @@ def test_result_stores_every_threshold_and_the_verdicts(tmp_path):
     tasks = ("copy", "recall", "modular")
     assert [v.key for v in result.verdicts] == [
         *(f"abrupt_{t}" for t in tasks), *(f"shared_{t}" for t in tasks), "collapse", "metric",
-        *(f"mechanism_{t}" for t in tasks), "induction"]
+        *(f"mechanism_{t}" for t in tasks), "induction",
+        *(f"shared_whitened_{t}" for t in tasks), *(f"mechanism_whitened_{t}" for t in tasks)]
     assert set(result.mechanism.task) == {"copy", "modular"}
+    # a table without the whitened SNR (measured before it existed) leaves its readings open
+    assert result.verdict("mechanism_whitened_copy").word == verdicts.UNDETERMINED
+    # a task whose whitened SNR is infinite (few distinct inputs) has no threshold to read
+    white = table.assign(snr_white=np.where(table.task == "modular", np.inf, table.snr))
+    again = t4_emergence.analyse(white, _synthetic_sweep(table), suite, n_boot=40, seed=0)
+    assert "infinite" in again.verdict("shared_whitened_modular").reason
+    assert again.verdict("shared_whitened_copy").word == result.verdict("shared_copy").word
     # the loss and the logit margin are tied to success: scored in the table, never ranked
     assert set(result.collapse_wins) == {"SNR", "D", "D x P"}
     assert {"loss", "logit margin"} <= set(result.collapse.columns)

@@ -143,7 +143,9 @@ def whitened_snr(features, labels, groups=None, n_boot: int = 200, seed: int = 0
     covariance (eigenvalues above 1e-10 of the largest), so constant or redundant coordinates
     (a belief vector summing to one) do not make Sigma_W singular.  Classes with fewer than
     ``min_per_class`` samples are dropped; the bootstrap resamples ``groups`` (default each
-    sample) and is re-centred on the estimate, as in :func:`snr`."""
+    sample) and is re-centred on the estimate, as in :func:`snr`.  Where the within-class
+    scatter is singular on the features' span (no noise along some direction) J is infinite,
+    with no interval."""
     x = np.asarray(features, float)
     y = np.asarray(labels).ravel()
     if x.ndim != 2 or x.shape[0] != y.shape[0]:
@@ -191,6 +193,12 @@ def whitened_snr(features, labels, groups=None, n_boot: int = 200, seed: int = 0
                 - (classes_present - 1) * d / m)
 
     point = float(estimate(np.ones((1, n_groups)))[0])
+    within = grams.sum(0) - np.einsum("kd,ke->de", *(2 * [sums.sum(0) / np.sqrt(
+        np.maximum(n_cells.sum(0), 1))[:, None]]))
+    if np.linalg.eigvalsh(within)[0] <= 1e-10 * np.trace(within) / d:
+        # no noise at all along some direction (e.g. a task with a few distinct inputs, each a
+        # point): the classes separate perfectly there and J is infinite, not a large number
+        return WhitenedSNR(np.inf, np.nan, np.nan, int(len(y)), k, d)
     rng = np.random.default_rng(seed)
     reps = []
     for start in range(0, n_boot, chunk):  # chunks bound memory at chunk x dims^2

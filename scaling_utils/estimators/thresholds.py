@@ -140,7 +140,8 @@ def _fisher_scoring(u, hits, trials, chance, bound, b0, b1, iterations, tol):
             step = np.where(worse, step / 2, step)
         new0, new1, new_f = (np.where(worse, old0, new0), np.where(worse, old1, new1),
                              np.where(worse, old_f, new_f))
-        moved = np.maximum(np.abs(new0 - old0), np.abs(new1 - old1))
+        with np.errstate(invalid="ignore"):  # a row without data stays NaN and stops
+            moved = np.maximum(np.abs(new0 - old0), np.abs(new1 - old1))
         b0[active], b1[active], f[active] = new0, new1, new_f
         active = active[(moved > tol) & ~worse]
     return b0, b1

@@ -384,11 +384,13 @@ def t4_icl(table: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def t4_mechanism(table: pd.DataFrame, sweep: pd.DataFrame, per_run: pd.DataFrame) -> plt.Figure:
-    """Per task that some run learned: exact match against SNR along training (solid) and
-    under noise added at the final weights (dashed), one line per run that learned it coloured
-    by model size, with each run's two fitted thresholds as a circle (training) and a cross
-    (noise) at half-way between chance and 1."""
+def t4_mechanism(table: pd.DataFrame, sweep: pd.DataFrame, per_run: pd.DataFrame,
+                 column: str = "snr", label: str = "SNR") -> plt.Figure:
+    """Per task that some run learned: exact match against SNR (``column`` of both tables,
+    e.g. ``snr_white``) along training (solid) and under noise added at the final weights
+    (dashed), one line per run that learned it coloured by model size, with each run's two
+    fitted thresholds as a circle (training) and a cross (noise) at half-way between chance
+    and 1."""
     tasks = list(dict.fromkeys(per_run.task)) if len(per_run) else []
     sizes = list(dict.fromkeys(table["size"]))
     colour = dict(zip(sizes, seaborn().color_palette(n_colors=len(sizes))))
@@ -399,13 +401,14 @@ def t4_mechanism(table: pd.DataFrame, sweep: pd.DataFrame, per_run: pd.DataFrame
         level = chance + (1 - chance) / 2
         for row in per_run[per_run.task == task].itertuples():
             for part, style in ((table, "-"), (sweep, "--")):
-                rows = part[(part.task == task) & (part.run == row.run) & (part.snr > 0)]
-                rows = rows.sort_values("snr")
-                ax.plot(rows.snr, rows.exact, style, color=colour[row.size], lw=1)
+                rows = part[(part.task == task) & (part.run == row.run) & (part[column] > 0)
+                            & np.isfinite(part[column])]
+                rows = rows.sort_values(column)
+                ax.plot(rows[column], rows.exact, style, color=colour[row.size], lw=1)
             ax.plot([row.theta_training], [level], "o", mfc="none", color=colour[row.size], ms=6)
             ax.plot([row.theta_noise], [level], "x", color=colour[row.size], ms=6)
         ax.axhline(chance, color="grey", ls=":", lw=1)
-        ax.set(xscale="log", ylim=(-0.03, 1.03), xlabel="SNR before the last MLP",
+        ax.set(xscale="log", ylim=(-0.03, 1.03), xlabel=f"{label} before the last MLP",
                ylabel="exact match", title=f"{task}: training (solid), noise (dashed)")
     if not tasks:
         axes[0, 0].text(0.5, 0.5, "no task learned: no noise sweep to read", ha="center",

@@ -230,6 +230,17 @@ def decide_mechanism(evidence: MechanismEvidence, site: str = "last_mlp_input",
                    rule=MECHANISM_RULE)
 
 
+def infinite_snr(family: str, task: str) -> Verdict:
+    """A whitened reading (``family``: ``shared_whitened`` or ``mechanism_whitened``) of a task
+    whose whitened SNR is infinite at some checkpoint: no threshold in it can be read."""
+    rule = SHARED_RULE if family.startswith("shared") else MECHANISM_RULE
+    return unavailable(f"{family}_{task}", CLAIMS[family].format(task=task),
+                       "the whitened SNR is infinite at some checkpoints (the task has few "
+                       "distinct inputs, each one point: no noise along some direction), so no "
+                       "threshold in it can be read",
+                       "a task with many more distinct inputs than the stream's width", rule)
+
+
 INDUCTION_RULE = (
     "the metric rule's reading with the normalised in-context-learning score -(loss on the "
     "repeat - loss on the first occurrence) / ln(alphabet) in place of the answer's "

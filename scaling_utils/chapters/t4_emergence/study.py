@@ -15,7 +15,7 @@ import torch
 from scipy import special
 
 from ...cache import cached
-from ...estimators.snr import snr
+from ...estimators.snr import snr, whitened_snr
 from ...estimators.thresholds import ThresholdFit
 from ...tasks import TaskSuite
 from ...train import EVAL_SEED_OFFSET, StudentGrid, TrainConfig, TrainResult, load_student
@@ -27,9 +27,9 @@ from .estimators import (MECHANISM_COLUMNS, METRIC_COLUMNS, SWITCH_COLUMNS, Coll
                          mechanism_evidence, metric_evidence, seed_thresholds, switch_evidence,
                          threshold_table)
 from .rules import (decide_abrupt, decide_collapse, decide_induction, decide_mechanism,
-                    decide_metric, decide_shared, tied_by_construction)
+                    decide_metric, decide_shared, infinite_snr, tied_by_construction)
 
-EMERGENCE_VERSION = 3  # bump when a change here changes the capability tables
+EMERGENCE_VERSION = 4  # bump when a change here changes the capability tables
 # Where the SNR is read (the residual stream of the last block): before its MLP (the default,
 # every depth has it), before the whole block, or at the final norm that the output head reads.
 SNR_SITES = ("last_mlp_input", "last_block_input", "final")
@@ -44,7 +44,7 @@ EVAL_SEQUENCES = 256  # held-out task sequences each run's loss (a collapse cand
 # dimension, so that the SNR falls to about SNR / (1 + multiple): from the trained SNR down by a
 # factor of about 4000, far past any threshold the runs cross along training.
 NOISE_MULTIPLES = (0.0,) + tuple(2.0 ** np.arange(-3, 13))
-SWEEP_VERSION = 1  # bump when a change here changes the noise sweeps
+SWEEP_VERSION = 2  # bump when a change here changes the noise sweeps
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,6 +70,8 @@ class Theorem4Result(ChapterResult):
     sweep: pd.DataFrame  # success and SNR under added noise at each run's final weights
     mechanism_evidence: dict[str, MechanismEvidence]  # per task
     switch_evidence: dict[str, SwitchEvidence]  # per task: each run's own switch along training
+    whitened_mechanism_evidence: dict[str, MechanismEvidence]  # the same on the whitened SNR
+    whitened_switch_evidence: dict[str, SwitchEvidence]
     induction_evidence: MetricEvidence  # the copy runs' in-context-learning score against D
 
     @property
@@ -106,6 +108,39 @@ class Theorem4Result(ChapterResult):
         return _per_run_table(self.mechanism_evidence, MECHANISM_COLUMNS)
 
     @property
+    def whitened_tasks(self) -> tuple:
+        """The tasks whose whitened SNR is finite at every checkpoint (one with few distinct
+        inputs separates its answers without noise: no threshold in it can be read)."""
+        white = self.table.get("snr_white", pd.Series(np.nan, index=self.table.index))
+        infinite = set(self.table.task[np.isinf(white.astype(float))])
+        return tuple(t for t in self.tasks if t not in infinite)
+
+    @property
+    def whitened_mechanism(self) -> pd.DataFrame:
+        """As :attr:`mechanism`, on the whitened SNR (the tasks of :attr:`whitened_tasks`)."""
+        return _per_run_table({t: e for t, e in self.whitened_mechanism_evidence.items()
+                               if t in self.whitened_tasks}, MECHANISM_COLUMNS)
+
+    @property
+    def mechanism_by_size(self) -> pd.DataFrame:
+        """Per task and size: the runs that enter the mechanism rule and their mean ln ratio of
+        the threshold under noise to the one along training, on both scales (the rule pools
+        the sizes; this shows whether they agree)."""
+        rows = []
+        for scale, evidence in (("trace ratio", self.mechanism_evidence),
+                                ("whitened", self.whitened_mechanism_evidence)):
+            for task, e in evidence.items():
+                if scale == "whitened" and task not in self.whitened_tasks:
+                    continue
+                used = e.per_run[e.per_run.used.astype(bool)]
+                for size, part in used.groupby("size", sort=False):
+                    rows.append({"task": task, "size": size, "scale": scale, "runs": len(part),
+                                 "mean ln ratio": float(part.log_ratio.mean())})
+        table = pd.DataFrame(rows, columns=["task", "size", "scale", "runs", "mean ln ratio"])
+        return table.pivot_table(index=["task", "size"], columns="scale",
+                                 values="mean ln ratio").reset_index() if len(table) else table
+
+    @property
     def metric(self) -> pd.DataFrame:
         """Per run that learned the multi-token task: the switch widths in ln D and their ratio."""
         return self.metric_evidence.per_run
@@ -117,7 +152,8 @@ class Theorem4Result(ChapterResult):
         return text.reasons(self)
 
     def _texts(self) -> dict:
-        return {f"mechanism_reading_{t}": text.mechanism_reading(self, t) for t in self.tasks}
+        return {f"mechanism{scale}_reading_{t}": text.mechanism_reading(self, t, bool(scale))
+                for scale in ("", "_whitened") for t in self.tasks}
 
     def summary(self) -> dict:
         """The headline numbers stored with the chapter's summary: theta with its interval for
@@ -205,11 +241,7 @@ def measure_run(result: TrainResult, suite: TaskSuite, n_examples: int,
             margin = _margin(z, truth)
             logprob = np.take_along_axis(log_p, truth[..., None], -1)[..., 0].mean(1)
             icl = _icl_score(logits[block], ex, logprob) if ex.task == "copy" else np.nan
-            try:
-                ratio = snr(hidden[block][:, cols].reshape(-1, hidden.shape[-1]), truth.ravel(),
-                            np.repeat(np.arange(n_examples), len(cols)), n_boot=0).snr
-            except ValueError:
-                ratio = np.nan
+            ratio, white = _snrs(hidden[block][:, cols], truth)[::3]
             rows.append(dict(task=ex.task, size=size, P=result.n_parameters, seed=c.seed,
                              run=f"{size} s{c.seed}", checkpoint=i, D=int(d),
                              flops=6.0 * result.n_parameters * d, loss=float(loss),
@@ -218,9 +250,28 @@ def measure_run(result: TrainResult, suite: TaskSuite, n_examples: int,
                              logprob=float(logprob.mean()),
                              logprob_norm=float(np.clip(1 + logprob.mean() / np.log(suite.alphabet), 0, 1)),
                              margin=float(margin.mean()), answer_tokens=ex.answer_length,
-                             n=n_examples, snr=float(ratio), icl_score=icl,
+                             n=n_examples, snr=float(ratio), snr_white=float(white),
+                             icl_score=icl,
                              icl_norm=float(np.clip(-icl / np.log(suite.alphabet), 0, 1))))
     return pd.DataFrame(rows)
+
+
+def _snrs(h: np.ndarray, answers: np.ndarray) -> tuple[float, float, float, float]:
+    """The SNR (trace ratio), its signal and noise power, and the whitened SNR of the
+    representation ``h`` (instances x answer positions x width) with the answer tokens as
+    labels (each instance one group); NaN where too few samples of a class allow one."""
+    x, labels = h.reshape(-1, h.shape[-1]), answers.ravel()
+    groups = np.repeat(np.arange(h.shape[0]), h.shape[1])
+    try:
+        m = snr(x, labels, groups, n_boot=0)
+        out = [m.snr, m.signal_power, m.noise_power]
+    except ValueError:
+        out = [np.nan] * 3
+    try:
+        out.append(whitened_snr(x, labels, groups, n_boot=0).snr)
+    except (ValueError, np.linalg.LinAlgError):
+        out.append(np.nan)
+    return tuple(out)
 
 
 def _icl_score(logits: np.ndarray, ex, repeat_logprob: np.ndarray) -> float:
@@ -266,25 +317,17 @@ def noise_sweep(result: TrainResult, suite: TaskSuite, n_examples: int, device=N
     for j, ex in enumerate(examples):
         cols = np.arange(ex.answer_start - 1, ex.answer_start + ex.answer_length - 1)
         h = hidden[j * n_examples:(j + 1) * n_examples][:, cols]  # n x L x width
-        truth, sequence = ex.answers.ravel(), np.repeat(np.arange(n_examples), len(cols))
-
-        def measured(x):  # SNR, signal and noise power of x at the answer positions
-            try:
-                m = snr(x.reshape(-1, x.shape[-1]), truth, sequence, n_boot=0)
-                return m.snr, m.signal_power, m.noise_power
-            except ValueError:
-                return np.nan, np.nan, np.nan
-        within = measured(h)[2] / h.shape[-1]  # the estimator's noise power, per dimension
+        within = _snrs(h, ex.answers)[2] / h.shape[-1]  # the estimator's noise power, per dim.
         for multiple in NOISE_MULTIPLES:
             noised = h + np.sqrt(multiple * within) * rng.standard_normal(h.shape)
             with torch.inference_mode():
                 z = readout(torch.as_tensor(noised, dtype=torch.float32,
                                             device=next(model.parameters()).device))
-            ratio, signal, noise = measured(noised)
+            ratio, signal, noise, white = _snrs(noised, ex.answers)
             rows.append(dict(task=ex.task, size=size, P=result.n_parameters, seed=c.seed,
                              run=f"{size} s{c.seed}", checkpoint=last, multiple=float(multiple),
                              snr=float(ratio), signal_power=float(signal),
-                             noise_power=float(noise),
+                             noise_power=float(noise), snr_white=float(white),
                              exact=float((_margin(z.double().cpu().numpy(), ex.answers) > 0).mean()),
                              chance=suite.chance(ex.task), n=n_examples))
     return pd.DataFrame(rows)
@@ -369,16 +412,32 @@ def analyse(table: pd.DataFrame, sweep: pd.DataFrame, suite: TaskSuite, n_boot: 
     switches = {t: switch_evidence(table[table.task == t]) for t in suite.tasks}
     mechanism = {t: mechanism_evidence(table[table.task == t], sweep[sweep.task == t])
                  for t in suite.tasks}
+    # the same readings on the whitened SNR (missing in tables measured before it existed)
+    white, white_sweep = (f.assign(snr=f.snr_white if "snr_white" in f else np.nan)
+                          for f in (table, sweep))
+    infinite = set(white.task[np.isinf(white.snr.astype(float))])  # see whitened_tasks
+    white_switches = {t: switch_evidence(white[white.task == t]) for t in suite.tasks}
+    white_mechanism = {t: mechanism_evidence(white[white.task == t],
+                                             white_sweep[white_sweep.task == t])
+                       for t in suite.tasks}
     verdicts = tuple([decide(switches[t], by_construction) for decide in (decide_abrupt,
                                                                            decide_shared)
                       for t in suite.tasks]
                      + [decide_collapse(collapse, by_construction), decide_metric(metric)]
                      + [decide_mechanism(mechanism[t], snr_site) for t in suite.tasks]
-                     + [decide_induction(induction)])
+                     + [decide_induction(induction)]
+                     + [infinite_snr("shared_whitened", t) if t in infinite else
+                        decide_shared(white_switches[t], by_construction, "shared_whitened")
+                        for t in suite.tasks]
+                     + [infinite_snr("mechanism_whitened", t) if t in infinite else
+                        decide_mechanism(white_mechanism[t], snr_site, "mechanism_whitened")
+                        for t in suite.tasks])
     return Theorem4Result(profile=profile, snr_site=snr_site, table=table, thresholds=thresholds,
                           seed_thresholds=per_seed, collapse_evidence=collapse,
                           metric_evidence=metric, crossings=crossings, sweep=sweep,
                           mechanism_evidence=mechanism, switch_evidence=switches,
+                          whitened_mechanism_evidence=white_mechanism,
+                          whitened_switch_evidence=white_switches,
                           induction_evidence=induction,
                           known=known_threshold_demo(n_boot, seed), level=level,
                           verdicts=verdicts)

@@ -11,6 +11,10 @@ from .estimators import KNOWN_POINTS, KNOWN_SLOPE, KNOWN_THETA, KNOWN_TRIALS
 from .rules import (ABRUPT_WIDTH, CANDIDATES, LEARNED_LEVEL, MECHANISM_MARGIN, MIN_RUNS,
                     SHARED_SPREAD, SMOOTH_SLOPE)
 
+# The two scales the switch and mechanism rules read: the suffix of their keys and the result's
+# evidence on each (the trace-ratio SNR, and the whitened SNR J = tr(Sigma_W^-1 Sigma_B)).
+SCALES = (("", "switch_evidence", "mechanism_evidence"),
+          ("_whitened", "whitened_switch_evidence", "whitened_mechanism_evidence"))
 # The summary keeps every theta (with its interval) and these counts and effects.
 SUMMARY_KEYS = ("thresholds_found", "tasks", "collapse_snr_best", "collapse_tasks", "width_ratio",
                 "metric_width", "crossings", "runs", "collapse_advantage")
@@ -35,49 +39,58 @@ def reasons(result) -> dict:
                    "match at an SNR inside the measured range")
             out.update({f"theta_{task}{suffix}": why for suffix in ("", "_low", "_high")})
             out[f"seeds_inside_{task}"] = why
-        evidence = result.mechanism_evidence.get(task)
-        switch = result.switch_evidence.get(task)
-        if switch is not None and switch.runs < 2:
-            why = (f"no switch width or spread for {task}: {switch.runs} runs switched it on "
-                   "inside their measured SNR")
-            out.update({f"{name}_{task}{s}": why for name in ("width", "spread")
-                        for s in ("", "_low", "_high")})
-        if evidence is not None and evidence.runs < MIN_RUNS:
-            why = (f"no mechanism estimate for {task}: {evidence.runs} runs learned it with both "
-                   f"thresholds inside their measured SNR (at least {MIN_RUNS} needed)")
-            out.update({f"mechanism_{task}{s}": why for s in ("", "_low", "_high", "_factor")})
+        for scale, switches, mechanisms in SCALES:
+            switch = getattr(result, switches).get(task)
+            evidence = getattr(result, mechanisms).get(task)
+            if switch is not None and switch.runs < 2:
+                why = (f"no switch width or spread for {task}{scale}: {switch.runs} runs "
+                       "switched it on inside their measured SNR")
+                out.update({f"{name}{scale}_{task}{s}": why for name in ("width", "spread")
+                            for s in ("", "_low", "_high")})
+            if evidence is not None and evidence.runs < MIN_RUNS:
+                why = (f"no mechanism estimate for {task}{scale}: {evidence.runs} runs learned it "
+                       f"with both thresholds inside their measured SNR (at least {MIN_RUNS} "
+                       "needed)")
+                out.update({f"mechanism{scale}_{task}{s}": why
+                            for s in ("", "_low", "_high", "_factor")})
     return out
 
 
 def _switches(result) -> dict:
-    """Per task: the runs' own switch widths (geometric mean, interval) and the spread of
-    their thresholds (sd of ln theta beyond the resolution, interval), and how many runs."""
+    """Per task and scale: the runs' own switch widths (geometric mean, interval) and the
+    spread of their thresholds (sd of ln theta beyond the resolution, interval), and how many
+    runs (keys ``width_copy``, ``spread_whitened_copy``, ...)."""
     out = {}
-    for task, e in result.switch_evidence.items():
-        out.update({f"width_{task}": e.width, f"width_{task}_low": e.width_ci_low,
-                    f"width_{task}_high": e.width_ci_high, f"spread_{task}": e.spread,
-                    f"spread_{task}_low": e.spread_ci_low,
-                    f"spread_{task}_high": e.spread_ci_high, f"switch_runs_{task}": e.runs,
-                    f"unresolved_{task}": int((e.per_run.used & (e.per_run.width
-                                                                < e.per_run.resolution)).sum())})
+    for scale, switches, _ in SCALES:
+        for task, e in getattr(result, switches).items():
+            out.update({f"width{scale}_{task}": e.width, f"width{scale}_{task}_low": e.width_ci_low,
+                        f"width{scale}_{task}_high": e.width_ci_high,
+                        f"spread{scale}_{task}": e.spread,
+                        f"spread{scale}_{task}_low": e.spread_ci_low,
+                        f"spread{scale}_{task}_high": e.spread_ci_high,
+                        f"switch_runs{scale}_{task}": e.runs,
+                        f"unresolved{scale}_{task}": int((e.per_run.used & (
+                            e.per_run.width < e.per_run.resolution)).sum())})
     return out
 
 
 def _mechanism(result) -> dict:
-    """Per task: the mean ln ratio of the thresholds under noise and along training, its
-    interval, the same as a factor (exp), and how many runs were swept and used."""
+    """Per task and scale: the mean ln ratio of the thresholds under noise and along training,
+    its interval, the same as a factor (exp), and how many runs were swept and used (keys
+    ``mechanism_copy``, ``mechanism_whitened_copy``, ...)."""
     out = {}
-    for task, e in result.mechanism_evidence.items():
-        out.update({f"mechanism_{task}": e.effect, f"mechanism_{task}_low": e.ci_low,
-                    f"mechanism_{task}_high": e.ci_high,
-                    f"mechanism_{task}_factor": float(np.exp(e.effect)),
-                    f"mechanism_runs_{task}": e.runs,
-                    f"mechanism_learned_{task}": len(e.per_run)})
-        used = e.per_run[e.per_run.used]
-        for column in ("theta_training", "theta_noise"):  # the spread of the runs' thresholds
-            values = used[column].to_numpy(float)
-            out[f"mechanism_{task}_{column}_low"] = float(values.min()) if len(values) else np.nan
-            out[f"mechanism_{task}_{column}_high"] = float(values.max()) if len(values) else np.nan
+    for scale, _, mechanisms in SCALES:
+        for task, e in getattr(result, mechanisms).items():
+            key = f"mechanism{scale}_{task}"
+            out.update({key: e.effect, f"{key}_low": e.ci_low, f"{key}_high": e.ci_high,
+                        f"{key}_factor": float(np.exp(e.effect)),
+                        f"mechanism_runs{scale}_{task}": e.runs,
+                        f"mechanism_learned{scale}_{task}": len(e.per_run)})
+            used = e.per_run[e.per_run.used.astype(bool)]
+            for column in ("theta_training", "theta_noise"):  # the spread of the runs' thresholds
+                values = used[column].to_numpy(float)
+                out[f"{key}_{column}_low"] = float(values.min()) if len(values) else np.nan
+                out[f"{key}_{column}_high"] = float(values.max()) if len(values) else np.nan
     out["mechanism_margin"] = float(np.exp(MECHANISM_MARGIN))
     out["mechanism_band"] = MECHANISM_MARGIN
     sweep = result.sweep
@@ -147,10 +160,12 @@ def numbers(result) -> dict:
     return out
 
 
-def mechanism_reading(result, task: str = "copy") -> str:
+def mechanism_reading(result, task: str = "copy", whitened: bool = False) -> str:
     """What the runs' thresholds under noise and along training say side by side: how far
-    each set spreads between runs (largest over smallest), and on which side noise falls."""
-    evidence = result.mechanism_evidence.get(task)
+    each set spreads between runs (largest over smallest), and on which side noise falls (on
+    the whitened SNR with ``whitened``)."""
+    evidence = (result.whitened_mechanism_evidence if whitened
+                else result.mechanism_evidence).get(task)
     if evidence is None or evidence.runs < MIN_RUNS:
         return (f"Too few runs learned {task} with both thresholds measured to compare them "
                 f"(at least {MIN_RUNS} are needed).")
