@@ -165,6 +165,8 @@ def whitened_snr(features, labels, groups=None, n_boot: int = 200, seed: int = 0
     basis = vectors[:, values > 1e-10 * values.max()]
     z = centred @ basis  # samples x d, d the rank
     n_groups, d = int(g.max()) + 1, z.shape[1]
+    if d == 0:
+        raise ValueError("the features are constant: there is no dimension to measure J in.")
     if len(y) <= k + d + 1:
         raise ValueError(f"need more samples than classes + dimensions + 1 ({k} + {d} + 1) to "
                          f"estimate the within-class covariance; got {len(y)}.")
@@ -192,13 +194,13 @@ def whitened_snr(features, labels, groups=None, n_boot: int = 200, seed: int = 0
         return (plug * (m - classes_present - d - 1) / (m - classes_present)
                 - (classes_present - 1) * d / m)
 
-    point = float(estimate(np.ones((1, n_groups)))[0])
-    within = grams.sum(0) - np.einsum("kd,ke->de", *(2 * [sums.sum(0) / np.sqrt(
-        np.maximum(n_cells.sum(0), 1))[:, None]]))
+    scaled = sums.sum(0) / np.sqrt(n_cells.sum(0))[:, None]
+    within = grams.sum(0) - scaled.T @ scaled
     if np.linalg.eigvalsh(within)[0] <= 1e-10 * np.trace(within) / d:
         # no noise at all along some direction (e.g. a task with a few distinct inputs, each a
         # point): the classes separate perfectly there and J is infinite, not a large number
         return WhitenedSNR(np.inf, np.nan, np.nan, int(len(y)), k, d)
+    point = float(estimate(np.ones((1, n_groups)))[0])
     rng = np.random.default_rng(seed)
     reps = []
     for start in range(0, n_boot, chunk):  # chunks bound memory at chunk x dims^2
