@@ -15,7 +15,7 @@ and the reducible loss there falls as C^-(alpha beta / (alpha + beta)).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping
 
 import pandas as pd
@@ -120,6 +120,27 @@ def readings_table(d_exponent: float, ci_low: float, ci_high: float,
     return pd.DataFrame(rows)
 
 
+def headroom_table(grid: pd.DataFrame, per_size: pd.DataFrame, ceiling: float) -> pd.DataFrame:
+    """Per student size, at the grid's largest D: the whitened SNR (mean over seeds), its share
+    of the ceiling any representation of the prefix can reach, the size's whitened exponent
+    in D with its interval, and the data multiple that would reach the ceiling if that
+    exponent held all the way, (ceiling / J)^(1/k) (the interval of k mapped through it)."""
+    last = grid[grid.D == grid.D.max()].groupby("P").snr_white.mean()
+    rows = []
+    for row in per_size.sort_values("P").itertuples():
+        j = float(last.loc[row.P])
+        gap = ceiling / j
+
+        def multiple(k):
+            return gap ** (1 / k) if k > 0 else math.inf
+        rows.append({"P": row.P, "whitened SNR": j, "share of the ceiling": j / ceiling,
+                     "k (whitened)": row.whitened_exponent,
+                     "data to reach the ceiling": multiple(row.whitened_exponent),
+                     "ci_low": multiple(row.whitened_ci_high),
+                     "ci_high": multiple(row.whitened_ci_low)})
+    return pd.DataFrame(rows)
+
+
 def data_term_share(cells: pd.DataFrame) -> pd.DataFrame:
     """Per model size, the data term V and the capacity term B at the smallest D (nats, with
     their intervals) and V's share of the reducible loss V + B there."""
@@ -143,6 +164,8 @@ class CeilingResult:
     returns_d: pd.DataFrame  # Theorem 2: loss gained per doubling of D, per size
     shares: pd.DataFrame  # :func:`data_term_share`
     snr: pd.DataFrame  # :func:`readings_table`
+    # :func:`headroom_table` (empty for a Theorem 3 result stored before the whitened scale)
+    headroom: pd.DataFrame = field(default_factory=pd.DataFrame)
     verdicts: tuple = ()  # the page reads the chapters' verdicts; it adds none of its own
 
     def numbers(self) -> dict:
@@ -172,6 +195,13 @@ class CeilingResult:
             "snr_k": float(snr.k), "snr_data": float(snr["data to double the SNR"]),
             "snr_data_low": float(snr.ci_low), "snr_data_high": float(snr.ci_high),
         }
+        if len(self.headroom):
+            h = self.headroom.iloc[-1]  # the largest student
+            out.update(headroom_share=float(h["share of the ceiling"]),
+                       headroom_share_smallest=float(self.headroom["share of the ceiling"].iloc[0]),
+                       headroom_k=float(h["k (whitened)"]),
+                       headroom_data=float(h["data to reach the ceiling"]),
+                       headroom_data_low=float(h.ci_low), headroom_data_high=float(h.ci_high))
         for key, row in (("h", hoffmann), ("b", besiroglu)):
             out.update({f"{key}_floor": row["floor E"], f"{key}_loss": row["optimal loss"],
                         f"{key}_above": row["above the floor"],
@@ -189,10 +219,25 @@ class CeilingResult:
         n = self.numbers()
         keys = ("run_flop", "run_tokens", "stock_tokens", "stock_low", "stock_high", "h_tokens",
                 "b_tokens")
+        keys += ("headroom_data", "headroom_data_low", "headroom_data_high") \
+            if "t0c_headroom_data" in n else ()
         out = {f"t0c_{k}_text": powers_of_ten(n[f"t0c_{k}"]) for k in keys}
         out.update(t0c_variance_reading=self.variance_reading(),
                    t0c_returns_reading=self.returns_reading())
+        if len(self.headroom):
+            out.update(t0c_headroom_reading=self.headroom_reading())
         return out
+
+    def headroom_reading(self) -> str:
+        """Where the largest student stands against its language's ceiling, and what a doubling
+        of its data buys there (2^k on the whitened SNR)."""
+        h = self.headroom.iloc[-1]
+        share, k = h["share of the ceiling"], h["k (whitened)"]
+        where = ("far below the limit its language sets" if share < 0.25 else
+                 "part of the way to the limit its language sets" if share < 0.75 else
+                 "near the limit its language sets")
+        return (f"the largest student is {where}, and each doubling of its data multiplies its "
+                f"whitened SNR by {2 ** k:.2f}")
 
     def variance_reading(self) -> str:
         """Whether the data term dominates the capacity term at the largest size and smallest
@@ -238,7 +283,10 @@ def study(cfg, folder=None) -> CeilingResult:
     data = t3.exponents.set_index("exponent").loc["data"]
     labels = {"data": "k = 1 (the statement)", "data_proof": "k = 2 (its proof)",
               "data_appendix": "k = 3 (Appendix C.2)"}
+    headroom = (headroom_table(t3.grid, t3.per_size, float(t3.references.snr_white.iloc[0]))
+                if "data_whitened" in set(t3.exponents.exponent) else pd.DataFrame())
     return CeilingResult(published_table(), t2.returns_d, data_term_share(t2.cells),
                          readings_table(float(data.estimate), float(data.ci_low),
                                         float(data.ci_high),
-                                        {labels[k]: v for k, v in D_READINGS.items()}))
+                                        {labels[k]: v for k, v in D_READINGS.items()}),
+                         headroom)

@@ -86,6 +86,23 @@ def test_readings_say_what_the_intervals_allow():
     assert texts["t0c_run_flop_text"] == "3.8 × 10²⁵" and "$" not in "".join(texts.values())
 
 
+def test_headroom_is_the_data_that_would_reach_the_ceiling_at_each_size_exponent():
+    grid = pd.DataFrame({"P": [1, 1, 1, 2, 2], "D": [10, 100, 100, 100, 100],
+                         "snr_white": [1.0, 4.0, 6.0, 20.0, 20.0]})
+    per_size = pd.DataFrame({"P": [2, 1], "whitened_exponent": [0.25, 0.5],
+                             "whitened_ci_low": [0.2, 0.0], "whitened_ci_high": [0.5, 0.6]})
+    table = ceiling.headroom_table(grid, per_size, ceiling=80.0)
+    assert list(table.P) == [1, 2]  # by size; the largest D only, seeds averaged
+    np.testing.assert_allclose(table["share of the ceiling"], [5 / 80, 20 / 80])
+    np.testing.assert_allclose(table["data to reach the ceiling"], [16.0 ** 2, 4.0 ** 4])
+    # the exponent's interval mapped through (ceiling / J)^(1/k): a larger k needs less data
+    assert table.ci_low.iloc[1] == pytest.approx(4.0 ** 2) and table.ci_high.iloc[1] == 4.0 ** 5
+    assert table.ci_high.iloc[0] == math.inf  # an interval reaching k = 0 never gets there
+    result = ceiling.CeilingResult(ceiling.published_table(), pd.DataFrame(), pd.DataFrame(),
+                                   ceiling.readings_table(0.1, 0.08, 0.12, {}), table)
+    assert result.headroom_reading().startswith("the largest student is part of the way")
+
+
 def test_powers_of_ten_are_plain_text():
     assert ceiling.powers_of_ten(3.8e25) == "3.8 × 10²⁵"
     assert ceiling.powers_of_ten(9.996e13) == "1 × 10¹⁴"
