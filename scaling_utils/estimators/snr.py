@@ -155,7 +155,8 @@ def whitened_snr(features, labels, groups=None, n_boot: int = 200, seed: int = 0
     keep = counts[y] >= max(min_per_class, 2)
     x, y = x[keep], np.unique(y[keep], return_inverse=True)[1]
     g = np.arange(len(keep)) if groups is None else np.asarray(groups).ravel()
-    g = np.unique(g[keep], return_inverse=True)[1]
+    # without a bootstrap only the totals enter: one group holds every sample
+    g = np.unique(g[keep], return_inverse=True)[1] if n_boot else np.zeros(int(keep.sum()), int)
     k = int(y.max()) + 1 if len(y) else 0
     if k < 2:
         raise ValueError(f"need at least two classes with {max(min_per_class, 2)} or more "
@@ -175,21 +176,20 @@ def whitened_snr(features, labels, groups=None, n_boot: int = 200, seed: int = 0
                                shape=(n_groups * k, len(y)))
     n_cells = np.asarray(onehot.sum(1)).reshape(n_groups, k)
     sums = np.asarray(onehot @ z).reshape(n_groups, k, d)
-    by_group = np.split(np.argsort(g, kind="stable"), np.cumsum(np.bincount(g))[:-1])
-    grams = np.stack([z[rows].T @ z[rows] for rows in by_group])  # groups x d x d
+    grams = _group_grams(z, g, n_groups)  # groups x d x d
 
     def estimate(weights: np.ndarray) -> np.ndarray:  # weights: reps x groups -> J per rep
         n = weights @ n_cells  # reps x K
-        s = np.einsum("rg,gkd->rkd", weights, sums)
-        total = np.einsum("rg,gde->rde", weights, grams)
+        s = (weights @ sums.reshape(n_groups, -1)).reshape(len(weights), k, d)
+        total = (weights @ grams.reshape(n_groups, -1)).reshape(len(weights), d, d)
         present = n > 0
         scaled = s / np.sqrt(np.where(present, n, 1.0))[..., None]
-        explained = np.einsum("rkd,rke->rde", scaled, scaled)  # sum_c s_c s_c^T / n_c
+        explained = np.matmul(scaled.transpose(0, 2, 1), scaled)  # sum_c s_c s_c^T / n_c
         m = n.sum(1)
         classes_present = present.sum(1)
         mean = s.sum(1) / m[:, None]
         within = (total - explained) / (m - classes_present)[:, None, None]
-        between = explained / m[:, None, None] - np.einsum("rd,re->rde", mean, mean)
+        between = explained / m[:, None, None] - mean[:, :, None] * mean[:, None, :]
         plug = np.trace(np.linalg.solve(within, between), axis1=1, axis2=2)
         return (plug * (m - classes_present - d - 1) / (m - classes_present)
                 - (classes_present - 1) * d / m)
@@ -218,6 +218,17 @@ def whitened_snr(features, labels, groups=None, n_boot: int = 200, seed: int = 0
     finite = boot[np.isfinite(boot)]
     lo, hi = np.quantile(finite, [(1 - ci) / 2, (1 + ci) / 2]) if len(finite) else (np.nan, np.nan)
     return WhitenedSNR(point, float(lo), float(hi), int(len(y)), k, d, boot)
+
+
+def _group_grams(z: np.ndarray, g: np.ndarray, n_groups: int) -> np.ndarray:
+    """sum_{i in group} z_i z_i^T for every group, as one batched product over the groups'
+    samples padded with zeros to the largest group."""
+    order = np.argsort(g, kind="stable")
+    counts = np.bincount(g, minlength=n_groups)
+    slot = np.arange(len(g)) - np.repeat(np.cumsum(counts) - counts, counts)
+    padded = np.zeros((n_groups, counts.max(), z.shape[1]))
+    padded[g[order], slot] = z[order]
+    return np.matmul(padded.transpose(0, 2, 1), padded)
 
 
 def _or_missing(estimate, weights: np.ndarray) -> np.ndarray:

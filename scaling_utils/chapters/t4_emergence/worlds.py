@@ -19,7 +19,7 @@ from .estimators import collapse_evidence, mechanism_evidence, metric_evidence, 
 from .rules import (decide_abrupt, decide_collapse, decide_induction, decide_mechanism,
                     decide_metric, decide_shared)
 
-WORLDS_VERSION = 6  # bump when a change here changes the simulated worlds
+WORLDS_VERSION = 7  # bump when a change here changes the simulated worlds
 
 # Between-run noise of the sizes measured on the cpu profile's nine runs (seeds 0-2, three
 # sizes, 1.5 M tokens): one logistic in ln SNR per run puts the copy and addition switches at
@@ -41,6 +41,11 @@ WORLD_ONE_THRESHOLD = 0.15
 WORLD_SWEEP_LEVELS = 17
 WORLD_SWEEP_DEPTH = float(np.log(4000.0))
 WORLD_MECHANISM_JITTER = 0.3
+# Runs that differ systematically by size, as the cpu profile's do (seed 0): along training the
+# copy thresholds rise by about 1.2 in ln from one size to the next, and the noise switches the
+# widest students' copying off about 3 below their training threshold (ln), the others near it.
+WORLD_SIZE_STEP = 1.2
+WORLD_LARGEST_SHIFT = -3.0
 
 
 def world_runs(values: Mapping) -> tuple[int, int, int, list]:
@@ -74,28 +79,37 @@ def _success_rows(rng, task: str, chance: float, slope: float, ln_x, ln_theta, n
                              n=n, chance=chance))
 
 
+def _size_index(runs: int, sizes: int) -> np.ndarray:
+    """The size of each run (a column), the runs dealt out over ``sizes`` sizes in turn."""
+    return (np.arange(runs) % max(sizes, 1))[:, None]
+
+
 def simulate_switch(rule: str, task: str, chance: float, slope: float, spread: float, runs: int,
-                    checkpoints: int, n: int, seed: int) -> Verdict:
+                    checkpoints: int, n: int, seed: int, size_step: float = 0.0,
+                    sizes: int = 1) -> Verdict:
     """Runs whose ln SNR rises along training (:func:`_rising_snr`) and whose success is a
     logistic in ln SNR of ``slope`` around a threshold that differs between runs by ``spread``
-    (sd of ln theta), with binomial test instances; judged by the chapter's ``rule``
-    ("abrupt" or "shared")."""
+    (sd of ln theta) and rises by ``size_step`` in ln from each of ``sizes`` sizes to the next,
+    with binomial test instances; judged by the chapter's ``rule`` ("abrupt" or "shared")."""
     rng = np.random.default_rng(seed)
     ln_snr, ln_theta = _rising_snr(rng, runs, checkpoints, spread)
+    ln_theta = ln_theta + size_step * _size_index(runs, sizes)
     decide = {"abrupt": decide_abrupt, "shared": decide_shared}[rule]
     return decide(switch_evidence(_success_rows(rng, task, chance, slope, ln_snr, ln_theta, n)))
 
 
 def simulate_mechanism(task: str, chance: float, shift: float, runs: int, checkpoints: int,
-                       n: int, seed: int) -> Verdict:
+                       n: int, seed: int, largest_shift: float = 0.0, sizes: int = 1) -> Verdict:
     """Runs that switch on along training as in :func:`simulate_switch` (width 0.55 in
     ln SNR, thresholds spread by WORLD_SHARED_SPREAD between runs), then a noise sweep at the
-    final weights that switches each run off at its own threshold times exp(``shift``) (and a
-    run jitter of WORLD_MECHANISM_JITTER in ln); judged by the chapter's mechanism rule."""
+    final weights that switches each run off at its own threshold times exp(``shift``), the
+    runs of the largest of ``sizes`` sizes times exp(``shift + largest_shift``) (and a run
+    jitter of WORLD_MECHANISM_JITTER in ln); judged by the chapter's mechanism rule."""
     rng = np.random.default_rng(seed)
     ln_snr, ln_theta = _rising_snr(rng, runs, checkpoints, WORLD_SHARED_SPREAD)
     ln_noised = ln_snr[:, -1:] - np.linspace(0.0, WORLD_SWEEP_DEPTH, WORLD_SWEEP_LEVELS)[None, :]
     ln_off = ln_theta + shift + WORLD_MECHANISM_JITTER * rng.standard_normal((runs, 1))
+    ln_off = ln_off + largest_shift * (_size_index(runs, sizes) == sizes - 1)
     along = _success_rows(rng, task, chance, 8.0, ln_snr, ln_theta, n)
     return decide_mechanism(mechanism_evidence(
         along, _success_rows(rng, task, chance, 8.0, ln_noised, ln_off, n)))
@@ -157,7 +171,7 @@ def worlds(values: Mapping) -> list:
     """Each rule of the chapter in worlds where its claim holds, fails, or cannot be told, at
     the sample sizes of ``values`` (a profile's parameters: runs = sizes x seeds, checkpoints,
     test instances).  The threshold worlds differ between tasks only in the chance level."""
-    runs, checkpoints, n, _ = world_runs(values)
+    runs, checkpoints, n, sizes = world_runs(values)
     suite = TaskSuite(values["alphabet"], values["copy_length"], values["recall_pairs"],
                       values["modulus"])
     out = []
@@ -185,6 +199,11 @@ def worlds(values: Mapping) -> list:
                   "in ln (the bound is 0.55)", partial(shared, 8.0, 0.75, runs, checkpoints, n)),
             World(f"shared_{task}", "underpowered", HOLDS, "one threshold, but 3 runs of 16 "
                   "instances", partial(shared, 8.0, WORLD_ONE_THRESHOLD, 3, checkpoints, 16)),
+            World(f"shared_{task}", "fails: by size", FAILS, "each size's runs share a "
+                  f"threshold (spread {WORLD_ONE_THRESHOLD:g} in ln), which rises by "
+                  f"{WORLD_SIZE_STEP:g} in ln from one size to the next, as measured",
+                  partial(shared, 8.0, WORLD_ONE_THRESHOLD, runs, checkpoints, n,
+                          size_step=WORLD_SIZE_STEP, sizes=len(sizes))),
         ]
     for task in suite.tasks:
         sim = partial(simulate_mechanism, task, suite.chance(task))
@@ -200,6 +219,11 @@ def worlds(values: Mapping) -> list:
                   partial(sim, float(np.log(4.0)), runs, checkpoints, n)),
             World(f"mechanism_{task}", "underpowered", HOLDS, "one threshold, but 3 runs of 16 "
                   "instances", partial(sim, 0.0, 3, checkpoints, 16)),
+            World(f"mechanism_{task}", "fails: one size", FAILS, "noise switches the smaller "
+                  "sizes off at their training thresholds and the largest size's at "
+                  f"exp({WORLD_LARGEST_SHIFT:g}) times theirs, as measured",
+                  partial(sim, 0.0, runs, checkpoints, n, largest_shift=WORLD_LARGEST_SHIFT,
+                          sizes=len(sizes))),
         ]
     out += [
         World("collapse", "holds", HOLDS, "success is a logistic in ln SNR; SNR grows with D, "
