@@ -195,7 +195,8 @@ NOTEBOOKS: Mapping[str, tuple[Parameter, ...]] = MappingProxyType({
                   ((1, 32, 4), (2, 32, 4), (2, 64, 4), (2, 128, 4), (4, 256, 8)), items="size"),
         Parameter("D", int, "training tokens of each run; capabilities are read at "
                   "checkpoints along it", 65536, 1200000, 20000000, minimum=1024),
-        Parameter("n_checkpoints", int, "checkpoints, evenly spaced in log D", 6, 14, 20, minimum=4),
+        Parameter("n_checkpoints", int, "checkpoints, evenly spaced in log D from the 16th "
+                  "step (train.TrainConfig.log_first_step)", 6, 14, 20, minimum=4),
         Parameter("n_seeds", int, "training seeds per size (the intervals resample runs)", 2, 3, 3,
                   minimum=1),
         Parameter("batch_size", int, "sequences per step", 32, 64, 128, minimum=1),

@@ -59,6 +59,9 @@ class TrainConfig:
     dataset_tokens: int | None = None
     n_evals: int = 8
     eval_spacing: str = "linear"  # "log": evaluations evenly spaced in log D (for emergence)
+    # with "log": the first evaluation's step; the steps before it teach a student nothing a
+    # capability could show, so checkpoints there would be spent where nothing changes
+    log_first_step: int = 16
     keep_checkpoints: bool = False  # keep the weights at every evaluation
     # "cosine": warmup, then cosine decay to 10 %.  "wsd" (warmup-stable-decay, Hägele et al.
     # 2024): warmup, a constant rate, then a (1 - sqrt) decay to zero over the last
@@ -115,7 +118,7 @@ class TrainConfig:
     def eval_steps(self) -> list[int]:
         """Steps after which the held-out loss is measured (the last step always)."""
         if self.eval_spacing == "log":
-            points = np.geomspace(1, self.steps, self.n_evals)
+            points = np.geomspace(min(self.log_first_step, self.steps), self.steps, self.n_evals)
         else:
             points = np.linspace(0, self.steps, self.n_evals + 1)[1:]
         return sorted(set(np.maximum(1, np.round(points)).astype(int).tolist()) | {self.steps})

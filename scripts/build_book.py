@@ -167,6 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     names = _in_order(args.only) if args.only else notebook_names()
     if args.jobs > 1:  # threads waiting for work leave the cores to the other notebooks
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        # numpy's OpenBLAS starts a thread per core in every kernel and worker; notebooks side
+        # by side then spin against each other (a whitened SNR took 5x as long under load):
+        # each notebook's kernels and workers get their share of the cores
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", str(max(1, (os.cpu_count() or 1)
+                                                              // args.jobs)))
 
     begin = time.perf_counter()
 

@@ -19,6 +19,9 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 # The smoke book builds in a second process while the tests run (see below): threads that wait
 # passively leave the core to it instead of spinning
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Several test workers share the cores: numpy's OpenBLAS, loaded after this line, starts one
+# thread per worker instead of one per core, which would spin against each other
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
 @pytest.fixture

@@ -134,7 +134,8 @@ def test_measure_run_scores_exact_match_through_the_margin_and_reads_each_site()
     suite = TaskSuite(8, 3, 3, 5)
     config = train.TrainConfig(train.StudentSpec(1, 16, 2), D=32 * suite.context * 4,
                                vocab_size=suite.n_symbols, context=suite.context, batch_size=32,
-                               n_evals=2, eval_spacing="log", keep_checkpoints=True)
+                               n_evals=2, eval_spacing="log", log_first_step=1,
+                               keep_checkpoints=True)
     with runs.torch_threads(1):
         run = train.train_student(config, suite, suite.sample(16, suite.context, 1), device="cpu")
         tables = {site: t4_emergence.measure_run(run, suite, 32, site, "cpu")

@@ -104,6 +104,15 @@ def test_learning_rate_schedules():
         _config(schedule="linear")
 
 
+def test_log_spaced_evaluations_start_where_a_student_can_have_learned():
+    config = _config(D=16 * 16 * 781, n_evals=14, eval_spacing="log")
+    steps = config.eval_steps()
+    assert steps[0] == config.log_first_step == 16 and steps[-1] == 781
+    ratios = np.diff(np.log(steps))  # evenly spaced in ln D, 1.35 apart (from step 1: 1.67)
+    assert np.allclose(ratios, np.log(781 / 16) / 13, atol=0.05)
+    assert _config(D=16 * 16 * 10, n_evals=4, eval_spacing="log").eval_steps() == [10]
+
+
 def test_wsd_branches_are_the_runs_trained_alone():
     """One trunk with a decay branch per D gives every run bit for bit, curve and weights."""
     configs = _wsd([20, 40, 80], n_evals=3, keep_checkpoints=True)

@@ -12,7 +12,7 @@ from scipy import special
 
 from ...estimators.thresholds import LOGIT_WIDTH
 from ...tasks import TaskSuite
-from ...train import student_parameters
+from ...train import TrainConfig, student_parameters
 from ...verdicts import Verdict
 from ...worlds import FAILS, HOLDS, World
 from .estimators import collapse_evidence, mechanism_evidence, metric_evidence, switch_evidence
@@ -55,8 +55,9 @@ def world_runs(values: Mapping) -> tuple[int, int, int, list]:
 
 
 def _log_d(values: Mapping, checkpoints: int) -> np.ndarray:
-    """ln D of the checkpoints, evenly spaced in ln D from one batch to the run's tokens."""
-    first = values["batch_size"] * 16
+    """ln D of the checkpoints, evenly spaced in ln D from the first evaluation's step
+    (``TrainConfig.log_first_step``) to the run's tokens, as the students are read."""
+    first = values["batch_size"] * TrainConfig.log_first_step
     return np.linspace(np.log(first), np.log(max(values["D"], 2 * first)), checkpoints)
 
 
