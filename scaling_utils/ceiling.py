@@ -264,7 +264,12 @@ _SUPERSCRIPTS = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
 def powers_of_ten(x: float, digits: int = 3) -> str:
-    """``x`` as ``m × 10ᵉ`` in plain text (Unicode superscripts: no math in glued text)."""
+    """``x`` as ``m × 10ᵉ`` in plain text (Unicode superscripts: no math in glued text); an
+    infinite or missing ``x`` (a multiple that no exponent above 0 gives) in words."""
+    if math.isinf(x):
+        return "infinitely many"
+    if not math.isfinite(x) or x == 0:
+        return "an unknown number of" if not math.isfinite(x) else "0"
     exponent = math.floor(math.log10(abs(x)))
     mantissa = float(f"{x / 10 ** exponent:.{digits}g}")
     if mantissa >= 10:  # rounding carried into the next power

@@ -107,3 +107,5 @@ def test_powers_of_ten_are_plain_text():
     assert ceiling.powers_of_ten(3.8e25) == "3.8 × 10²⁵"
     assert ceiling.powers_of_ten(9.996e13) == "1 × 10¹⁴"
     assert ceiling.powers_of_ten(2.5e-3) == "2.5 × 10⁻³"
+    # a multiple no positive exponent gives (a growth in D of 0 or less) is said in words
+    assert ceiling.powers_of_ten(math.inf) == "infinitely many"
