@@ -129,10 +129,12 @@ def headroom_table(grid: pd.DataFrame, per_size: pd.DataFrame, ceiling: float) -
     rows = []
     for row in per_size.sort_values("P").itertuples():
         j = float(last.loc[row.P])
-        gap = ceiling / j
+        gap = ceiling / j if j > 0 else math.nan
 
-        def multiple(k):
-            return gap ** (1 / k) if k > 0 else math.inf
+        def multiple(k):  # 1 at or above the (estimated) ceiling; never with k <= 0
+            if not (math.isfinite(gap) and math.isfinite(k)):
+                return math.nan
+            return 1.0 if gap <= 1 else gap ** (1 / k) if k > 0 else math.inf
         rows.append({"P": row.P, "whitened SNR": j, "share of the ceiling": j / ceiling,
                      "k (whitened)": row.whitened_exponent,
                      "data to reach the ceiling": multiple(row.whitened_exponent),

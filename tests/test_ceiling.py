@@ -98,6 +98,10 @@ def test_headroom_is_the_data_that_would_reach_the_ceiling_at_each_size_exponent
     # the exponent's interval mapped through (ceiling / J)^(1/k): a larger k needs less data
     assert table.ci_low.iloc[1] == pytest.approx(4.0 ** 2) and table.ci_high.iloc[1] == 4.0 ** 5
     assert table.ci_high.iloc[0] == math.inf  # an interval reaching k = 0 never gets there
+    # a run at or above the estimated ceiling needs no more data; a non-positive SNR says nothing
+    edge = ceiling.headroom_table(grid.assign(snr_white=[1.0, 90.0, 90.0, 0.0, 0.0]), per_size, 80.0)
+    assert edge["data to reach the ceiling"].iloc[0] == 1.0
+    assert np.isnan(edge["data to reach the ceiling"].iloc[1])
     result = ceiling.CeilingResult(ceiling.published_table(), pd.DataFrame(), pd.DataFrame(),
                                    ceiling.readings_table(0.1, 0.08, 0.12, {}), table)
     assert result.headroom_reading().startswith("the largest student is part of the way")

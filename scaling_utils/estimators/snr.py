@@ -132,14 +132,15 @@ def whitened_snr(features, labels, groups=None, n_boot: int = 200, seed: int = 0
                  ci: float = 0.95, min_per_class: int = 2, chunk: int = 25) -> WhitenedSNR:
     """Between-class power in the metric of the within-class noise, J = tr(Sigma_W^-1 Sigma_B):
     the sum over discriminant directions of their signal-to-noise ratio.  Unlike the trace
-    ratio of :func:`snr` it is unchanged by any invertible linear map of the features, so the
-    scale and rotation a width gives a representation do not enter; with isotropic noise it is
-    d times the trace ratio.
+    ratio of :func:`snr` it is unchanged by any invertible linear map of the features (up to the
+    rank cutoff below), so the scale and rotation a width gives a representation do not enter;
+    with isotropic noise it is d times the trace ratio.
 
-    With m samples, K classes and rank d, the plug-in J is unbiased after
-    J = J_plug (m - K - d - 1) / (m - K) - (K - 1) d / m (Gaussian classes with one covariance:
-    E[W^-1] for the pooled within-class Wishart, and the noise tr(Sigma_W) (K - 1) / m that the
-    class means carry into Sigma_B).  The features are first reduced to the span of their
+    With m samples, K classes and rank d, the plug-in J is corrected to
+    J = J_plug (m - K - d - 1) / (m - K) - (K - 1) d / m: E[W^-1] of the pooled within-class
+    Wishart, and the noise Sigma_W (K - 1) / m that the class means carry into Sigma_B.  Exact
+    for Gaussian classes with one covariance; classes of unequal size and spread leave a bias
+    of a few per cent.  The features are first reduced to the span of their
     covariance (eigenvalues above 1e-10 of the largest), so constant or redundant coordinates
     (a belief vector summing to one) do not make Sigma_W singular.  Classes with fewer than
     ``min_per_class`` samples are dropped; the bootstrap resamples ``groups`` (default each

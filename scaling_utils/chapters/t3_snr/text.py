@@ -36,14 +36,13 @@ def numbers(result) -> dict:
                     f"{key}_ci_high": row.ci_high})
     ceiling, token = result.references.iloc[0], result.references.iloc[1]
     u = result.untrained
-    largest = g[g.P == g.P.max()]
     out.update(ceiling=ceiling.snr_white, ceiling_ci_low=ceiling.ci_low,
                ceiling_ci_high=ceiling.ci_high, ceiling_dims=int(ceiling.dims),
                ceiling_classes=int(ceiling.classes), token_white=token.snr_white,
                token_fraction=token.snr_white / ceiling.snr_white,
                white_min=g.snr_white.min(), white_max=g.snr_white.max(),
                fraction_min=g.fraction.min(), fraction_max=g.fraction.max(),
-               largest_over_token=largest.snr_white.max() / token.snr_white,
+               largest_over_token=g.snr_white.max() / token.snr_white,
                untrained_white_min=u.snr_white.min(), untrained_white_max=u.snr_white.max(),
                untrained_width_min=int(u.width.min()), untrained_width_max=int(u.width.max()),
                untrained_per_width_min=(u.snr_white / u.width).min(),

@@ -10,7 +10,7 @@ copy switch survives a continuous metric) and ``mechanism_<task>`` (at fixed wei
 switches the task off at the SNR where training switched it on: success depends on the SNR
 alone).  The shared-threshold and mechanism rules also read the whitened SNR of the same
 representation (``shared_whitened_<task>``, ``mechanism_whitened_<task>``: readings), which no
-linear map of the stream changes.  Every interval is over training runs.
+invertible linear map of the stream changes.  Every interval is over training runs.
 
 - ``study.py``: :func:`study`, :func:`analyse` (the verdicts from a capability table),
   :class:`Theorem4Result`, and the measurement of every run at its checkpoints

@@ -420,10 +420,12 @@ def mechanism_evidence(trajectory: pd.DataFrame, sweep: pd.DataFrame) -> Mechani
                      "the switch along training lies outside its checkpoints",
                      "the noise does not switch it off inside the sweep"], "")
     final = final.loc[learned]
+    with np.errstate(over="ignore"):  # a fit far outside its SNR (a run left out) is infinite
+        theta_training, theta_noise = np.exp(along), np.exp(noised)
     per_run = pd.DataFrame(dict(
         run=learned, size=final["size"].to_numpy(str) if "size" in final else "",
         seed=final.seed.to_numpy() if "seed" in final else np.nan,
-        theta_training=np.exp(along), theta_noise=np.exp(noised), log_ratio=noised - along,
+        theta_training=theta_training, theta_noise=theta_noise, log_ratio=noised - along,
         used=why == "", why_not=why), columns=MECHANISM_COLUMNS)
     used = per_run.log_ratio.to_numpy(float)[why == ""]
     effect, lo, hi = mean_t_interval(used) if len(used) >= MIN_RUNS else (np.nan,) * 3
