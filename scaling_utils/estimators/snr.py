@@ -61,11 +61,8 @@ def snr(features, labels, groups=None, n_boot: int = 200, seed: int = 0, ci: flo
     g = np.arange(len(y)) if groups is None else np.unique(np.asarray(groups).ravel(),
                                                             return_inverse=True)[1]
     n_groups, k = g.max() + 1, len(classes)
-    cell = g * k + y  # sufficient statistics per (group, class): counts, sums, squared norms
-    onehot = sparse.csr_matrix((np.ones(len(y)), (cell, np.arange(len(y)))), shape=(n_groups * k, len(y)))
-    counts = np.asarray(onehot.sum(1)).reshape(n_groups, k)
-    sums = np.asarray(onehot @ x).reshape(n_groups, k, -1)
-    squares = np.asarray(onehot @ (x * x).sum(1)).reshape(n_groups, k)
+    # sufficient statistics per (group, class): counts, sums, squared norms
+    counts, sums, squares = _cell_sums(g, y, n_groups, k, np.ones(len(y)), x, (x * x).sum(1))
 
     def estimate(weights: np.ndarray) -> np.ndarray:  # weights: reps x groups -> (snr, signal, noise)
         n = weights @ counts
@@ -95,18 +92,8 @@ def snr(features, labels, groups=None, n_boot: int = 200, seed: int = 0, ci: flo
     rng = np.random.default_rng(seed)
     reps = []
     for start in range(0, n_boot, 50):  # chunks bound memory at 50 x classes x dims
-        b = min(50, n_boot - start)
-        weights = np.stack([np.bincount(rng.integers(0, n_groups, n_groups), minlength=n_groups)
-                            for _ in range(b)]).astype(float)
-        reps.append(estimate(weights)[:, 0])
-    # A replicate estimates the SNR of the resampled population (the empirical distribution,
-    # whose SNR is the biased plug-in value), so only the spread of the replicates is used:
-    # they are re-centred on the estimate.
-    boot = np.concatenate(reps) if reps else np.empty(0)
-    if np.isfinite(boot).any():
-        boot = boot - np.nanmean(boot) + point[0]
-    finite = boot[np.isfinite(boot)]
-    lo, hi = np.quantile(finite, [(1 - ci) / 2, (1 + ci) / 2]) if len(finite) else (np.nan, np.nan)
+        reps.append(estimate(_resample_weights(rng, n_groups, min(50, n_boot - start)))[:, 0])
+    boot, lo, hi = _recentred_interval(reps, point[0], ci)
     return SNRResult(float(point[0]), float(point[1]), float(point[2]), float(lo), float(hi),
                      int(len(y)), int((counts.sum(0) >= min_per_class).sum()), boot)
 
@@ -152,7 +139,7 @@ def whitened_snr(features, labels, groups=None, n_boot: int = 200, seed: int = 0
     if x.ndim != 2 or x.shape[0] != y.shape[0]:
         raise ValueError(f"features must be (samples x dims) with one label per sample; got "
                          f"{x.shape} and {y.shape}.")
-    classes, y, counts = np.unique(y, return_inverse=True, return_counts=True)
+    _, y, counts = np.unique(y, return_inverse=True, return_counts=True)
     keep = counts[y] >= max(min_per_class, 2)
     x, y = x[keep], np.unique(y[keep], return_inverse=True)[1]
     g = np.arange(len(keep)) if groups is None else np.asarray(groups).ravel()
@@ -172,11 +159,7 @@ def whitened_snr(features, labels, groups=None, n_boot: int = 200, seed: int = 0
     if len(y) <= k + d + 1:
         raise ValueError(f"need more samples than classes + dimensions + 1 ({k} + {d} + 1) to "
                          f"estimate the within-class covariance; got {len(y)}.")
-    cell = g * k + y
-    onehot = sparse.csr_matrix((np.ones(len(y)), (cell, np.arange(len(y)))),
-                               shape=(n_groups * k, len(y)))
-    n_cells = np.asarray(onehot.sum(1)).reshape(n_groups, k)
-    sums = np.asarray(onehot @ z).reshape(n_groups, k, d)
+    n_cells, sums = _cell_sums(g, y, n_groups, k, np.ones(len(y)), z)
     grams = _group_grams(z, g, n_groups)  # groups x d x d
 
     def estimate(weights: np.ndarray) -> np.ndarray:  # weights: reps x groups -> J per rep
@@ -206,19 +189,41 @@ def whitened_snr(features, labels, groups=None, n_boot: int = 200, seed: int = 0
     reps = []
     for start in range(0, n_boot, chunk):  # chunks bound memory at chunk x dims^2
         b = min(chunk, n_boot - start)
-        weights = np.stack([np.bincount(rng.integers(0, n_groups, n_groups), minlength=n_groups)
-                            for _ in range(b)]).astype(float)
+        weights = _resample_weights(rng, n_groups, b)
         with np.errstate(all="ignore"):
             j = _or_missing(estimate, weights)
             if b > 1 and np.isnan(j).all():  # a singular resample among them: one by one
                 j = np.concatenate([_or_missing(estimate, w[None]) for w in weights])
         reps.append(j)
+    boot, lo, hi = _recentred_interval(reps, point, ci)
+    return WhitenedSNR(point, float(lo), float(hi), int(len(y)), k, d, boot)
+
+
+def _cell_sums(groups: np.ndarray, labels: np.ndarray, n_groups: int, k: int, *columns):
+    """Each column (a vector or samples x dims) summed per (group, class) cell, as arrays
+    groups x classes (x dims): the sufficient statistics both SNRs resample."""
+    cell = groups * k + labels
+    onehot = sparse.csr_matrix((np.ones(len(labels)), (cell, np.arange(len(labels)))),
+                               shape=(n_groups * k, len(labels)))
+    return [np.asarray(onehot @ c).reshape(n_groups, k, *np.shape(c)[1:]) for c in columns]
+
+
+def _resample_weights(rng: np.random.Generator, n_groups: int, replicates: int) -> np.ndarray:
+    """How often each group is drawn in each of ``replicates`` bootstrap resamples."""
+    return np.stack([np.bincount(rng.integers(0, n_groups, n_groups), minlength=n_groups)
+                     for _ in range(replicates)]).astype(float)
+
+
+def _recentred_interval(reps: list, point: float, ci: float):
+    """The replicates re-centred on the estimate and their percentile interval.  A replicate
+    estimates the SNR of the resampled population (the empirical distribution, whose SNR is the
+    biased plug-in value), so only the spread of the replicates is used."""
     boot = np.concatenate(reps) if reps else np.empty(0)
     if np.isfinite(boot).any():
         boot = boot - np.nanmean(boot) + point
     finite = boot[np.isfinite(boot)]
     lo, hi = np.quantile(finite, [(1 - ci) / 2, (1 + ci) / 2]) if len(finite) else (np.nan, np.nan)
-    return WhitenedSNR(point, float(lo), float(hi), int(len(y)), k, d, boot)
+    return boot, lo, hi
 
 
 def _group_grams(z: np.ndarray, g: np.ndarray, n_groups: int) -> np.ndarray:

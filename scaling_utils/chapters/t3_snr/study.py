@@ -13,10 +13,12 @@ from ...cache import array_digest, cached
 from ...runs import run_grid
 from ..base import ChapterResult, says_what_was_cached
 from . import text
-from .estimators import (CONTEXT_COLUMNS, SNR_VERSION, belief_ceiling, context_table,
-                         estimator_check, exponent_table, grid_exponents, per_seed_exponents,
-                         sequence_exponents, snr_exponent, snr_grid_table, student_snr,
-                         token_reference, whitened_grid, whitened_student_snr)
+from ...capture import final_representations
+from ...estimators.snr import snr, whitened_snr
+from .estimators import (CONTEXT_COLUMNS, SNR_VERSION, at_positions, belief_ceiling,
+                         context_table, estimator_check, exponent_table, grid_exponents,
+                         per_seed_exponents, sequence_exponents, snr_exponent, snr_grid_table,
+                         token_reference, whitened_grid)
 from .rules import (D_READINGS, WHITENED, decide_context, decide_data, decide_size,
                     too_few_context_bins)
 
@@ -70,11 +72,12 @@ def untrained_snr(cfg, source, tokens: np.ndarray, states: np.ndarray) -> pd.Dat
     for size in cfg.sizes:
         student = train.build_student(train.StudentSpec(*size), source.n_symbols, cfg.context,
                                       cfg.seed).eval()
+        features = final_representations(student, tokens, batch_size=256)  # one forward pass
         rows.append(dict(P=train.non_embedding_parameters(student), width=size[1],
-                         snr=student_snr(student, source, tokens, cfg.min_position, n_boot=0,
-                                         states=filtered).snr,
-                         snr_white=whitened_student_snr(student, tokens, states, cfg.min_position,
-                                                        n_boot=0).snr))
+                         snr=snr(*at_positions(features, filtered, cfg.min_position),
+                                 n_boot=0).snr,
+                         snr_white=whitened_snr(*at_positions(features, states, cfg.min_position),
+                                                n_boot=0).snr))
     return pd.DataFrame(rows)
 
 
