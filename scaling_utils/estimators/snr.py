@@ -98,6 +98,11 @@ def snr(features, labels, groups=None, n_boot: int = 200, seed: int = 0, ci: flo
                      int(len(y)), int((counts.sum(0) >= min_per_class).sum()), boot)
 
 
+WHITENED_VERSION = 2  # bump when a change to whitened_snr changes its numbers (cache keys)
+JACKKNIFE_BLOCKS = 64  # blocks of groups the whitened SNR's bias correction leaves out in turn
+SINGULAR_SHARE = 1e-6  # 1 - rho^2 below which a direction has no within-class noise (J infinite)
+
+
 @dataclass(frozen=True)
 class WhitenedSNR:
     """J = tr(Sigma_W^-1 Sigma_B) of representations with known labels, bias-corrected.
@@ -116,87 +121,141 @@ class WhitenedSNR:
 
 
 def whitened_snr(features, labels, groups=None, n_boot: int = 200, seed: int = 0,
-                 ci: float = 0.95, min_per_class: int = 2, chunk: int = 25) -> WhitenedSNR:
+                 ci: float = 0.95, min_per_class: int = 10, chunk: int = 25,
+                 jackknife_blocks: int = JACKKNIFE_BLOCKS) -> WhitenedSNR:
     """Between-class power in the metric of the within-class noise, J = tr(Sigma_W^-1 Sigma_B):
     the sum over discriminant directions of their signal-to-noise ratio.  Unlike the trace
     ratio of :func:`snr` it is unchanged by any invertible linear map of the features (up to the
     rank cutoff below), so the scale and rotation a width gives a representation do not enter;
     with isotropic noise it is d times the trace ratio.
 
-    With m samples, K classes and rank d, the plug-in J is corrected to
-    J = J_plug (m - K - d - 1) / (m - K) - (K - 1) d / m: E[W^-1] of the pooled within-class
-    Wishart, and the noise Sigma_W (K - 1) / m that the class means carry into Sigma_B.  Exact
-    for Gaussian classes with one covariance; classes of unequal size and spread leave a bias
-    of a few per cent.  The features are first reduced to the span of their
-    covariance (eigenvalues above 1e-10 of the largest), so constant or redundant coordinates
-    (a belief vector summing to one) do not make Sigma_W singular.  Classes with fewer than
-    ``min_per_class`` samples are dropped; the bootstrap resamples ``groups`` (default each
-    sample) and is re-centred on the estimate, as in :func:`snr`.  Where the within-class
-    scatter is singular on the features' span (no noise along some direction) J is infinite,
-    with no interval."""
+    With m samples, K classes and rank d, the plug-in J is first corrected to
+    J_1 = J_plug (m - K - d - 1) / (m - K) - (K - 1) d / m: E[W^-1] of the pooled within-class
+    Wishart, and the noise Sigma_W (K - 1) / m that the class means carry into Sigma_B (exact for
+    independent Gaussian samples of one covariance).  The bias of order 1/m that is left
+    (samples correlated within a group, which leave fewer degrees of freedom than m; classes of
+    unequal spread; non-Gaussian features) is removed by the jackknife over
+    ``jackknife_blocks`` blocks of groups (group i in block i mod B):
+    J = B J_1 - (B - 1) mean_b J_1(without block b); 0 keeps J_1.  Classes with fewer than
+    ``min_per_class`` samples are dropped (a class of a few samples can lose its mean with one
+    block).  The features are first scaled to unit variance per coordinate (one that does not
+    vary is dropped) and reduced to the span of their covariance (eigenvalues above 1e-10 of
+    the largest), so constant or redundant coordinates (a belief vector summing to one) do not
+    make Sigma_W singular.  The bootstrap resamples ``groups`` (default each sample), its
+    replicates J_1, and is re-centred on the estimate, as in :func:`snr`.  Where the
+    within-class scatter is singular on the features' span (a direction whose within-class
+    share of the variance, 1 - rho^2, is below ``SINGULAR_SHARE``: a task with a few distinct
+    inputs) J is infinite, with no interval; a resample singular in that sense is missing, and
+    a jackknife block whose removal makes it so leaves J_1 as the estimate."""
     x = np.asarray(features, float)
     y = np.asarray(labels).ravel()
     if x.ndim != 2 or x.shape[0] != y.shape[0]:
         raise ValueError(f"features must be (samples x dims) with one label per sample; got "
                          f"{x.shape} and {y.shape}.")
+    if jackknife_blocks == 1 or jackknife_blocks < 0:
+        raise ValueError(f"jackknife_blocks must be 0 (no jackknife) or at least 2; got "
+                         f"{jackknife_blocks}.")
     _, y, counts = np.unique(y, return_inverse=True, return_counts=True)
     keep = counts[y] >= max(min_per_class, 2)
     x, y = x[keep], np.unique(y[keep], return_inverse=True)[1]
     g = np.arange(len(keep)) if groups is None else np.asarray(groups).ravel()
-    # without a bootstrap only the totals enter: one group holds every sample
-    g = np.unique(g[keep], return_inverse=True)[1] if n_boot else np.zeros(int(keep.sum()), int)
+    g = np.unique(g[keep], return_inverse=True)[1]
     k = int(y.max()) + 1 if len(y) else 0
     if k < 2:
         raise ValueError(f"need at least two classes with {max(min_per_class, 2)} or more "
                          f"samples; got class counts {counts.tolist()[:20]}.")
-    centred = x - x.mean(0)
-    values, vectors = np.linalg.eigh(centred.T @ centred)
-    basis = vectors[:, values > 1e-10 * values.max()]
-    z = centred @ basis  # samples x d, d the rank
-    n_groups, d = int(g.max()) + 1, z.shape[1]
+    z = _span(x)  # samples x d, d the rank
+    d = z.shape[1]
     if d == 0:
         raise ValueError("the features are constant: there is no dimension to measure J in.")
     if len(y) <= k + d + 1:
         raise ValueError(f"need more samples than classes + dimensions + 1 ({k} + {d} + 1) to "
                          f"estimate the within-class covariance; got {len(y)}.")
-    n_cells, sums = _cell_sums(g, y, n_groups, k, np.ones(len(y)), z)
-    grams = _group_grams(z, g, n_groups)  # groups x d x d
-
-    def estimate(weights: np.ndarray) -> np.ndarray:  # weights: reps x groups -> J per rep
-        n = weights @ n_cells  # reps x K
-        s = (weights @ sums.reshape(n_groups, -1)).reshape(len(weights), k, d)
-        total = (weights @ grams.reshape(n_groups, -1)).reshape(len(weights), d, d)
-        present = n > 0
-        scaled = s / np.sqrt(np.where(present, n, 1.0))[..., None]
-        explained = np.matmul(scaled.transpose(0, 2, 1), scaled)  # sum_c s_c s_c^T / n_c
-        m = n.sum(1)
-        classes_present = present.sum(1)
-        mean = s.sum(1) / m[:, None]
-        within = (total - explained) / (m - classes_present)[:, None, None]
-        between = explained / m[:, None, None] - mean[:, :, None] * mean[:, None, :]
-        plug = np.trace(np.linalg.solve(within, between), axis1=1, axis2=2)
-        return (plug * (m - classes_present - d - 1) / (m - classes_present)
-                - (classes_present - 1) * d / m)
-
-    scaled = sums.sum(0) / np.sqrt(n_cells.sum(0))[:, None]
-    within = grams.sum(0) - scaled.T @ scaled
-    if np.linalg.eigvalsh(within)[0] <= 1e-10 * np.trace(within) / d:
+    n_groups = int(g.max()) + 1
+    blocks = min(jackknife_blocks, n_groups) if jackknife_blocks else 1
+    # the full sample and each block left out, from per-block sums: row 0 weighs every block
+    weights = np.vstack([np.ones(blocks), 1.0 - np.eye(blocks)]) if blocks > 1 else np.ones((1, 1))
+    j = _whitened_each(weights, _whitened_sums(z, y, g % blocks, blocks, k))
+    if np.isnan(j[0]):
         # no noise at all along some direction (e.g. a task with a few distinct inputs, each a
         # point): the classes separate perfectly there and J is infinite, not a large number
         return WhitenedSNR(np.inf, np.nan, np.nan, int(len(y)), k, d)
-    point = float(estimate(np.ones((1, n_groups)))[0])
+    # a block whose removal leaves a singular scatter: the jackknife cannot be formed
+    jack = j[1:]
+    point = float(j[0] if len(jack) == 0 or np.isnan(jack).any()
+                  else blocks * j[0] - (blocks - 1) * jack.mean())
     rng = np.random.default_rng(seed)
     reps = []
+    sums = _whitened_sums(z, y, g, n_groups, k) if n_boot else None
     for start in range(0, n_boot, chunk):  # chunks bound memory at chunk x dims^2
-        b = min(chunk, n_boot - start)
-        weights = _resample_weights(rng, n_groups, b)
-        with np.errstate(all="ignore"):
-            j = _or_missing(estimate, weights)
-            if b > 1 and np.isnan(j).all():  # a singular resample among them: one by one
-                j = np.concatenate([_or_missing(estimate, w[None]) for w in weights])
-        reps.append(j)
+        reps.append(_whitened_each(_resample_weights(rng, n_groups, min(chunk, n_boot - start)),
+                                   sums))
     boot, lo, hi = _recentred_interval(reps, point, ci)
     return WhitenedSNR(point, float(lo), float(hi), int(len(y)), k, d, boot)
+
+
+def _whitened_sums(z: np.ndarray, y: np.ndarray, g: np.ndarray, n_groups: int, k: int):
+    """Counts (groups x K), sums (groups x K x d) and Gram matrices (groups x d x d) of the
+    samples per group: all that J of any reweighting of the groups needs."""
+    n_cells, sums = _cell_sums(g, y, n_groups, k, np.ones(len(y)), z)
+    return n_cells, sums, _group_grams(z, g, n_groups)
+
+
+def _whitened_each(weights: np.ndarray, sums) -> np.ndarray:
+    """:func:`_whitened_j` of every row of ``weights``, NaN for a row whose within-class
+    scatter cannot be factorised (tried one by one when a batch fails)."""
+    with np.errstate(all="ignore"):
+        j = _or_missing(lambda w: _whitened_j(w, *sums), weights)
+        if len(weights) > 1 and np.isnan(j).all():
+            j = np.concatenate([_or_missing(lambda w: _whitened_j(w, *sums), w[None])
+                                for w in weights])
+    return j
+
+
+def _whitened_j(weights: np.ndarray, n_cells, sums, grams) -> np.ndarray:
+    """J_1 (the Wishart- and mean-noise-corrected J) of each row of ``weights`` over groups;
+    NaN where the within-class scatter is singular (see :func:`whitened_snr`)."""
+    n_groups, k, d = sums.shape
+    n = weights @ n_cells  # reps x K
+    s = (weights @ sums.reshape(n_groups, -1)).reshape(len(weights), k, d)
+    total = (weights @ grams.reshape(n_groups, -1)).reshape(len(weights), d, d)
+    present = n > 0
+    scaled = s / np.sqrt(np.where(present, n, 1.0))[..., None]
+    explained = np.matmul(scaled.transpose(0, 2, 1), scaled)  # sum_c s_c s_c^T / n_c
+    m = n.sum(1)
+    classes_present = present.sum(1)
+    outer = (lambda v: v[:, :, None] * v[:, None, :])(s.sum(1) / m[:, None])
+    within = total - explained  # the within-class and between-class scatter
+    between = explained - m[:, None, None] * outer
+    # tr(S_W^-1 S_B) = sum_i rho_i^2 / (1 - rho_i^2) is at least the largest term: between 0
+    # and 1 / SINGULAR_SHARE - 1 no direction can be singular, outside it the eigenvalues decide
+    ratio = np.trace(np.linalg.solve(within, between), axis1=1, axis2=2)
+    suspect = ~((ratio >= 0) & (ratio < 1 / SINGULAR_SHARE - 1))
+    if suspect.any():
+        share = _least_within_share(within[suspect], (within + between)[suspect])
+        ratio[np.flatnonzero(suspect)[share <= SINGULAR_SHARE]] = np.nan
+    dof = m - classes_present
+    return ratio * (dof - d - 1) / m - (classes_present - 1) * d / m
+
+
+def _span(x: np.ndarray) -> np.ndarray:
+    """The features centred, scaled to unit variance per coordinate (a coordinate that does
+    not vary beyond 1e-9 of its size is dropped) and projected on the span of their
+    covariance (eigenvalues above 1e-10 of the largest): coordinates in which J is defined."""
+    centred = x - x.mean(0)
+    sd = centred.std(0)
+    varies = sd > 1e-9 * np.abs(x).max(0)
+    centred = centred[:, varies] / sd[varies]
+    values, vectors = np.linalg.eigh(centred.T @ centred)
+    return centred @ vectors[:, values > 1e-10 * values.max()] if len(values) else centred
+
+
+def _least_within_share(within: np.ndarray, scatter: np.ndarray) -> np.ndarray:
+    """min over directions v of v^T W v / v^T T v (batched): the least share of a direction's
+    variance that lies within the classes, 1 - rho_max^2 of the features with the labels."""
+    chol = np.linalg.cholesky(scatter)
+    half = np.linalg.solve(chol, within)
+    return np.linalg.eigvalsh(np.linalg.solve(chol, half.transpose(0, 2, 1)))[:, 0]
 
 
 def _cell_sums(groups: np.ndarray, labels: np.ndarray, n_groups: int, k: int, *columns):

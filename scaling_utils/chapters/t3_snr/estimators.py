@@ -21,7 +21,8 @@ from ...capture import final_representations
 from ...estimators.intervals import (between_run_df, hierarchical_bootstrap, runs_per_cell,
                                      stretched_interval)
 from ...estimators.power_laws import PowerLawFit
-from ...estimators.snr import SNRResult, WhitenedSNR, plug_in_snr, snr, whitened_snr
+from ...estimators.snr import (WHITENED_VERSION, SNRResult, WhitenedSNR, plug_in_snr, snr,
+                              whitened_snr)
 from ...train import TrainResult, load_student, weights_digest
 
 SNR_VERSION = 3  # bump when a change here changes the tables
@@ -97,7 +98,8 @@ def whitened_grid(results: Sequence[TrainResult], tokens: np.ndarray, states: np
     return [cached("student_whitened_snr",
                    {"train": asdict(r.config), "weights": weights_digest(r),
                     "tokens": array_digest(tokens, states), "min_position": min_position,
-                    "n_boot": n_boot, "seed": seed, "version": SNR_VERSION},
+                    "n_boot": n_boot, "seed": seed, "version": SNR_VERSION,
+                    "whitened": WHITENED_VERSION},
                    lambda r=r: whitened_student_snr(load_student(r, device), tokens, states,
                                                     min_position, n_boot, seed))
             for r in results if r.config.data_mode == "fresh"]

@@ -14,7 +14,7 @@ from ...runs import run_grid
 from ..base import ChapterResult, says_what_was_cached
 from . import text
 from ...capture import final_representations
-from ...estimators.snr import snr, whitened_snr
+from ...estimators.snr import WHITENED_VERSION, snr, whitened_snr
 from .estimators import (CONTEXT_COLUMNS, SNR_VERSION, at_positions, belief_ceiling,
                          context_table, estimator_check, exponent_table, grid_exponents,
                          per_seed_exponents, sequence_exponents, snr_exponent, snr_grid_table,
@@ -96,7 +96,8 @@ def reference_snrs(cfg, source, tokens: np.ndarray, states: np.ndarray) -> pd.Da
         return pd.DataFrame(rows)
     return cached("snr_ceiling", {"source": source.digest(), "tokens": array_digest(tokens, states),
                                   "min_position": cfg.min_position, "n_boot": cfg.n_boot,
-                                  "seed": cfg.seed, "version": SNR_VERSION}, measure)
+                                  "seed": cfg.seed, "version": SNR_VERSION,
+                                  "whitened": WHITENED_VERSION}, measure)
 
 
 def per_size_exponents(grid: pd.DataFrame, scales: dict, seed: int) -> pd.DataFrame:

@@ -15,7 +15,7 @@ import torch
 from scipy import special
 
 from ...cache import cached
-from ...estimators.snr import snr, whitened_snr
+from ...estimators.snr import WHITENED_VERSION, snr, whitened_snr
 from ...estimators.thresholds import ThresholdFit
 from ...tasks import TaskSuite
 from ...train import EVAL_SEED_OFFSET, StudentGrid, TrainConfig, TrainResult, load_student
@@ -344,7 +344,7 @@ def _measured_run(config: TrainConfig, suite: TaskSuite, eval_tokens: np.ndarray
     kind = pick_device(device).type
     key = {"run": asdict(config), "suite": suite.digest(), "n_examples": n_examples, "site": site,
            "device": kind, "threads": torch.get_num_threads() if kind == "cpu" else None,
-           "version": EMERGENCE_VERSION}
+           "version": EMERGENCE_VERSION, "whitened": WHITENED_VERSION}
     capabilities = cached("capabilities", key,
                           lambda: measure_run(result, suite, n_examples, site, device), folder=cache)
     sweep_key = {k: v for k, v in key.items() if k not in ("site", "version")}
