@@ -258,6 +258,38 @@ def test_the_analysis_gives_every_table_number_and_verdict(tiny_captures):
         "holds", "fails", "undetermined")
     back = loads(dumps(result))
     assert back.verdicts == result.verdicts and back.numbers() == pytest.approx(result.numbers(), nan_ok=True)
+    assert set(result.local_exponents.variant) == set(captures)
+    numbers = result.numbers()
+    assert numbers["t1_local_fixed_last_n_high"] == lengths.max()
+    assert numbers["t1_depth1_at_nmax"] == pytest.approx(-1.0)
+    assert "averages" in result.texts()["t1_depth_reach"]
+
+
+def test_local_exponents_are_the_fits_between_neighbouring_lengths(tiny_captures):
+    lengths, captures = tiny_captures
+    local = clt.local_exponents(captures[clt.FIXED])
+    assert list(zip(local.n_low, local.n_high)) == list(zip(lengths[:-1], lengths[1:]))
+    # each is the median-over-layers fit on its two lengths alone, with that fit's interval
+    pair = clt.variance_scaling(captures[clt.FIXED], fit_from=8, fit_to=16).medians
+    row = local[local.n_low == 8].iloc[0]
+    head = pair[pair.kind == "attention"].iloc[0]
+    assert (row.exponent, row.ci_low, row.ci_high) == (head.exponent, head.ci_low, head.ci_high)
+    assert (local.ci_low <= local.exponent).all() and (local.exponent <= local.ci_high).all()
+
+
+def test_causal_average_worlds_reach_minus_one_only_at_long_contexts():
+    from scaling_utils.chapters.t1_clt.worlds import causal_average_exponents
+
+    table = causal_average_exponents([1, 3, 8], clt.length_grid(4, 2 ** 16))
+    by_depth = {k: rows.exponent.to_numpy() for k, rows in table.groupby("depth")}
+    # one average of n i.i.d. terms: variance 1/n exactly
+    assert by_depth[1] == pytest.approx(-1.0, abs=1e-12)
+    # deeper: flatter at every n, and falling towards -1 as n grows (the CLT holds in the limit)
+    assert (by_depth[3] > -1).all() and (np.diff(by_depth[3]) < 0).all()
+    assert (by_depth[8] > by_depth[3]).all() and (np.diff(by_depth[8]) < 0).all()
+    # k = 3 over n = 32-256: about -0.89 by a fit, the local slope there within a few hundredths
+    at_128 = table.query("depth == 3 and n_high == 128").exponent.iloc[0]
+    assert -0.95 < at_128 < -0.8
 
 
 def test_without_the_fixed_query_the_headline_is_undetermined(tiny_captures):

@@ -173,3 +173,28 @@ def t1_students(medians: pd.DataFrame, margin: float, claimed: float = -1.0) -> 
     ax.set(xscale="log", xlabel="non-embedding parameters P",
            ylabel="median variance exponent over layers", title="students, own language")
     return fig
+
+
+def t1_local_exponents(local: pd.DataFrame, worlds: pd.DataFrame, lengths,
+                       claimed: float = -1.0) -> plt.Figure:
+    """Left: the attention output's local exponent between neighbouring n (median over layers,
+    jackknife interval), one series per variant.  Right: the same in worlds of k causal
+    averages, followed far past the measured n (grey: the page's range of n)."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for variant, rows in local.groupby("variant", sort=False):
+        axes[0].errorbar(rows.n, rows.exponent, yerr=[rows.exponent - rows.ci_low,
+                                                      rows.ci_high - rows.exponent],
+                         fmt="o-", capsize=3, label=variant)
+    for depth, rows in worlds.groupby("depth"):
+        axes[1].plot(rows.n, rows.exponent, label=f"k = {depth}")
+    axes[1].axvspan(min(lengths), max(lengths), color="0.9", zorder=0)
+    for ax, title in zip(axes, ("measured: attention output", "k causal averages (CLT exact "
+                                                               "in the limit)")):
+        ax.axhline(claimed, color="k", ls="--", lw=1)
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xscale("log", base=2)
+        ax.set(xlabel="context length n (geometric mean of the pair)", title=title)
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("local exponent d log variance / d log n")
+    fig.tight_layout()
+    return fig

@@ -6,24 +6,28 @@ groups, judged against -1 within a margin; the i.i.d. attention control, the ran
 i.i.d. tokens, the last token of random windows and the residual stream are secondary evidence.
 
 - ``study.py``: :func:`study` (the captures, cached) and :class:`Theorem1Result`;
-- ``estimators.py``: variance exponents and their intervals, effective context, Gaussianity
+- ``estimators.py``: variance exponents and their intervals (over a range of n, and locally
+  between neighbouring n), effective context, Gaussianity
   tests, the loss against position, the precision check, the students' fits;
 - ``rules.py``: the claimed exponent, its margin, the minimum sample and the ``decide_*`` rules;
 - ``worlds.py``: simulated windows with a known exponent, and the rules' false-verdict rates;
+  worlds of k causal averages, where the CLT holds in the limit and depth bends it at finite n;
 - ``text.py``: the numbers and phrases the prose glues.
 """
 
 from .estimators import (FIXED, IID_CONTROL, LAST_TOKEN, SUMMARY_COLUMNS, TWIN, WINDOW_SUBSETS,
                          ExponentFits, PositionLoss, PrecisionCheck, VarianceScaling,
                          effective_context_table, fit_exponents, gaussianity, ks_null_quantile,
-                         layer_n_eff, length_grid, median_exponent, position_loss,
+                         layer_n_eff, length_grid, local_exponents, median_exponent,
+                         position_loss,
                          precision_check, student_fits, summarise_fits, tested_sites,
                          variance_scaling, window_subsets)
 from .rules import (CLAIM_MARGIN, CLAIMED_EXPONENT, CLAIMS, DECIDE, MIN_LENGTHS, MIN_WINDOWS,
                     READINGS, TO_DECIDE, decide_control, decide_last_token, decide_rate,
                     decide_residual, decide_twin, reading)
 from .study import CLT_VERSION, Theorem1Result, study
-from .worlds import WORLDS_VERSION, rule_error_rates, simulated_group_variances, worlds
+from .worlds import (WORLDS_VERSION, causal_average_exponents, rule_error_rates,
+                     simulated_group_variances, worlds)
 
 NOTEBOOK = "theorem1_clt"
 SHORT = "Thm 1"
@@ -35,8 +39,8 @@ __all__ = [
     "PositionLoss", "PrecisionCheck", "READINGS", "SHORT", "SUMMARY_COLUMNS", "TITLE",
     "TO_DECIDE", "TWIN", "Theorem1Result", "VarianceScaling", "WINDOW_SUBSETS",
     "WORLDS_VERSION", "decide_control", "decide_last_token", "decide_rate", "decide_residual",
-    "decide_twin", "effective_context_table", "fit_exponents", "gaussianity",
-    "ks_null_quantile", "layer_n_eff", "length_grid", "median_exponent", "position_loss",
+    "decide_twin", "causal_average_exponents", "effective_context_table", "fit_exponents", "gaussianity",
+    "ks_null_quantile", "layer_n_eff", "length_grid", "local_exponents", "median_exponent", "position_loss",
     "precision_check", "reading", "rule_error_rates", "simulated_group_variances",
     "student_fits", "study", "summarise_fits", "tested_sites", "variance_scaling",
     "window_subsets", "worlds",

@@ -103,18 +103,19 @@ class VarianceScaling:
 
 
 def variance_scaling(result: CaptureResult, exclude_top_dims: int = 0, against: str = "n",
-                     fit_from: int = 1, groups: Sequence[int] | None = None) -> VarianceScaling:
+                     fit_from: int = 1, groups: Sequence[int] | None = None,
+                     fit_to: int | None = None) -> VarianceScaling:
     """Fit E||r - mu||^2 ~ x^b per site, x = n (``against="n"``) or the layer's effective
     context (``against="n_eff"``, needs attention weights), with jackknife CIs over window
     groups (``groups``: only these groups of windows, e.g. a third of them).  Theorem 1 is a
     limit as n grows, and corrections of order 1/n^2 flatten the curve at short contexts, so
-    only lengths n >= ``fit_from`` enter the fit (the curves keep all).  ``exclude_top_dims``
-    drops that many massive-activation coordinates first."""
+    only lengths n >= ``fit_from`` (and <= ``fit_to``, if given) enter the fit (the curves keep
+    all).  ``exclude_top_dims`` drops that many massive-activation coordinates first."""
     if against not in ("n", "n_eff"):
         raise ValueError(f"against must be 'n' or 'n_eff', got {against!r}.")
     if against == "n_eff" and result.n_eff is None:
         raise ValueError("n_eff needs a capture with attention_weights=True.")
-    used = result.lengths >= fit_from
+    used = (result.lengths >= fit_from) & (result.lengths <= (fit_to or result.lengths.max()))
     if used.sum() < 2:
         raise ValueError(f"fewer than two context lengths n >= fit_from ({fit_from}) in "
                          f"{result.lengths.tolist()}: lower fit_from or raise max_length.")
@@ -153,6 +154,21 @@ def variance_scaling(result: CaptureResult, exclude_top_dims: int = 0, against: 
                                 windows=int(counts[:, 0].sum()),
                                 groups=int((counts[:, 0] > 0).sum()), lengths=int(used.sum())))
     return VarianceScaling(pd.DataFrame(curves), table, pd.DataFrame(medians))
+
+
+def local_exponents(result: CaptureResult, kind: str = "attention") -> pd.DataFrame:
+    """The exponent between each pair of neighbouring context lengths (n_i, n_i+1), median over
+    the layers of site ``kind``, with its jackknife interval over window groups: how the slope
+    of log variance against log n changes with n.  Theorem 1 is a limit, so what it predicts is
+    that this local exponent tends to -1 as n grows, not that it equals -1 at every n."""
+    rows = []
+    for low, high in zip(result.lengths[:-1], result.lengths[1:]):
+        medians = variance_scaling(result, fit_from=int(low), fit_to=int(high)).medians
+        row = medians[medians.kind == kind]
+        if len(row):
+            rows.append(dict(n_low=int(low), n_high=int(high), n=float(np.sqrt(low * high)),
+                             **row.iloc[0][["exponent", "ci_low", "ci_high"]].to_dict()))
+    return pd.DataFrame(rows, columns=["n_low", "n_high", "n", "exponent", "ci_low", "ci_high"])
 
 
 def window_subsets(fixed: CaptureResult | None, n_groups: int, fit_from: int) -> pd.DataFrame:

@@ -12,17 +12,21 @@ import pandas as pd
 from ..base import ChapterResult, says_what_was_cached
 from . import text
 from .estimators import (FIXED, IID_CONTROL, LAST_TOKEN, TWIN, PositionLoss, PrecisionCheck,
-                         effective_context_table, gaussianity, length_grid, position_loss,
-                         precision_check, student_fits, summarise_fits, tested_sites,
-                         variance_scaling, window_subsets)
+                         effective_context_table, gaussianity, length_grid, local_exponents,
+                         position_loss, precision_check, student_fits, summarise_fits,
+                         tested_sites, variance_scaling, window_subsets)
 from .rules import (decide_control, decide_last_token, decide_rate, decide_residual, decide_twin,
                     measured_on)
-from .worlds import rule_error_rates
+from .worlds import WORLD_LAYERS, causal_average_exponents, rule_error_rates
 
 CLT_VERSION = 3  # bump when a change here changes the stored captures or tables
 # The random twin reads i.i.d. windows drawn with the seed after the run's seed, so that they
 # are not the same draw as the real windows of the trained model.
 IID_WINDOWS_SEED_OFFSET = 1
+# The depths of the causal-average worlds the local exponents are read against (the last: the
+# offline model's layers), and how far in n those worlds are followed (past any profile's n).
+DEPTH_WORLDS = (1, 3, 8, WORLD_LAYERS)
+DEPTH_WORLD_LENGTH = 2 ** 20
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,6 +44,8 @@ class Theorem1Result(ChapterResult):
     curves: pd.DataFrame  # variance per (variant, site, n)
     fit_summary: pd.DataFrame  # per (variant, kind): median over layers with interval, layer 0, readings
     window_subsets: pd.DataFrame  # the headline exponent on all windows and on disjoint subsets
+    local_exponents: pd.DataFrame  # per variant, the attention exponent between neighbouring n
+    depth_worlds: pd.DataFrame  # the same in worlds of k causal averages (CLT exact in the limit)
     without_massive: pd.DataFrame  # block fits of the last-token capture without massive dims
     effective_context: pd.DataFrame  # n_eff per (variant, layer, n), sink mass
     neff_curves: pd.DataFrame  # attention variance of the trained model against n_eff
@@ -208,6 +214,10 @@ def _analyse(rates, cfg, captures: dict, lengths, check, students, **about) -> T
         corpus=about["corpus"], fits=fits, curves=curves,
         fit_summary=summarise_fits(fits, medians),
         window_subsets=window_subsets(captures.get(FIXED), cfg.n_groups, cfg.fit_from),
+        local_exponents=pd.concat([local_exponents(r).assign(variant=name)
+                                   for name, r in captures.items()], ignore_index=True),
+        depth_worlds=causal_average_exponents(
+            DEPTH_WORLDS, length_grid(cfg.min_length, max(cfg.max_length, DEPTH_WORLD_LENGTH))),
         without_massive=variance_scaling(trained, exclude_top_dims=cfg.exclude_top_dims,
                                          **fit).fits,
         effective_context=pd.concat([effective_context_table(r).assign(variant=name)

@@ -72,6 +72,7 @@ def numbers(result: Theorem1Result) -> dict:
                gauss_reject_trained=share.get(LAST_TOKEN, np.nan),
                kaplan_alpha=kaplan.alpha, kaplan_ci_low=kaplan.ci_low,
                kaplan_ci_high=kaplan.ci_high, kaplan_linf=kaplan.loss_infinity)
+    out.update(local_numbers(result))
     out = {k: (float(v) if not isinstance(v, (int, np.integer)) else int(v)) for k, v in out.items()}
     rates = result.error_rates
     out.update(worlds_sets=result.world_sets,
@@ -79,9 +80,58 @@ def numbers(result: Theorem1Result) -> dict:
     return out
 
 
+# A local exponent at or below this counts as "near -1" in the prose on the causal-average worlds.
+NEAR_CLAIM = -0.9
+
+
+def local_numbers(result: Theorem1Result) -> dict:
+    """The headline's and the random twin's local exponents at the first pair of lengths from
+    ``fit_from`` and at the last, and each causal-average world's at the page's longest pair."""
+    out = dict(near_claim=NEAR_CLAIM)
+    for key, variant in (("fixed", FIXED), ("twin", TWIN)):
+        rows = result.local_exponents.query("variant == @variant and n_low >= @result.fit_from")
+        for end, row in (("first", rows.head(1)), ("last", rows.tail(1))):
+            for column in ("n_low", "n_high", "exponent", "ci_low", "ci_high"):
+                out[f"local_{key}_{end}_{column}"] = (float(row.iloc[0][column]) if len(row)
+                                                      else np.nan)
+    nmax = int(result.lengths.max())
+    for depth, rows in result.depth_worlds.groupby("depth"):
+        at = rows[rows.n_high == nmax]
+        out[f"depth{depth}_at_nmax"] = float(at.exponent.iloc[0]) if len(at) else np.nan
+    return out
+
+
+def local_trend_text(numbers: dict, key: str = "fixed") -> str:
+    """Whether the local exponent moves between the first and the last pair of lengths, read
+    from their intervals: towards -1 when the last interval lies below the first, away from it
+    when above, not detectably when they overlap."""
+    first = [numbers[f"local_{key}_first_{c}"] for c in ("ci_low", "ci_high")]
+    last = [numbers[f"local_{key}_last_{c}"] for c in ("ci_low", "ci_high")]
+    if not np.isfinite(first + last).all():
+        return "cannot be followed over n here (fewer than two pairs of lengths)"
+    if last[1] < first[0]:
+        return "falls with n, towards -1"
+    if last[0] > first[1]:
+        return "rises with n, away from -1"
+    return "does not move detectably with n (the two intervals overlap)"
+
+
+def depth_reach_text(depth_worlds: pd.DataFrame) -> str:
+    """For each causal-average world, from which n on its local exponent is near -1."""
+    parts = []
+    for depth, rows in depth_worlds.groupby("depth"):
+        near = rows[rows.exponent <= NEAR_CLAIM]
+        where = (f"from n = {int(near.n_high.iloc[0]):,} on" if len(near)
+                 else f"not even at n = {int(rows.n_high.max()):,}")
+        parts.append(f"{depth} average{'s' if depth > 1 else ''} {where}")
+    return ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else "".join(parts)
+
+
 def texts(result: Theorem1Result) -> dict:
     """The Markdown the page glues besides the verdicts, by name (without the prefix)."""
     return {"precision": precision_text(result.precision),
+            "depth_reach": depth_reach_text(result.depth_worlds),
+            "local_trend": local_trend_text(local_numbers(result)),
             "students": students_text(result.fit_from, result.student_context, result.students),
             "worlds_power": power_text(result.error_rates)}
 

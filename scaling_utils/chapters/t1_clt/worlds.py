@@ -3,7 +3,7 @@ page's estimator and rules, so that each rule's false-verdict rate can be measur
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -142,6 +142,30 @@ def worlds(values: Mapping) -> list[World]:
 
 ERROR_RATE_COLUMNS = ["rule", "world", "truth", "n_sets", "supported", "contradicted",
                       "undetermined", "false_rate", "false_upper"]
+
+
+def causal_average_exponents(depths: Sequence[int], lengths: Sequence[int]) -> pd.DataFrame:
+    """A world where the CLT holds exactly in the limit and depth bends it at finite n: k
+    successive uniform causal averages h_t <- (1/t) sum_{s<=t} h_s of i.i.d. unit-variance
+    inputs.  The last position of a window of n is sum_s w_s x_s with w = e_n A^k (A the
+    averaging matrix), so its variance is sum_s w_s^2, exactly; the local exponent between
+    neighbouring lengths is the slope of its log against log n, which tends to -1 only once
+    log n is large against k (each average leans on the earliest tokens: w_s ~ log(n/s)^(k-1)
+    / ((k-1)! n))."""
+    lengths = np.asarray(sorted(lengths), int)
+    rows = []
+    for k in depths:
+        variance = []
+        for n in lengths:
+            w = np.zeros(n)
+            w[-1] = 1.0
+            for _ in range(k):  # w A: w'_s = sum_{t >= s} w_t / t, a reversed cumulative sum
+                w = np.cumsum((w / np.arange(1, n + 1))[::-1])[::-1]
+            variance.append((w ** 2).sum())
+        slopes = np.diff(np.log(variance)) / np.diff(np.log(lengths))
+        rows += [dict(depth=int(k), n_low=int(a), n_high=int(b), n=float(np.sqrt(a * b)),
+                      exponent=float(e)) for a, b, e in zip(lengths[:-1], lengths[1:], slopes)]
+    return pd.DataFrame(rows)
 
 
 def rule_error_rates(values: Mapping, n_sets: int, seed: int = 0) -> pd.DataFrame:

@@ -47,7 +47,8 @@ def results_table(results: Sequence[TrainResult], eps: float) -> pd.DataFrame:
 
 def decompose(table: pd.DataFrame, eps: float) -> pd.DataFrame:
     """Per (P, D) over seeds of fresh-data runs: mean loss, seed SD, B(P), V(P, D), and whether
-    the largest-D loss has converged (the last step in D moved it by < 2 standard errors)."""
+    the largest-D loss has converged (the last step in D moved it by < 2 standard errors; the
+    step and its standard error are ``last_step`` and ``last_step_se``)."""
     fresh = table[table.data_mode == "fresh"]
     cells = fresh.groupby(["P", "D"]).loss.agg(["mean", "std", "count"]).reset_index()
     cells["se"] = cells["std"] / np.sqrt(cells["count"])
@@ -66,7 +67,8 @@ def decompose(table: pd.DataFrame, eps: float) -> pd.DataFrame:
             out.append(dict(P=P, D=cell.D, loss=cell["mean"], seed_sd=cell["std"],
                             n_seeds=int(cell["count"]), bias=bias,
                             variance_term=cell["mean"] - eps - bias,
-                            converged=bool(step < 2 * noise) if noise > 0 else False))
+                            converged=bool(step < 2 * noise) if noise > 0 else False,
+                            last_step=step, last_step_se=noise))
     return pd.DataFrame(out)
 
 

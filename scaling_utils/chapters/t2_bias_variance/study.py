@@ -163,9 +163,9 @@ def study(cfg) -> Theorem2Result:
 
 
 def _checked(configs, cfg) -> list:
-    """The runs the schedule check retrains: the smallest size's fresh runs (none under
-    "cosine", which has nothing to check)."""
+    """The runs the schedule check retrains: the smallest size's fresh runs that branch off a
+    longer trunk, every D but the largest (none under "cosine", which has nothing to check)."""
     if cfg.schedule != "wsd":
         return []
-    return [c for c in configs if c.data_mode == "fresh"
+    return [c for c in configs if c.data_mode == "fresh" and c.D < max(cfg.D)
             and (c.spec.n_layers, c.spec.d_model, c.spec.n_heads) == tuple(cfg.sizes[0])]

@@ -84,7 +84,21 @@ def glued_texts(result) -> dict:
             "schedule_reading": schedule_reading(schedule_numbers(result.schedule_check)),
             "coupling_reading": coupling_reading(result.verdict("coupling")),
             "returns_d_reading": returns_reading(result.returns_d, "D"),
-            "returns_p_reading": returns_reading(result.returns_p, "P")}
+            "returns_p_reading": returns_reading(result.returns_p, "P"),
+            "regimes": regimes_text(result.cells)}
+
+
+def regimes_text(cells) -> str:
+    """Each size's regime at the largest D: converged by the page's check (the last step in D
+    moved the loss by less than twice its standard error) or still learning, with the step."""
+    if "last_step" not in cells:
+        return "(not measured in this run)"
+    parts = []
+    for _, row in cells.drop_duplicates("P").sort_values("P").iterrows():
+        state = "converged" if row.converged else "still learning"
+        parts.append(f"P = {int(row.P):,} {state} (the last step changed the loss by "
+                     f"{-row.last_step:+.4f} ± {row.last_step_se:.4f} nats)")
+    return "; ".join(parts)
 
 
 def coupling_reading(v) -> str:
