@@ -174,6 +174,22 @@ def iid_windows(tokens: np.ndarray, n_windows: int, length: int, seed: int) -> n
     return rng.choice(np.asarray(tokens), size=(n_windows, length), replace=True)
 
 
+def shuffled_windows(windows: np.ndarray, seed: int) -> np.ndarray:
+    """Each window's tokens in a seeded random order of its own: the same tokens (and so the
+    same unigram statistics within a window) with the order that makes text, text, removed."""
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.permutation(window) for window in np.asarray(windows)])
+
+
+def with_first_token(windows: np.ndarray, token: int) -> np.ndarray:
+    """The windows with their first token replaced by ``token``: under causal attention the
+    first position then holds the same representation in every window, at every layer, so the
+    attention it draws (the attention sink) adds nothing to the spread between windows."""
+    fixed = np.array(windows, copy=True)
+    fixed[:, 0] = token
+    return fixed
+
+
 def _wikipedia() -> Corpus:
     try:
         from gensim.corpora.wikicorpus import extract_pages, filter_wiki

@@ -147,6 +147,11 @@ NOTEBOOKS: Mapping[str, tuple[Parameter, ...]] = MappingProxyType({
                   True, True, True),
         Parameter("random_twin_control", bool, "also measure the random-initialised twin on i.i.d. tokens",
                   True, True, True),
+        Parameter("text_design", bool, "also measure the trained model and its random twin on "
+                  "real text, shuffled text and i.i.d. tokens, and the trained model with a "
+                  "fixed first token (6 more passes)", True, True, True),
+        Parameter("design_windows", int, "windows of each new pass of the text design (the "
+                  "cells the chapter measures anyway keep n_windows)", 16, 24, 160, minimum=16),
         Parameter("student_family", bool, "also measure the Theorem 2 students (largest D, one "
                   "seed) of this profile: a model family grown in P, offline", True, False, True),
         Parameter("precision", str, "forward precision (float32, tf32, bfloat16); a reduced one is "

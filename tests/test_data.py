@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from scaling_utils.data import CorpusError, iid_windows, load_corpus, random_windows
+from scaling_utils.data import (CorpusError, iid_windows, load_corpus, random_windows,
+                                shuffled_windows, with_first_token)
 
 
 def test_random_windows_are_seeded_and_disjoint():
@@ -15,6 +16,23 @@ def test_random_windows_are_seeded_and_disjoint():
     starts = np.sort(a[:, 0])
     assert np.all(np.diff(starts) >= 100)  # no overlap
     assert not np.array_equal(a, random_windows(tokens, 20, 100, seed=4))
+
+
+def test_shuffled_windows_keep_each_windows_tokens_in_another_order():
+    windows = random_windows(np.arange(10_000), 6, 50, seed=0)
+    shuffled = shuffled_windows(windows, seed=1)
+    np.testing.assert_array_equal(np.sort(shuffled, 1), np.sort(windows, 1))
+    assert (shuffled != windows).mean() > 0.9  # almost every position moved
+    np.testing.assert_array_equal(shuffled, shuffled_windows(windows, seed=1))
+
+
+def test_a_fixed_first_token_replaces_only_the_first_and_leaves_the_windows_as_they_were():
+    windows = random_windows(np.arange(10_000), 4, 20, seed=0)
+    before = windows.copy()
+    fixed = with_first_token(windows, 7)
+    assert (fixed[:, 0] == 7).all()
+    np.testing.assert_array_equal(fixed[:, 1:], windows[:, 1:])
+    np.testing.assert_array_equal(windows, before)
 
 
 def test_window_longer_than_corpus_names_the_fix():

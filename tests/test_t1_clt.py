@@ -236,10 +236,13 @@ def test_the_analysis_gives_every_table_number_and_verdict(tiny_captures):
 
     lengths, captures = tiny_captures
     cfg = tiny_cfg()
-    result = _analyse(clt.rule_error_rates(cfg.values, 0), cfg, captures, lengths, None, None,
-                      model="tiny", corpus="random", license="-", n_tokens=0, n_parameters=1,
-                      device="cpu")
-    assert [v.key for v in result.verdicts] == ["rate", "last_token", "residual", "control", "twin"]
+    design = {("trained", "real text", "as drawn"): captures[clt.LAST_TOKEN],
+              ("random twin", "i.i.d. tokens", "as drawn"): captures[clt.TWIN]}
+    result = _analyse(clt.rule_error_rates(cfg.values, 0), cfg, captures, design, lengths, None,
+                      None, model="tiny", corpus="random", license="-", n_tokens=0,
+                      n_parameters=1, device="cpu")
+    assert [v.key for v in result.verdicts] == ["rate", "gaussian", "last_token", "residual",
+                                                "control", "twin"]
     rate = result.verdict("rate")
     head = result.fit_summary.query("variant == @clt.FIXED and kind == 'attention'").iloc[0]
     assert (rate.effect, rate.ci_low, rate.ci_high) == (head.median_exponent, head.ci_low,
@@ -263,6 +266,12 @@ def test_the_analysis_gives_every_table_number_and_verdict(tiny_captures):
     assert numbers["t1_local_fixed_last_n_high"] == lengths.max()
     assert numbers["t1_depth1_at_nmax"] == pytest.approx(-1.0)
     assert "averages" in result.texts()["t1_depth_reach"]
+    # the design: one row per cell, its exponent the same fit as the variant's own
+    assert result.design.model.tolist() == ["trained", "random twin"]
+    twin = result.fit_summary.query("variant == @clt.TWIN and kind == 'attention'").iloc[0]
+    assert result.design.iloc[1].exponent == twin.median_exponent
+    assert (result.design.sink_mass.between(0, 1)).all()
+    assert len(result.design_local) == 2 * (len(lengths) - 1)
 
 
 def test_local_exponents_are_the_fits_between_neighbouring_lengths(tiny_captures):
@@ -296,7 +305,7 @@ def test_without_the_fixed_query_the_headline_is_undetermined(tiny_captures):
     lengths, captures = tiny_captures
     cfg = tiny_cfg(fixed_query=False)
     rest = {k: v for k, v in captures.items() if k != clt.FIXED}
-    result = _analyse(clt.rule_error_rates(cfg.values, 0), cfg, rest, lengths, None, None,
+    result = _analyse(clt.rule_error_rates(cfg.values, 0), cfg, rest, {}, lengths, None, None,
                       model="tiny", corpus="random", license="-", n_tokens=0, n_parameters=1,
                       device="cpu")
     assert result.verdict("rate").word == "undetermined"
@@ -341,3 +350,24 @@ def test_every_verdict_says_where_it_was_measured():
     twin = measured_on(replace(verdict, key="twin"), 32, 256, "m", "c")
     assert "random-initialised twin of m on i.i.d. tokens" in twin.claim
     assert measured_on(verdict, float("nan"), float("nan"), "m", "c").claim.endswith("in m on c.")
+
+
+def test_gaussianity_is_decided_only_with_power_to_see_a_departure():
+    from scaling_utils.chapters.t1_clt.rules import decide_gaussian
+
+    words = {(rejected, power): decide_gaussian(rejected, 32, 48, power, 1536).word
+             for rejected in (0, 1) for power in (0.1, 0.9)}
+    assert words == {(0, 0.1): "undetermined", (0, 0.9): "supported",
+                     (1, 0.1): "contradicted", (1, 0.9): "contradicted"}
+    assert "1,536 windows" in decide_gaussian(0, 32, 48, 0.1, 1536).to_decide
+    one = decide_gaussian(1, 32, 48, 0.1, 1536)
+    assert one.effect == 1 / 32 and one.ci_low < one.effect < one.ci_high
+
+
+def test_the_power_of_the_normality_test_is_its_level_on_normal_data_and_grows_with_windows():
+    from scaling_utils.estimators.normality import ks_power, samples_for_power
+
+    # 1,000 simulated samples: SE of a rate near 0.05 is 0.007, near 0.8 0.013
+    assert 0.03 < ks_power(48, 0.05, df=1e6) < 0.07  # t with huge df: normal
+    assert ks_power(48, 0.05) < 0.3 < 0.7 < ks_power(384, 0.05)
+    assert samples_for_power(0.05, 0.8, start=48) in (384, 768)  # power 0.81 at 384

@@ -3,6 +3,7 @@ simulation) and multiple-testing corrections."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,6 +54,33 @@ def normality_tests(samples: np.ndarray, n_null: int = 2000, seed: int = 0) -> N
     return NormalityResult(ks, ks_p, ad, ad_p, m, n_null)
 
 
+@functools.lru_cache(maxsize=32)
+def ks_power(m: int, level: float, df: float = 5.0, n_sim: int = 1000, n_null: int = 10000,
+             seed: int = 0) -> float:
+    """Power of one direction's Lilliefors test at ``level`` against a Student t with ``df``
+    degrees of freedom (heavier tails than the normal, at the same scale after standardising):
+    the share of ``n_sim`` such samples of size m whose KS statistic exceeds the (1 - level)
+    quantile of the Monte-Carlo null."""
+    null_ks, _ = normality_null(m, n_null, seed)
+    critical = np.quantile(null_ks, 1 - level)
+    ks, _ = _ks_ad(np.random.default_rng([seed, m, 1]).standard_t(df, (m, n_sim)))
+    return float((ks > critical).mean())
+
+
+def samples_for_power(level: float, power: float = 0.8, start: int = 8, largest: int = 8192,
+                      **options) -> int | None:
+    """The smallest sample size on the doubling grid from ``start`` at which :func:`ks_power`
+    reaches ``power`` (None if not by ``largest``): how many samples a test needs to see the
+    departure."""
+    m = start
+    while m <= largest:
+        if ks_power(m, level, **options) >= power:
+            return m
+        m *= 2
+    return None
+
+
+@functools.lru_cache(maxsize=16)
 def normality_null(m: int, n_null: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """KS and AD statistics of ``n_null`` standard-normal samples of size m, each standardised
     by its own mean and sd: the null distribution when both are estimated."""
@@ -62,7 +90,10 @@ def normality_null(m: int, n_null: int, seed: int) -> tuple[np.ndarray, np.ndarr
         k, a = _ks_ad(rng.standard_normal((m, min(500, n_null - start))))
         ks.append(k)
         ad.append(a)
-    return np.concatenate(ks), np.concatenate(ad)
+    ks, ad = np.concatenate(ks), np.concatenate(ad)
+    ks.setflags(write=False)  # kept for the next test of the same size: read-only
+    ad.setflags(write=False)
+    return ks, ad
 
 
 def holm(pvalues) -> np.ndarray:

@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 
 from .lazy import seaborn
-from .theorem1 import (exponents_by_layer, ks_panels, t1_effective_context, t1_exponents,
-                       t1_headline, t1_local_exponents, t1_position_loss, t1_students,
+from .theorem1 import (exponents_by_layer, ks_panels, t1_design, t1_effective_context,
+                       t1_exponents, t1_headline, t1_local_exponents, t1_position_loss, t1_students,
                        t1_variance_against_neff, t1_variance_grid, variance_curves)
 
 __all__ = ["bias_variance_panels", "ceiling_curves", "entropy_profile", "exponents_by_layer",
            "ks_panels", "returns_per_doubling", "seed_estimates", "seed_spread", "snr_by_context",
-           "snr_panels", "t1_effective_context", "whitened_snr_panels", "t1_exponents", "t1_headline",
+           "snr_panels", "t1_design", "t1_effective_context", "whitened_snr_panels", "t1_exponents", "t1_headline",
            "t1_local_exponents", "t1_position_loss", "t1_students", "t1_variance_against_neff", "t1_variance_grid",
            "t4_capabilities", "t4_icl", "t4_mechanism", "t4_seed_thresholds", "variance_curves",
            "verdict_figure",

@@ -198,3 +198,29 @@ def t1_local_exponents(local: pd.DataFrame, worlds: pd.DataFrame, lengths,
     axes[0].set_ylabel("local exponent d log variance / d log n")
     fig.tight_layout()
     return fig
+
+
+def t1_design(local: pd.DataFrame, claimed: float = -1.0) -> plt.Figure:
+    """The attention output's local exponent against n in every cell of the design: one panel
+    per model, one colour per text; solid with intervals, the first token as drawn; dashed,
+    the first token fixed."""
+    models = list(dict.fromkeys(local.model))
+    fig, axes = plt.subplots(1, len(models), figsize=(11, 4), sharey=True, squeeze=False)
+    colours = dict(zip(dict.fromkeys(local.text), plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    for ax, model in zip(axes[0], models):
+        for (text, first), rows in local[local.model == model].groupby(["text", "first_token"],
+                                                                        sort=False):
+            drawn = first == "as drawn"
+            ax.errorbar(rows.n, rows.exponent,
+                        yerr=[rows.exponent - rows.ci_low, rows.ci_high - rows.exponent]
+                        if drawn else None, fmt="o-" if drawn else "s--", capsize=3,
+                        color=colours[text], alpha=1.0 if drawn else 0.6,
+                        label=f"{text}, first token {first}")
+        ax.axhline(claimed, color="k", ls="--", lw=1)
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xscale("log", base=2)
+        ax.set(xlabel="context length n (geometric mean of the pair)", title=model)
+    axes[0, 0].set_ylabel("local exponent d log variance / d log n")
+    axes[0, -1].legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -15,13 +15,24 @@ from ...estimators.intervals import jackknife_interval, jackknife_weights
 from ...estimators.moments import massive_dims, total_variance
 from ...estimators.normality import benjamini_hochberg, holm, normality_null, normality_tests
 from ...estimators.power_laws import fit_power_law
-from .rules import CI_LEVEL, PRECISION_TOLERANCE, READINGS, covers_claim, reading
+from .rules import (CI_LEVEL, GAUSS_ALPHA, PRECISION_TOLERANCE, READINGS, covers_claim,
+                    reading)
 
 # The variants measured, by what the final position reads.
 IID_CONTROL = "i.i.d. attention control"
 TWIN = "random twin, i.i.d. tokens"
 LAST_TOKEN = "trained, random last token"
 FIXED = "trained, fixed final token"
+# The design that tells text structure from the model: each model reads real text, the same
+# windows shuffled and i.i.d. tokens, each with its first token as drawn or fixed.
+DESIGN_MODELS = ("trained", "random twin")
+DESIGN_TEXTS = ("real text", "shuffled text", "i.i.d. tokens")
+FIRST_TOKENS = ("as drawn", "fixed")
+# Every model on every text with its first token as drawn; the trained model, whose attention
+# sink draws much of its attention, also with a fixed first token on real and i.i.d. text.
+DESIGN_CELLS = tuple((model, text, "as drawn") for model in DESIGN_MODELS
+                     for text in DESIGN_TEXTS) + (("trained", "real text", "fixed"),
+                                                  ("trained", "i.i.d. tokens", "fixed"))
 # Seed robustness: the windows are a seed's random part, so the headline is also measured on
 # this many disjoint subsets of the window groups (no extra forward passes).
 WINDOW_SUBSETS = 3
@@ -169,6 +180,28 @@ def local_exponents(result: CaptureResult, kind: str = "attention") -> pd.DataFr
             rows.append(dict(n_low=int(low), n_high=int(high), n=float(np.sqrt(low * high)),
                              **row.iloc[0][["exponent", "ci_low", "ci_high"]].to_dict()))
     return pd.DataFrame(rows, columns=["n_low", "n_high", "n", "exponent", "ci_low", "ci_high"])
+
+
+def design_table(cells: dict, fit_from: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The attention output's variance exponent in every cell of the design (``cells`` maps
+    (model, text, first token) to a capture with attention weights): the median over layers with
+    its jackknife interval over n >= ``fit_from``, the local exponent over the last pair of
+    lengths, and the attention on the first position at the largest n (median over layers).
+    Returns that table and every cell's local exponents against n."""
+    rows, local = [], []
+    for (model, text, first), capture in cells.items():
+        label = dict(model=model, text=text, first_token=first)
+        median = variance_scaling(capture, fit_from=fit_from).medians.query(
+            "kind == 'attention'").iloc[0]
+        steps = local_exponents(capture).assign(**label)
+        last = steps.iloc[-1]
+        context = effective_context_table(capture)
+        rows.append(dict(**label, windows=int(median.windows), exponent=median.exponent, ci_low=median.ci_low,
+                         ci_high=median.ci_high, local_exponent=last.exponent,
+                         local_ci_low=last.ci_low, local_ci_high=last.ci_high,
+                         sink_mass=float(context[context.n == context.n.max()].sink_mass.median())))
+        local.append(steps)
+    return pd.DataFrame(rows), pd.concat(local, ignore_index=True)
 
 
 def window_subsets(fixed: CaptureResult | None, n_groups: int, fit_from: int) -> pd.DataFrame:
@@ -336,10 +369,27 @@ def gaussianity(variants: dict, n_null: int = 2000, seed: int = 0,
     return table
 
 
+def gaussian_evidence(table: pd.DataFrame, variant: str) -> dict:
+    """One variant's tests at its longest n: how many directions were tested, on how many
+    windows, and how many Holm's correction over all of them rejects at GAUSS_ALPHA (the
+    Lilliefors p-values of :func:`gaussianity`)."""
+    rows = table[table.variant == variant] if len(table) else table
+    if rows.empty:
+        return dict(rejected=0, directions=0, windows=0)
+    rows = rows[rows.n == rows.n.max()]
+    p = rows.ks_pvalue.to_numpy(float)
+    p = p[np.isfinite(p)]
+    return dict(rejected=int((holm(p) < GAUSS_ALPHA).sum()), directions=len(p),
+                windows=int(rows.samples.iloc[0]))
+
+
+TESTED_KINDS = ("attention", "block")  # tested for Gaussianity in the first and last layer
+
+
 def tested_sites(result: CaptureResult) -> list[str]:
     """The sites tested for Gaussianity: the first and the last layer's attention and block."""
     last = result.sites_of("attention")[-1].layer
-    return sorted({"attention.0", "block.0", f"attention.{last}", f"block.{last}"})
+    return sorted({f"{kind}.{layer}" for kind in TESTED_KINDS for layer in (0, last)})
 
 
 def ks_null_quantile(n_samples: int, q: float = 0.95, n_null: int = 4000, seed: int = 0) -> float:

@@ -11,18 +11,21 @@ import pandas as pd
 
 from ..base import ChapterResult, says_what_was_cached
 from . import text
-from .estimators import (FIXED, IID_CONTROL, LAST_TOKEN, TWIN, PositionLoss, PrecisionCheck,
-                         effective_context_table, gaussianity, length_grid, local_exponents,
+from .estimators import (DESIGN_CELLS, DESIGN_MODELS, DESIGN_TEXTS, FIXED, IID_CONTROL,
+                         LAST_TOKEN, TWIN, PositionLoss, PrecisionCheck, design_table,
+                         effective_context_table, gaussian_evidence, gaussianity, length_grid,
+                         local_exponents,
                          position_loss, precision_check, student_fits, summarise_fits,
                          tested_sites, variance_scaling, window_subsets)
-from .rules import (decide_control, decide_last_token, decide_rate, decide_residual, decide_twin,
-                    measured_on)
+from .rules import (decide_control, decide_gaussian, decide_last_token, decide_rate,
+                    GAUSS_NULL, decide_residual, decide_twin, gaussian_power, measured_on)
 from .worlds import WORLD_LAYERS, causal_average_exponents, rule_error_rates
 
 CLT_VERSION = 3  # bump when a change here changes the stored captures or tables
 # The random twin reads i.i.d. windows drawn with the seed after the run's seed, so that they
 # are not the same draw as the real windows of the trained model.
 IID_WINDOWS_SEED_OFFSET = 1
+SHUFFLE_SEED_OFFSET = 2  # and the shuffled windows are permuted with the seed after that
 # The depths of the causal-average worlds the local exponents are read against (the last: the
 # offline model's layers), and how far in n those worlds are followed (past any profile's n).
 DEPTH_WORLDS = (1, 3, 8, WORLD_LAYERS)
@@ -46,6 +49,8 @@ class Theorem1Result(ChapterResult):
     window_subsets: pd.DataFrame  # the headline exponent on all windows and on disjoint subsets
     local_exponents: pd.DataFrame  # per variant, the attention exponent between neighbouring n
     depth_worlds: pd.DataFrame  # the same in worlds of k causal averages (CLT exact in the limit)
+    design: pd.DataFrame  # model x text x first token: exponent, last local exponent, sink share
+    design_local: pd.DataFrame  # every design cell's local exponents against n
     without_massive: pd.DataFrame  # block fits of the last-token capture without massive dims
     effective_context: pd.DataFrame  # n_eff per (variant, layer, n), sink mass
     neff_curves: pd.DataFrame  # attention variance of the trained model against n_eff
@@ -91,7 +96,8 @@ def study(cfg) -> Theorem1Result:
     optionally the students; every capture is cached by its windows, model and settings."""
     from ...cache import array_digest, cached
     from ...capture import capture_statistics
-    from ...data import iid_windows, load_corpus, random_windows, tokenize
+    from ...data import (iid_windows, load_corpus, random_windows, shuffled_windows, tokenize,
+                         with_first_token)
     from ...models import load_model, matmul_precision, random_twin
     from ...synthetic import iid_attention_control
 
@@ -138,19 +144,34 @@ def study(cfg) -> Theorem1Result:
     trained = capture(main_lm.model, windows, "trained", used_precision, attention_weights=True,
                       position_loss=True)
     captures = {IID_CONTROL: control}
+    iid = iid_windows(tokens, cfg.n_windows, cfg.max_length, cfg.seed + IID_WINDOWS_SEED_OFFSET)
+    twin = random_twin(main_lm, cfg.seed).model
     if cfg.random_twin_control:
-        iid = iid_windows(tokens, cfg.n_windows, cfg.max_length,
-                          cfg.seed + IID_WINDOWS_SEED_OFFSET)
-        captures[TWIN] = capture(random_twin(main_lm, cfg.seed).model, iid, "random-twin-iid",
-                                 used_precision, attention_weights=True)
+        captures[TWIN] = capture(twin, iid, "random-twin-iid", used_precision,
+                                 attention_weights=True)
     captures[LAST_TOKEN] = trained
     if cfg.fixed_query:
         query_token = int(lm.tokenizer(" the", add_special_tokens=False)["input_ids"][-1])
         captures[FIXED] = capture(main_lm.model, windows, f"fixed-query-{query_token}",
                                   used_precision, fixed_query_token=query_token)
+    design = {}
+    if cfg.text_design:  # both models on real, shuffled and i.i.d. text; the sink fixed
+        first = (lm.tokenizer.bos_token_id if lm.tokenizer.bos_token_id is not None
+                 else lm.tokenizer.eos_token_id)
+        texts = dict(zip(DESIGN_TEXTS, (windows, shuffled_windows(windows, cfg.seed +
+                                                                    SHUFFLE_SEED_OFFSET), iid)))
+        models = dict(zip(DESIGN_MODELS, (main_lm.model, twin)))
+        measured = {("trained", "real text", "as drawn"): trained,
+                    ("random twin", "i.i.d. tokens", "as drawn"): captures.get(TWIN)}
+        for cell in DESIGN_CELLS:
+            model, text, first_token = cell
+            ids = texts[text][: cfg.design_windows]
+            design[cell] = measured.get(cell) or capture(
+                models[model], with_first_token(ids, first) if first_token == "fixed" else ids,
+                "design-" + "-".join(cell), used_precision, attention_weights=True)
     students = _students(cfg) if cfg.student_family else None
     rates = rule_error_rates(cfg.values, cfg.world_sets, cfg.seed)
-    return _analyse(rates, cfg, captures, lengths, check, students, model=f"{lm.name}",
+    return _analyse(rates, cfg, captures, design, lengths, check, students, model=f"{lm.name}",
                     corpus=f"{corpus.name}", license=corpus.license, n_tokens=len(tokens),
                     n_parameters=lm.n_parameters, device=str(lm.device))
 
@@ -177,7 +198,8 @@ def _students(cfg) -> tuple[int, pd.DataFrame | None]:
     return (values["context"], medians)
 
 
-def _analyse(rates, cfg, captures: dict, lengths, check, students, **about) -> Theorem1Result:
+def _analyse(rates, cfg, captures: dict, design: dict, lengths, check, students,
+             **about) -> Theorem1Result:
     """Tables and verdicts from the captures (no forward pass)."""
     fit = dict(fit_from=cfg.fit_from)
     scaling = {name: variance_scaling(r, **fit) for name, r in captures.items()}
@@ -197,7 +219,14 @@ def _analyse(rates, cfg, captures: dict, lengths, check, students, **about) -> T
         low, high = fitted.loc[variant] if variant in fitted.index else (np.nan, np.nan)
         return measured_on(verdict, low, high, about["model"], about["corpus"])
 
+    gauss = gaussianity({name: (r, tested_sites(r)) for name, r in captures.items()},
+                        n_null=GAUSS_NULL, seed=cfg.seed)
+    evidence = gaussian_evidence(gauss, FIXED)
+    power, needed = (gaussian_power(evidence["windows"], evidence["directions"])
+                     if evidence["directions"] else (np.nan, None))
     verdicts = (worded(decide_rate(median_of(FIXED, "attention")), FIXED),
+                measured_on(decide_gaussian(power=power, windows_needed=needed, **evidence),
+                            lengths.max(), lengths.max(), about["model"], about["corpus"]),
                 worded(decide_last_token(median_of(LAST_TOKEN, "attention")), LAST_TOKEN),
                 worded(decide_residual(median_of(FIXED, "block")), FIXED),
                 worded(decide_control(median_of(IID_CONTROL, "attention")), IID_CONTROL),
@@ -205,6 +234,8 @@ def _analyse(rates, cfg, captures: dict, lengths, check, students, **about) -> T
     trained = captures[LAST_TOKEN]
     by_neff = variance_scaling(trained, against="n_eff", **fit)
     context, student_medians = students if students is not None else (None, None)
+    design_cells, design_local = (design_table(design, cfg.fit_from) if design
+                                  else (pd.DataFrame(), pd.DataFrame()))
     description = (f"profile: {cfg.profile}   context lengths n: {lengths.tolist()}   windows: "
                    f"{cfg.n_windows}   model: {about['model']} ({about['n_parameters'] / 1e6:.1f} M "
                    f"parameters, {about['device']})   corpus: {about['corpus']} "
@@ -218,14 +249,14 @@ def _analyse(rates, cfg, captures: dict, lengths, check, students, **about) -> T
                                    for name, r in captures.items()], ignore_index=True),
         depth_worlds=causal_average_exponents(
             DEPTH_WORLDS, length_grid(cfg.min_length, max(cfg.max_length, DEPTH_WORLD_LENGTH))),
+        design=design_cells, design_local=design_local,
         without_massive=variance_scaling(trained, exclude_top_dims=cfg.exclude_top_dims,
                                          **fit).fits,
         effective_context=pd.concat([effective_context_table(r).assign(variant=name)
                                      for name, r in captures.items() if r.n_eff is not None],
                                     ignore_index=True),
         neff_curves=by_neff.curves, neff_fits=by_neff.fits,
-        gaussianity=gaussianity({name: (r, tested_sites(r)) for name, r in captures.items()},
-                                seed=cfg.seed),
+        gaussianity=gauss,
         position_loss=position_loss(trained, n_boot=min(cfg.n_boot, 200), seed=cfg.seed),
         precision=check,
         students=pd.DataFrame() if student_medians is None else student_medians,

@@ -11,10 +11,12 @@ import pandas as pd
 from ...estimators.intervals import jackknife_weights
 from ...verdicts import Verdict
 from ...worlds import FAILS, HOLDS, World, mix_shared
-from .estimators import fit_exponents, length_grid, median_exponent
-from .rules import DECIDE, MIN_LENGTHS, MIN_WINDOWS
+from ...estimators.normality import holm, normality_tests
+from .estimators import TESTED_KINDS, fit_exponents, length_grid, median_exponent
+from .rules import (DECIDE, GAUSS_ALPHA, GAUSS_ALTERNATIVE_DF, GAUSS_NULL, MIN_LENGTHS, MIN_WINDOWS,
+                    decide_gaussian, gaussian_power)
 
-WORLDS_VERSION = 1
+WORLDS_VERSION = 2
 
 # A simple model of what the estimator sees, for measuring the rules' false-verdict rates: in
 # each of WORLD_LAYERS layers the representation at length n is n^((b - 1) / 2) S(n), where
@@ -99,6 +101,41 @@ def _simulated_world(key, name, truth, description, exponent, n_windows, n_group
     return World(key, name, truth, description, simulate)
 
 
+def _gaussian_world(name: str, truth: str, description: str, windows: int, directions: int,
+                    df: float | None = None) -> World:
+    """Gaussianity's world: ``directions`` independent directions of ``windows`` samples each,
+    normal (``df`` None) or Student t with ``df`` degrees of freedom, tested and decided as on
+    the page (Lilliefors, Holm over the directions, the power at this sample)."""
+    power, needed = gaussian_power(windows, directions)
+
+    def simulate(seed: int) -> Verdict:
+        rng = np.random.default_rng(seed)
+        samples = (rng.standard_t(df, (windows, directions)) if df
+                   else rng.standard_normal((windows, directions)))
+        p = normality_tests(samples, n_null=GAUSS_NULL).ks_pvalue
+        return decide_gaussian(int((holm(p) < GAUSS_ALPHA).sum()), directions, windows, power,
+                               needed)
+    return World("gaussian", name, truth, description, simulate)
+
+
+def gaussian_worlds(values: Mapping) -> list[World]:
+    """Normal and Student-t fluctuations at the profile's windows and directions (the first and
+    last layer's attention and block outputs), and at the windows the tests need for power."""
+    windows, directions = values["n_windows"], len(TESTED_KINDS) * 2 * values["n_projections"]
+    _, needed = gaussian_power(windows, directions)
+    sizes = [(windows, f"{windows} windows")]
+    if needed and needed != windows:
+        sizes.append((needed, f"{needed} windows (enough for power)"))
+    out = []
+    for m, size in sizes:
+        out += [_gaussian_world(f"holds, {size}", HOLDS, f"normal in {directions} directions; "
+                                f"{size}", m, directions),
+                _gaussian_world(f"fails, {size}", FAILS, f"Student t ({GAUSS_ALTERNATIVE_DF} "
+                                f"df) in {directions} directions; {size}", m, directions,
+                                GAUSS_ALTERNATIVE_DF)]
+    return out
+
+
 def worlds(values: Mapping) -> list[World]:
     """The worlds of every rule at a profile's parameter values (``profile_values``): the claim
     holds (variance proportional to 1/n), fails (n^-0.5, flat, or just outside the margin), and
@@ -137,7 +174,7 @@ def worlds(values: Mapping) -> list[World]:
                              f"{control_lengths.tolist()}", -1.0,
                              **dict(control, n_windows=CONTROL_WORLD_SAMPLES,
                                     n_groups=min(values["n_groups"], CONTROL_WORLD_SAMPLES)))]
-    return out
+    return out + gaussian_worlds(values)
 
 
 ERROR_RATE_COLUMNS = ["rule", "world", "truth", "n_sets", "supported", "contradicted",
