@@ -28,6 +28,18 @@ def test_decompose_splits_known_losses():
     assert not cells.converged.any()  # a 0.3-nat step is far beyond the seed noise
 
 
+def test_converged_within_the_seed_noise_can_still_fall_detectably():
+    # 16 seeds spread by 0.02 nats; one doubling of D lowers the loss by 0.016 (below the seed
+    # noise: converged) while its standard error is 0.007 (twice that is below the step)
+    offsets = np.tile([-0.02, 0.02], 8)
+    rows = [(10, D, s, "fresh", 2.0 + drop + offsets[s])
+            for D, drop in ((1e3, 0.016), (2e3, 0.0)) for s in range(16)]
+    cells = t2_bias_variance.decompose(_table(rows), 1.0).iloc[0]
+    assert cells.last_step == pytest.approx(0.016)
+    assert cells.step_noise == pytest.approx(np.std(offsets, ddof=1))
+    assert cells.converged and cells.still_falling
+
+
 def test_a_single_data_size_is_never_called_converged():
     rows = [(10, 1e3, s, "fresh", 2.0 + 0.01 * s) for s in range(3)]
     cells = t2_bias_variance.decompose(_table(rows), 1.0)
@@ -136,15 +148,21 @@ def test_rules_read_their_interval():
     assert "held-out" in verdict.rule
 
 
-def test_entropy_rule_contradicts_a_law_whose_floor_is_not_the_entropy():
-    # power: the law holds with its floor 0.5 nats below eps, at the cpu grid and the measured
-    # run noise.  Measured at 75 % contradicted over 20 sets; 12 sets (fixed seeds) keep the
-    # test short, and 6 or more of 12 at that rate has probability 0.99.  (Not on the trust
-    # page: every such set runs the held-out comparison on all its replicates, a second each.)
-    world = t2_bias_variance.grid_world(CPU, "entropy", "fails: lower floor", FAILS,
-                                 "floor 0.5 nats below eps", floor=-0.5)
-    table = measure([world], n_sets=12, seed=0)
-    assert table.supported.iloc[0] == 0 and table.contradicted.iloc[0] >= 0.5, table
+def test_entropy_rule_contradicts_a_floor_it_can_tell_from_the_capacity_term():
+    # power: the law's floor 0.5 nats below eps, at the cpu grid and the measured run noise.
+    # With the capacity exponent measured on the cpu grid (0.08) the capacity term is nearly
+    # flat over its sizes and takes up any floor: the rule contradicts none of 12 sets and
+    # supports none (undetermined, as on the page).  With a capacity exponent of 0.3 the floor
+    # is identified: 12 of 12 contradicted when measured; 6 or more of 12 is asked.  (Not on
+    # the trust page: every such set runs the held-out comparison on all its replicates.)
+    def lower_floor(alpha):
+        world = t2_bias_variance.grid_world(CPU, "entropy", "fails: lower floor", FAILS,
+                                            "floor 0.5 nats below eps", floor=-0.5, alpha=alpha)
+        return measure([world], n_sets=12, seed=0).iloc[0]
+
+    flat, steep = lower_floor(t2_bias_variance.WORLD_LAW["alpha"]), lower_floor(0.3)
+    assert flat.supported == 0 and flat.undetermined >= 0.5, flat
+    assert steep.supported == 0 and steep.contradicted >= 0.5, steep
 
 
 def test_entropy_profile_is_lowest_at_the_floor_of_noiseless_losses():
@@ -165,7 +183,9 @@ def test_false_verdict_rates_of_the_worlds_stay_below_five_percent():
     # verdicts in 40 (5 %): a rule at its nominal 2.5 % gives 3 or more with probability 0.08,
     # one at 10 % stays at 2 or fewer with probability 0.22; error_rates.error_rate_table
     # measures 200 sets per world.
-    table = measure(t2_bias_variance.worlds(CPU), n_sets=40, seed=0)
+    ideal = [w for w in t2_bias_variance.worlds(CPU)
+             if w.name in ("holds", "fails", "underpowered")]
+    table = measure(ideal, n_sets=40, seed=0)
     assert len(table) == 9 and set(table.rule) == {"capacity", "coupling", "entropy"}
     assert (table.false_rate <= 0.05).all(), table
     holds = table[(table.world == "holds")].set_index("rule")
@@ -173,6 +193,29 @@ def test_false_verdict_rates_of_the_worlds_stay_below_five_percent():
     # the floor), which the chapter reports as undetermined
     assert (holds.loc[["capacity", "coupling"], "supported"] >= 0.8).all(), table
     assert holds.loc["entropy", "contradicted"] == 0
+
+
+def test_misspecified_worlds_carry_what_they_say_and_every_rule_has_them():
+    worlds = t2_bias_variance.misspecified_worlds(CPU)
+    assert {(w.rule, w.name) for w in worlds} >= {
+        (rule, name) for rule in ("capacity", "coupling", "entropy")
+        for name in ("shared trunk", "saturating")}
+    assert all(w.truth == "holds" for w in worlds)
+    # a shared trunk: the runs of one size and seed move together across D
+    rng = np.random.default_rng(0)
+    data = t2_bias_variance.simulate_losses({**CPU, "n_seeds": 2}, rng, noise=10.0,
+                                            row_shared=0.9)
+    loss = data.loss.reshape(len(CPU["sizes"]), len(CPU["D"]), 2)
+    deviation = loss - loss.mean(-1, keepdims=True)  # each run against its cell's mean
+    assert np.corrcoef(deviation[..., 0].ravel()[:-1], deviation[..., 0].ravel()[1:])[0, 1] > 0.5
+    # saturating: the same loss at the smallest D, a higher one (less data term removed) at
+    # the largest, against the ideal law on the same draws
+    ideal, saturating = (t2_bias_variance.simulate_losses(CPU, np.random.default_rng(1),
+                                                          noise=0.0, bend=bend)
+                         for bend in (0.0, -0.9))
+    first, last = ideal.D == min(CPU["D"]), ideal.D == max(CPU["D"])
+    np.testing.assert_allclose(saturating.loss[first], ideal.loss[first])
+    assert (saturating.loss[last] > ideal.loss[last] + 0.01).all()
 
 
 @pytest.mark.long

@@ -221,6 +221,6 @@ def t1_design(local: pd.DataFrame, claimed: float = -1.0) -> plt.Figure:
         ax.set_xscale("log", base=2)
         ax.set(xlabel="context length n (geometric mean of the pair)", title=model)
     axes[0, 0].set_ylabel("local exponent d log variance / d log n")
-    axes[0, -1].legend(fontsize=7)
+    axes[0, 0].legend(fontsize=7, loc="lower left")  # the trained panel has every line
     fig.tight_layout()
     return fig

@@ -2,8 +2,9 @@
 and a finite-data term V(P, D), measured rather than assumed.
 
 With eps known exactly, B(P) = L(P, D_max) - eps is measured at the largest data size: an upper
-bound on the infinite-data bias.  ``converged`` says whether the last step in D moved the loss by
-less than twice its standard error (a weak check: it fails to reject, it does not prove), and
+bound on the infinite-data bias.  ``converged`` says whether the last doubling of D moved the loss
+by less than the seed noise (more data buys less than a seed's luck), ``still_falling`` whether
+that step exceeds twice its standard error, and
 V(P, D) = L(P, D) - eps - B(P).  The decomposition itself is an identity once B and V are defined
 as differences; what can fail are the forms fitted to it, read by three rules: the capacity
 exponent alpha > 0, the coupling gamma = 0, and a free fit's E = eps.  Their intervals come from
@@ -29,7 +30,8 @@ from .estimators import (Estimate, LossData, LossReplicates, bootstrap_losses, c
 from .rules import (CLAIMS, COUPLING_MARGIN, ENTROPY_MARGIN, TO_DECIDE, decide_capacity,
                     decide_coupling, decide_entropy)
 from .study import Theorem2Result, study
-from .worlds import WORLD_LAW, WORLDS_VERSION, grid_world, noise_sizes, simulate_losses, worlds
+from .worlds import (WORLD_LAW, WORLDS_VERSION, grid_world, misspecified_worlds, noise_sizes,
+                     simulate_losses, worlds)
 
 NOTEBOOK = "theorem2_bias_variance"
 SHORT = "Thm 2"
@@ -42,5 +44,5 @@ __all__ = [
     "bootstrap_losses", "capacity_estimate", "cell_intervals", "coupling_estimate", "decompose",
     "entropy_estimate", "entropy_held_out", "fit_table", "fit_with_floor_profile",
     "gain_per_doubling", "held_out_difference", "law_fits", "per_seed_estimates", "seed_noise",
-    "sequence_losses", "WORLD_LAW", "grid_world", "noise_sizes", "simulate_losses",
+    "sequence_losses", "WORLD_LAW", "grid_world", "misspecified_worlds", "noise_sizes", "simulate_losses",
 ]

@@ -46,9 +46,12 @@ def results_table(results: Sequence[TrainResult], eps: float) -> pd.DataFrame:
 
 
 def decompose(table: pd.DataFrame, eps: float) -> pd.DataFrame:
-    """Per (P, D) over seeds of fresh-data runs: mean loss, seed SD, B(P), V(P, D), and whether
-    the largest-D loss has converged (the last step in D moved it by < 2 standard errors; the
-    step and its standard error are ``last_step`` and ``last_step_se``)."""
+    """Per (P, D) over seeds of fresh-data runs: mean loss, seed SD, B(P), V(P, D), and the
+    size's regime at the largest D.  ``converged``: the last step in D, per doubling of D
+    (``last_step``), moved the loss by less than the seed noise (``step_noise``: the root mean
+    of the two cells' seed variances), so that more data buys less than the luck of a seed;
+    ``still_falling``: that step exceeds twice its standard error (``last_step_se``), so that
+    the loss detectably still falls (a size can be both)."""
     fresh = table[table.data_mode == "fresh"]
     cells = fresh.groupby(["P", "D"]).loss.agg(["mean", "std", "count"]).reset_index()
     cells["se"] = cells["std"] / np.sqrt(cells["count"])
@@ -59,16 +62,20 @@ def decompose(table: pd.DataFrame, eps: float) -> pd.DataFrame:
         bias = last["mean"] - eps
         if len(group) > 1:
             before = group.iloc[-2]
-            step = before["mean"] - last["mean"]
-            noise = np.sqrt(np.nan_to_num(last["se"]) ** 2 + np.nan_to_num(before["se"]) ** 2)
+            doublings = np.log2(last.D / before.D)
+            step = (before["mean"] - last["mean"]) / doublings
+            se = np.sqrt(np.nan_to_num(last["se"]) ** 2
+                         + np.nan_to_num(before["se"]) ** 2) / doublings
+            seed_noise = np.sqrt(np.nanmean([last["std"] ** 2, before["std"] ** 2]))
         else:  # one data size: nothing shows convergence
-            step, noise = np.nan, 0.0
+            step, se, seed_noise = np.nan, 0.0, np.nan
         for _, cell in group.iterrows():
             out.append(dict(P=P, D=cell.D, loss=cell["mean"], seed_sd=cell["std"],
                             n_seeds=int(cell["count"]), bias=bias,
                             variance_term=cell["mean"] - eps - bias,
-                            converged=bool(step < 2 * noise) if noise > 0 else False,
-                            last_step=step, last_step_se=noise))
+                            converged=bool(abs(step) < seed_noise) if seed_noise > 0 else False,
+                            still_falling=bool(step > 2 * se) if se > 0 else False,
+                            last_step=step, last_step_se=se, step_noise=seed_noise))
     return pd.DataFrame(out)
 
 

@@ -89,15 +89,18 @@ def glued_texts(result) -> dict:
 
 
 def regimes_text(cells) -> str:
-    """Each size's regime at the largest D: converged by the page's check (the last step in D
-    moved the loss by less than twice its standard error) or still learning, with the step."""
-    if "last_step" not in cells:
+    """Each size's regime at the largest D: converged (the last doubling of D moved the loss by
+    less than the seed noise) or still learning, and whether the loss detectably still falls."""
+    if "step_noise" not in cells:
         return "(not measured in this run)"
     parts = []
     for _, row in cells.drop_duplicates("P").sort_values("P").iterrows():
         state = "converged" if row.converged else "still learning"
-        parts.append(f"P = {int(row.P):,} {state} (the last step changed the loss by "
-                     f"{-row.last_step:+.4f} ± {row.last_step_se:.4f} nats)")
+        detect = ("detectably still falling" if row.still_falling
+                  else "no fall detected")
+        parts.append(f"P = {int(row.P):,} {state} (the last doubling of D lowered the loss by "
+                     f"{row.last_step:.4f} ± {row.last_step_se:.4f} nats against a seed noise of "
+                     f"{row.step_noise:.4f}; {detect})")
     return "; ".join(parts)
 
 
