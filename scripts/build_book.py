@@ -39,9 +39,10 @@ READERS = ("integration", "public_evidence", "ceiling", "overview", "instructors
            "reproducibility")
 LAST = READERS[-1]
 # A chapter that reads runs another chapter trains waits for it: side by side, both would train
-# them.  Theorem 1 reads Theorem 2's largest students, Theorem 3 its whole grid.
-NEEDS = {"theorem1_clt": ("theorem2_bias_variance",),
-         "theorem3_snr": ("theorem2_bias_variance",)}
+# them.  Theorem 1 reads Theorem 2's largest students when its `student_family` is on for the
+# profile (then it waits; otherwise it starts at once), Theorem 3 its whole grid always.
+NEEDS = {"theorem1_clt": (("theorem2_bias_variance", "student_family"),),
+         "theorem3_snr": (("theorem2_bias_variance", None),)}
 # The chapters in the order they start, longest first, so that notebooks run side by side
 # finish close together (a chapter not listed starts after these).
 LONGEST_FIRST = ("theorem2_bias_variance", "theorem4_emergence", "theorem1_clt", "trust",
@@ -69,18 +70,23 @@ def _in_order(names) -> list[str]:
     return sorted(names, key=lambda n: (n in READERS, rank.get(n, len(LONGEST_FIRST)), n))
 
 
-def prerequisites(name: str, names) -> set[str]:
-    """The notebooks among ``names`` that must be done before ``name`` starts."""
+def prerequisites(name: str, names, profile: str = "cpu") -> set[str]:
+    """The notebooks among ``names`` that must be done before ``name`` starts under
+    ``profile`` (a need tied to a parameter holds only where the profile turns it on)."""
+    from scaling_utils.profiles import profile_values
+
     others = set(names) - {name}
     if name == LAST:
         return others
     if name in READERS:
         return {n for n in others if n not in READERS}
-    return set(NEEDS.get(name, ())) & others
+    needed = {other for other, parameter in NEEDS.get(name, ())
+              if parameter is None or profile_values(name, profile)[parameter]}
+    return needed & others
 
 
 def run_all(names: list[str], run_one, jobs: int = 1, started=print,
-            finished=print) -> tuple[list[dict], list[str]]:
+            finished=print, profile: str = "cpu") -> tuple[list[dict], list[str]]:
     """Execute ``names`` (``run_one(name)`` gives a run record), at most ``jobs`` at once, each as
     soon as its :func:`prerequisites` are done, in the order given; after a failure nothing new
     starts.  ``started(name)`` and ``finished(runs so far)`` report.  Returns the runs in the
@@ -89,7 +95,7 @@ def run_all(names: list[str], run_one, jobs: int = 1, started=print,
     with concurrent.futures.ThreadPoolExecutor(max(1, jobs)) as pool:
         while pending or running:
             while len(running) < jobs and all(r["status"] == "ok" for r in runs):
-                ready = [n for n in pending if prerequisites(n, names) <= done]
+                ready = [n for n in pending if prerequisites(n, names, profile) <= done]
                 if not ready:
                     break
                 pending.remove(ready[0])
@@ -188,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         runs, never = run_all(names, run_one, args.jobs, finished=finished, started=lambda n: print(
-            f"executing {n} (profile {args.profile}) ...", flush=True))
+            f"executing {n} (profile {args.profile}) ...", flush=True), profile=args.profile)
     except KeyboardInterrupt:
         print(f"\n{INTERRUPTED}", file=sys.stderr)
         return 130
