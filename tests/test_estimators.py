@@ -251,3 +251,24 @@ def test_binomial_deviance_by_hand():
     assert thresholds.binomial_deviance(3.0, 10.0, 0.5) == pytest.approx(
         2 * (3 * np.log(0.6) + 7 * np.log(1.4)))
     assert thresholds.binomial_deviance(0.0, 0.0, 0.3) == 0.0
+
+
+def test_resampling_rows_keeps_the_runs_of_one_trunk_together():
+    from scaling_utils.estimators.intervals import hierarchical_bootstrap, resample_rows, row_df
+
+    # two sizes x three D x three seeds: cell = (size, D), row = (size, seed)
+    size, D, seed = (a.ravel() for a in np.meshgrid(range(2), range(3), range(3), indexing="ij"))
+    cell, row = size * 3 + D, size * 3 + seed
+    drawn = resample_rows(cell, row, 500, seed=0)
+    # each drawn run lies in the slot's cell, and one slot's draws share their row across D
+    assert (cell[drawn] == cell).all()
+    for s in range(2):
+        for k in range(3):
+            slots = np.flatnonzero((size == s) & (seed == k))
+            assert (row[drawn[:, slots]] == row[drawn[:, slots[:1]]]).all()
+    assert row_df(cell, row) == 4
+    # values that are one number per row: the rows' spread, not an independent one per cell
+    values = np.random.default_rng(1).standard_normal(6)[row]
+    reps = hierarchical_bootstrap(values, cell, 200, seed=0, row=row)
+    by_row = [reps[:, row == r] for r in range(6)]
+    assert all(np.ptp(r, axis=1).max() < 1e-12 for r in by_row)  # a row stays one number

@@ -19,8 +19,42 @@ def resample_runs(cell, n_boot: int, seed: int = 0) -> np.ndarray:
     return drawn
 
 
+def resample_rows(cell, row, n_boot: int, seed: int = 0) -> np.ndarray:
+    """Replicates x runs, drawing whole rows: ``row`` labels the runs that belong together
+    across cells (one size and seed, whose every D branches off one WSD trunk).  Rows that
+    cover the same cells form a group; a replicate draws the group's rows with replacement,
+    and each row's slot in every cell receives the drawn row's run there, so the runs of one
+    row move together in every replicate, as they do between training seeds."""
+    cell, row = np.asarray(cell).ravel(), np.asarray(row).ravel()
+    at = {(c, r): i for i, (c, r) in enumerate(zip(cell, row))}
+    if len(at) != len(cell):
+        raise ValueError("two runs share a cell and a row: each row has one run per cell.")
+    cells_of = {r: frozenset(cell[row == r]) for r in np.unique(row)}
+    groups: dict = {}
+    for r, cells in cells_of.items():
+        groups.setdefault(cells, []).append(r)
+    rng = np.random.default_rng(seed)
+    drawn = np.empty((n_boot, len(cell)), int)
+    for cells, rows in sorted(groups.items(), key=lambda g: min(g[1])):
+        picks = rng.integers(0, len(rows), (n_boot, len(rows)))
+        for slot, r in enumerate(rows):
+            for c in cells:
+                sources = np.array([at[(c, rows[k])] for k in range(len(rows))])
+                drawn[:, at[(c, r)]] = sources[picks[:, slot]]
+    return drawn
+
+
+def row_df(cell, row) -> int:
+    """Degrees of freedom of the spread between rows: sum over groups of (rows - 1)."""
+    cell, row = np.asarray(cell).ravel(), np.asarray(row).ravel()
+    groups = {}
+    for r in np.unique(row):
+        groups.setdefault(frozenset(cell[row == r]), set()).add(r)
+    return int(sum(len(rows) - 1 for rows in groups.values()))
+
+
 def hierarchical_bootstrap(values, cell, n_boot: int, seed: int = 0,
-                           replicates=None) -> np.ndarray:
+                           replicates=None, row=None) -> np.ndarray:
     """Two-level bootstrap of one value per training run: replicates x runs.
 
     First level: the runs of each cell (the seeds of one grid point) are resampled with
@@ -32,7 +66,9 @@ def hierarchical_bootstrap(values, cell, n_boot: int, seed: int = 0,
     run's deviation from its cell's mean is inflated by sqrt(k/(k - 1)) first (the adjusted
     residuals of Davison and Hinkley 1997, section 3.7): with three runs per cell the
     interval covers about 0.93 of the time at a nominal 0.95 (tests).  A cell with one run
-    cannot show the spread between runs (``runs_per_cell`` says when that happens)."""
+    cannot show the spread between runs (``runs_per_cell`` says when that happens).  With
+    ``row`` (runs that share a training trunk across cells) whole rows are drawn instead
+    (:func:`resample_rows`), because runs of one row do not vary independently."""
     values = np.asarray(values, float).ravel()
     reps = (np.broadcast_to(values[:, None], (len(values), n_boot)) if replicates is None
             else np.asarray(replicates, float))
@@ -45,7 +81,9 @@ def hierarchical_bootstrap(values, cell, n_boot: int, seed: int = 0,
     member[np.arange(len(values)), cell_id] = 1.0
     centre = ((reps.T @ member) / counts)[:, cell_id]  # replicate x run: its cell's mean
     inflate = np.where(counts > 1, np.sqrt(counts / np.maximum(counts - 1, 1)), 1.0)[cell_id]
-    drawn = np.take_along_axis(reps.T, resample_runs(cell_id, n_boot, seed), axis=1)
+    draws = (resample_runs(cell_id, n_boot, seed) if row is None
+             else resample_rows(cell_id, row, n_boot, seed))
+    drawn = np.take_along_axis(reps.T, draws, axis=1)
     return centre + inflate * (drawn - centre)
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 from ...cache import array_digest, cached
 from ...estimators.chinchilla import (E_FLOOR, fit_chinchilla, fit_chinchilla_batch, held_out_rmse,
                                       held_out_rmse_batch)
-from ...estimators.intervals import (between_run_df, hierarchical_bootstrap, runs_per_cell,
+from ...estimators.intervals import (hierarchical_bootstrap, row_df, runs_per_cell,
                                      sequence_weights, stretched_interval)
 from ...train import TrainResult, weights_digest
 
@@ -214,19 +214,23 @@ class LossReplicates:
 
 def bootstrap_losses(data: LossData, n_boot: int, seed: int = 0,
                      resample_runs: bool = True) -> LossReplicates:
-    """Runs resampled within each (P, D) cell, then held-out sequences: one resample of the
-    sequences per replicate, shared by every run and by eps, because they were all measured on
-    the same sequences (a run's loss and eps keep their pairing).  ``resample_runs=False``
+    """Training seeds resampled within each size, each drawn seed bringing its runs at every D
+    (the runs of one size and seed share a WSD trunk and move together: resampling them one
+    by one within cells leaves that out, and the entropy rule then contradicts falsely in a
+    world with such runs), then held-out sequences: one resample of the sequences per
+    replicate, shared by every run and by eps, because they were all measured on the same
+    sequences (a run's loss and eps keep their pairing).  ``resample_runs=False``
     resamples the sequences only (what an interval without the spread between runs would be;
     the tests show that it under-covers)."""
     weights = sequence_weights(data.losses.shape[1], n_boot, seed=[seed, 2])
     by_sequence = data.losses @ weights.T  # runs x replicates
     if not resample_runs:
         return LossReplicates(by_sequence.T, weights @ data.exact, False)
+    row = np.unique(np.c_[data.P, data.seed], axis=0, return_inverse=True)[1].ravel()
     losses = hierarchical_bootstrap(data.loss, data.cell, n_boot, seed=[seed, 1],
-                                    replicates=by_sequence)
+                                    replicates=by_sequence, row=row)
     return LossReplicates(losses, weights @ data.exact, runs_per_cell(data.cell) >= 2,
-                          between_run_df(data.cell))
+                          row_df(data.cell, row))
 
 
 @dataclass(frozen=True)

@@ -74,8 +74,9 @@ class Theorem2Result(ChapterResult):
 
     @property
     def df(self) -> int:
-        """Degrees of freedom of the spread between runs: sum over cells of (runs - 1)."""
-        return int((self.cells.n_seeds - 1).sum())
+        """Degrees of freedom of the spread between training seeds, the bootstrap's unit (a
+        seed's runs at every D share a trunk): sum over sizes of (seeds - 1)."""
+        return int((self.cells.groupby("P").n_seeds.min() - 1).sum())
 
     @property
     def cv_difference(self) -> Estimate:
