@@ -38,14 +38,15 @@ BOOK_SOURCES = ("_config.yml", "_toc.yml", "book")
 READERS = ("integration", "public_evidence", "ceiling", "overview", "instructors",
            "reproducibility")
 LAST = READERS[-1]
-# A chapter that reads runs another chapter trains waits for it: side by side, both would train
-# them.  Theorem 1 reads Theorem 2's largest students when its `student_family` is on for the
-# profile (then it waits; otherwise it starts at once), Theorem 3 its whole grid always.
-NEEDS = {"theorem1_clt": (("theorem2_bias_variance", "student_family"),),
+# A chapter that reads what another computes waits for it: side by side, both would compute it.
+# Theorem 1 reads its rules' error rates, which the trust page computes with every chapter's,
+# and Theorem 2's largest students when its `student_family` is on for the profile; Theorem 3
+# reads Theorem 2's whole grid.
+NEEDS = {"theorem1_clt": (("trust", None), ("theorem2_bias_variance", "student_family")),
          "theorem3_snr": (("theorem2_bias_variance", None),)}
 # The chapters in the order they start, longest first, so that notebooks run side by side
 # finish close together (a chapter not listed starts after these).
-LONGEST_FIRST = ("theorem2_bias_variance", "theorem4_emergence", "theorem1_clt", "trust",
+LONGEST_FIRST = ("theorem2_bias_variance", "trust", "theorem4_emergence", "theorem1_clt",
                  "theorem3_snr")
 
 
