@@ -151,7 +151,7 @@ NOTEBOOKS: Mapping[str, tuple[Parameter, ...]] = MappingProxyType({
                   "real text, shuffled text and i.i.d. tokens, and the trained model with a "
                   "fixed first token (6 more passes)", True, True, True),
         Parameter("design_windows", int, "windows of each new pass of the text design (the "
-                  "cells the chapter measures anyway keep n_windows)", 16, 24, 160, minimum=16),
+                  "cells the chapter measures anyway keep n_windows)", 16, 16, 160, minimum=16),
         Parameter("student_family", bool, "also measure the Theorem 2 students (largest D, one "
                   "seed) of this profile: a model family grown in P, offline", True, False, True),
         Parameter("precision", str, "forward precision (float32, tf32, bfloat16); a reduced one is "

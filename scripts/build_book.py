@@ -38,15 +38,13 @@ BOOK_SOURCES = ("_config.yml", "_toc.yml", "book")
 READERS = ("integration", "public_evidence", "ceiling", "overview", "instructors",
            "reproducibility")
 LAST = READERS[-1]
-# A chapter that reads what another computes waits for it: side by side, both would compute it.
-# Theorem 1 reads its rules' error rates, which the trust page computes with every chapter's,
-# and Theorem 2's largest students when its `student_family` is on for the profile; Theorem 3
-# reads Theorem 2's whole grid.
-NEEDS = {"theorem1_clt": (("trust", None), ("theorem2_bias_variance", "student_family")),
-         "theorem3_snr": (("theorem2_bias_variance", None),)}
+# A chapter that reads runs another chapter trains waits for it: side by side, both would train
+# them.  Theorem 1 reads Theorem 2's largest students, Theorem 3 its whole grid.
+NEEDS = {"theorem1_clt": ("theorem2_bias_variance",),
+         "theorem3_snr": ("theorem2_bias_variance",)}
 # The chapters in the order they start, longest first, so that notebooks run side by side
 # finish close together (a chapter not listed starts after these).
-LONGEST_FIRST = ("theorem2_bias_variance", "trust", "theorem4_emergence", "theorem1_clt",
+LONGEST_FIRST = ("theorem2_bias_variance", "theorem4_emergence", "theorem1_clt", "trust",
                  "theorem3_snr")
 
 
@@ -71,23 +69,18 @@ def _in_order(names) -> list[str]:
     return sorted(names, key=lambda n: (n in READERS, rank.get(n, len(LONGEST_FIRST)), n))
 
 
-def prerequisites(name: str, names, profile: str = "cpu") -> set[str]:
-    """The notebooks among ``names`` that must be done before ``name`` starts under
-    ``profile`` (a need tied to a parameter holds only where the profile turns it on)."""
-    from scaling_utils.profiles import profile_values
-
+def prerequisites(name: str, names) -> set[str]:
+    """The notebooks among ``names`` that must be done before ``name`` starts."""
     others = set(names) - {name}
     if name == LAST:
         return others
     if name in READERS:
         return {n for n in others if n not in READERS}
-    needed = {other for other, parameter in NEEDS.get(name, ())
-              if parameter is None or profile_values(name, profile)[parameter]}
-    return needed & others
+    return set(NEEDS.get(name, ())) & others
 
 
 def run_all(names: list[str], run_one, jobs: int = 1, started=print,
-            finished=print, profile: str = "cpu") -> tuple[list[dict], list[str]]:
+            finished=print) -> tuple[list[dict], list[str]]:
     """Execute ``names`` (``run_one(name)`` gives a run record), at most ``jobs`` at once, each as
     soon as its :func:`prerequisites` are done, in the order given; after a failure nothing new
     starts.  ``started(name)`` and ``finished(runs so far)`` report.  Returns the runs in the
@@ -96,7 +89,7 @@ def run_all(names: list[str], run_one, jobs: int = 1, started=print,
     with concurrent.futures.ThreadPoolExecutor(max(1, jobs)) as pool:
         while pending or running:
             while len(running) < jobs and all(r["status"] == "ok" for r in runs):
-                ready = [n for n in pending if prerequisites(n, names, profile) <= done]
+                ready = [n for n in pending if prerequisites(n, names) <= done]
                 if not ready:
                     break
                 pending.remove(ready[0])
@@ -195,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         runs, never = run_all(names, run_one, args.jobs, finished=finished, started=lambda n: print(
-            f"executing {n} (profile {args.profile}) ...", flush=True), profile=args.profile)
+            f"executing {n} (profile {args.profile}) ...", flush=True))
     except KeyboardInterrupt:
         print(f"\n{INTERRUPTED}", file=sys.stderr)
         return 130

@@ -169,11 +169,6 @@ def test_notebooks_run_side_by_side_only_after_the_runs_they_read():
         assert len(beside) <= 1
     assert order[-1] == build_book.LAST and seen[-1][1] == frozenset()
     assert build_book.prerequisites("theorem3_snr", names) == {"theorem2_bias_variance"}
-    # Theorem 1 reads the trust page's error rates, and Theorem 2's students only where the
-    # profile turns them on
-    assert build_book.prerequisites("theorem1_clt", names, "cpu") == {"trust"}
-    assert build_book.prerequisites("theorem1_clt", names, "gpu") == {"trust",
-                                                                      "theorem2_bias_variance"}
 
 
 def test_parameter_cells_carry_one_line_help_from_the_profiles():
