@@ -37,10 +37,9 @@ def resample_rows(cell, row, n_boot: int, seed: int = 0) -> np.ndarray:
     drawn = np.empty((n_boot, len(cell)), int)
     for cells, rows in sorted(groups.items(), key=lambda g: min(g[1])):
         picks = rng.integers(0, len(rows), (n_boot, len(rows)))
-        for slot, r in enumerate(rows):
-            for c in cells:
-                sources = np.array([at[(c, rows[k])] for k in range(len(rows))])
-                drawn[:, at[(c, r)]] = sources[picks[:, slot]]
+        for c in cells:
+            sources = np.array([at[(c, r)] for r in rows])  # the cell's run of each row
+            drawn[:, sources] = sources[picks]
     return drawn
 
 

@@ -21,11 +21,10 @@ token as drawn or fixed) says whether the text or the model sets the rate.
 from .estimators import (DESIGN_MODELS, DESIGN_TEXTS, FIRST_TOKENS, FIXED, IID_CONTROL,
                          LAST_TOKEN, SUMMARY_COLUMNS, TWIN, WINDOW_SUBSETS, ExponentFits,
                          PositionLoss, PrecisionCheck, VarianceScaling, design_table,
-                         effective_context_table, gaussian_evidence, fit_exponents, gaussianity, ks_null_quantile,
-                         layer_n_eff, length_grid, local_exponents, median_exponent,
-                         position_loss,
-                         precision_check, student_fits, summarise_fits, tested_sites,
-                         variance_scaling, window_subsets)
+                         effective_context_table, fit_exponents, gaussian_evidence, gaussianity,
+                         ks_null_quantile, layer_n_eff, length_grid, local_exponents,
+                         median_exponent, position_loss, precision_check, student_fits,
+                         summarise_fits, tested_sites, variance_scaling, window_subsets)
 from .rules import (CLAIM_MARGIN, CLAIMED_EXPONENT, CLAIMS, DECIDE, MIN_LENGTHS, MIN_WINDOWS,
                     READINGS, TO_DECIDE, decide_control, decide_gaussian, decide_last_token,
                     decide_rate, decide_residual, decide_twin, gaussian_power, reading)
@@ -38,15 +37,15 @@ SHORT = "Thm 1"
 TITLE = "1. Noise in hidden states falls as 1/n (CLT)"
 
 __all__ = [
-    "CLAIMED_EXPONENT", "CLAIMS", "DESIGN_MODELS", "DESIGN_TEXTS", "FIRST_TOKENS", "CLAIM_MARGIN", "CLT_VERSION", "DECIDE", "ExponentFits",
-    "FIXED", "IID_CONTROL", "LAST_TOKEN", "MIN_LENGTHS", "MIN_WINDOWS", "NOTEBOOK",
-    "PositionLoss", "PrecisionCheck", "READINGS", "SHORT", "SUMMARY_COLUMNS", "TITLE",
-    "TO_DECIDE", "TWIN", "Theorem1Result", "VarianceScaling", "WINDOW_SUBSETS",
-    "WORLDS_VERSION", "decide_control", "decide_gaussian", "design_table", "gaussian_evidence",
-    "gaussian_power", "decide_last_token", "decide_rate", "decide_residual",
-    "decide_twin", "causal_average_exponents", "effective_context_table", "fit_exponents", "gaussianity",
-    "ks_null_quantile", "layer_n_eff", "length_grid", "local_exponents", "median_exponent", "position_loss",
-    "precision_check", "reading", "rule_error_rates", "simulated_group_variances",
-    "student_fits", "study", "summarise_fits", "tested_sites", "variance_scaling",
-    "window_subsets", "worlds",
+    "CLAIMED_EXPONENT", "CLAIMS", "CLAIM_MARGIN", "CLT_VERSION", "DECIDE", "DESIGN_MODELS",
+    "DESIGN_TEXTS", "ExponentFits", "FIRST_TOKENS", "FIXED", "IID_CONTROL", "LAST_TOKEN",
+    "MIN_LENGTHS", "MIN_WINDOWS", "NOTEBOOK", "PositionLoss", "PrecisionCheck", "READINGS",
+    "SHORT", "SUMMARY_COLUMNS", "TITLE", "TO_DECIDE", "TWIN", "Theorem1Result",
+    "VarianceScaling", "WINDOW_SUBSETS", "WORLDS_VERSION", "causal_average_exponents",
+    "decide_control", "decide_gaussian", "decide_last_token", "decide_rate", "decide_residual",
+    "decide_twin", "design_table", "effective_context_table", "fit_exponents",
+    "gaussian_evidence", "gaussian_power", "gaussianity", "ks_null_quantile", "layer_n_eff",
+    "length_grid", "local_exponents", "median_exponent", "position_loss", "precision_check",
+    "reading", "rule_error_rates", "simulated_group_variances", "student_fits", "study",
+    "summarise_fits", "tested_sites", "variance_scaling", "window_subsets", "worlds",
 ]

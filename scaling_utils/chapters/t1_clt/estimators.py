@@ -196,8 +196,8 @@ def design_table(cells: dict, fit_from: int) -> tuple[pd.DataFrame, pd.DataFrame
         steps = local_exponents(capture).assign(**label)
         last = steps.iloc[-1]
         context = effective_context_table(capture)
-        rows.append(dict(**label, windows=int(median.windows), exponent=median.exponent, ci_low=median.ci_low,
-                         ci_high=median.ci_high, local_exponent=last.exponent,
+        rows.append(dict(**label, windows=int(median.windows), exponent=median.exponent,
+                         ci_low=median.ci_low, ci_high=median.ci_high, local_exponent=last.exponent,
                          local_ci_low=last.ci_low, local_ci_high=last.ci_high,
                          sink_mass=float(context[context.n == context.n.max()].sink_mass.median())))
         local.append(steps)

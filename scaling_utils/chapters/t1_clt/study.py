@@ -14,11 +14,10 @@ from . import text
 from .estimators import (DESIGN_CELLS, DESIGN_MODELS, DESIGN_TEXTS, FIXED, IID_CONTROL,
                          LAST_TOKEN, TWIN, PositionLoss, PrecisionCheck, design_table,
                          effective_context_table, gaussian_evidence, gaussianity, length_grid,
-                         local_exponents,
-                         position_loss, precision_check, student_fits, summarise_fits,
+                         local_exponents, position_loss, precision_check, student_fits, summarise_fits,
                          tested_sites, variance_scaling, window_subsets)
-from .rules import (decide_control, decide_gaussian, decide_last_token, decide_rate,
-                    GAUSS_NULL, decide_residual, decide_twin, gaussian_power, measured_on)
+from .rules import (GAUSS_NULL, decide_control, decide_gaussian, decide_last_token,
+                    decide_rate, decide_residual, decide_twin, gaussian_power, measured_on)
 from .worlds import WORLD_LAYERS, causal_average_exponents, rule_error_rates
 
 CLT_VERSION = 3  # bump when a change here changes the stored captures or tables

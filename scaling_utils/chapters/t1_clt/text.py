@@ -114,7 +114,8 @@ def gaussian_numbers(result: Theorem1Result) -> dict:
     return dict(gauss_directions=evidence["directions"], gauss_windows=evidence["windows"],
                 gauss_rejected=evidence["rejected"],
                 gauss_power=power, gauss_windows_needed=np.nan if needed is None else needed,
-                gauss_df=GAUSS_ALTERNATIVE_DF, gauss_power_needed=GAUSS_POWER)
+                gauss_df=GAUSS_ALTERNATIVE_DF, gauss_power_needed=GAUSS_POWER,
+                gauss_kurtosis=6 / (GAUSS_ALTERNATIVE_DF - 4))  # a Student t's excess kurtosis
 
 
 def local_trend_text(numbers: dict, key: str = "fixed") -> str:
@@ -200,7 +201,8 @@ def design_reading(design: pd.DataFrame) -> str:
             f"{cause}. Its random twin gives {cell('twin_real_drawn')} on real text "
             f"({compared(n, 'twin_real_drawn', 'trained_real_drawn')} the trained model) and "
             f"{cell('twin_iid_drawn')} on i.i.d. tokens "
-            f"({compared(n, 'twin_iid_drawn', 'trained_iid_drawn')} the trained model). With the first token fixed, the trained "
+            f"({compared(n, 'twin_iid_drawn', 'trained_iid_drawn')} the trained model). With the "
+            "first token fixed, the trained "
             f"model on real text gives {cell('trained_real_fixed')} "
             f"({compared(n, 'trained_real_fixed', 'trained_real_drawn')} the first token as "
             f"drawn), with {n['design_trained_real_fixed_sink_mass']:.2f} of its attention on "
